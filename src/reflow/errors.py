@@ -1,0 +1,39 @@
+"""The exceptions reflow raises for mistakes a user can fix.
+
+Every user-facing error derives from `ReflowError`; the CLI prints its message
+as one line and exits non-zero.  Errors the SPEC defines as `ValueError`
+(validation, parameters) also derive from `ValueError`.
+"""
+
+from __future__ import annotations
+
+
+class ReflowError(Exception):
+    """A mistake the user can fix; the message says what and how."""
+
+
+class ValidationError(ReflowError, ValueError):
+    """The workflow definition or its run parameters are invalid."""
+
+
+class EncodeError(ReflowError, TypeError):
+    """A value cannot be stored by the typed-JSON codec."""
+
+
+class DecodeError(ReflowError, ValueError):
+    """Stored typed JSON is malformed or of an unknown type tag."""
+
+
+class StoreError(ReflowError):
+    """The manifest store cannot be opened, read or written."""
+
+
+class RunNotFoundError(ReflowError, KeyError):
+    """No run with the given id exists in the store."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(ReflowError):
+    """The configuration file or a REFLOW_* variable is invalid."""
