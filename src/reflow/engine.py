@@ -1,0 +1,483 @@
+"""The engine: one state machine over the store, shared by every way of running.
+
+It expands tasks into instances once their upstream tasks are complete,
+computes identities, consults the cache, decides what must run, records
+outcomes, skips what depends on a failure, and (on a resumed run) replaces
+failed, cancelled and interrupted attempts with new ones.  Executors only run
+the `Work` it hands out and give back `Outcome`s.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import codec
+from .codec import hash_parts
+from .errors import DecodeError
+from .identity import compute_identity, returns_paths, verify_output
+from .params import MISSING
+from .states import RunState, TaskState
+from .stores.sqlite import SqliteStore
+from .wiring import Graph, Input, Mode, Part, Source
+from .worker import Outcome, Work
+
+__all__ = ["Engine"]
+
+SUCCESS, FAILED, CANCELLED, SKIPPED = "SUCCESS", "FAILED", "CANCELLED", "SKIPPED"
+PENDING, RUNNING, SUBMITTED = "PENDING", "RUNNING", "SUBMITTED"
+_FINAL = frozenset({SUCCESS, FAILED, CANCELLED, SKIPPED})
+_BAD = frozenset({FAILED, CANCELLED, SKIPPED})
+
+
+@dataclass
+class _Row:
+    state: str
+    attempt: int
+    identity: str | None
+    output_hash: str | None
+
+
+@dataclass
+class _Task:
+    """What the engine knows about one task during a drive."""
+
+    expanded: bool = False
+    rows: dict[int, _Row] = field(default_factory=dict)
+    texts: dict[int, str] = field(default_factory=dict)
+    values: dict[int, Any] = field(default_factory=dict)
+    unfinished: int = 0
+    bad: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.expanded and self.unfinished == 0
+
+    @property
+    def indices(self) -> list[int]:
+        return sorted(self.rows)
+
+
+@dataclass
+class _Feed:
+    """How one Result argument is fed: per-element hashes and values, or one whole value."""
+
+    hashes: list[str]
+    value: Callable[[int], Any]
+
+
+class _ExpandError(Exception):
+    """An upstream value cannot feed this task (not a list, lengths differ)."""
+
+
+def _label(task: str, index: int) -> str:
+    return f"'{task}'" if index < 0 else f"'{task}'[{index}]"
+
+
+class Engine:
+    """Drives one run of a graph over the store."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        store: SqliteStore,
+        run_id: str,
+        *,
+        params: Mapping[str, Any],
+        run_dir: Path,
+        force: bool = False,
+        force_tasks: Iterable[str] = (),
+        verify: bool = False,
+        retry_tasks: Iterable[str] | None = None,
+        on_error: str = "stop",
+        resume: bool = False,
+    ) -> None:
+        self.graph = graph
+        self.store = store
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.params = dict(params)
+        self.force = force
+        self.force_tasks = frozenset(force_tasks)
+        self.verify = verify
+        self.retry_tasks = None if retry_tasks is None else frozenset(retry_tasks)
+        self.on_error = on_error
+        self.resume = resume
+        self.stopping = False
+        self.cancelled = False
+        self.reset = 0  # failed/cancelled/skipped/interrupted instances given a new attempt
+        self.cache_hits = 0
+        self._tasks = {name: _Task() for name in graph.order}
+
+    # ------------------------------------------------------------------ public
+
+    def advance(self) -> list[Work]:
+        """Expand every task whose upstream tasks are complete; return what must run now."""
+        works: list[Work] = []
+        if self.stopping:
+            return works
+        for name in self.graph.order:
+            t = self._tasks[name]
+            if t.expanded:
+                continue
+            if all(self._tasks[d].complete for d in self.graph.tasks[name].upstream):
+                works.extend(self._expand(name))
+        return works
+
+    def mark_running(self, works: Sequence[Work], job_id: str | None = None) -> None:
+        """Record that these instances are about to run (before they do)."""
+        if works:
+            self.store.mark_running(
+                self.run_id, [(w.task, w.index, w.attempt) for w in works], job_id
+            )
+            for w in works:
+                self._tasks[w.task].rows[w.index].state = RUNNING
+
+    def unmark_running(self, works: Sequence[Work]) -> None:
+        """Put instances that were marked running but never started back to PENDING."""
+        if works:
+            self.store.unmark_running(self.run_id, [(w.task, w.index, w.attempt) for w in works])
+            for w in works:
+                self._tasks[w.task].rows[w.index].state = PENDING
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Record finished instances in one transaction and update what is ready."""
+        if not outcomes:
+            return
+        self.store.record_outcomes(
+            self.run_id,
+            [
+                (
+                    o.task, o.index, o.attempt, SUCCESS if o.ok else FAILED, o.output,
+                    o.output_hash, o.error, o.started, o.finished,
+                )
+                for o in outcomes
+            ],
+        )  # fmt: skip
+        for o in outcomes:
+            t = self._tasks[o.task]
+            row = t.rows[o.index]
+            if row.state in _FINAL:
+                continue
+            t.unfinished -= 1
+            if o.ok:
+                row.state, row.output_hash = SUCCESS, o.output_hash
+                assert o.output is not None
+                t.texts[o.index] = o.output
+            else:
+                row.state = FAILED
+                t.bad += 1
+                if self.on_error == "stop":
+                    self.stopping = True
+
+    def stop(self, cancelled: bool = False) -> None:
+        """Hand out no more work (the run failed with on_error='stop', or was cancelled)."""
+        self.stopping = True
+        self.cancelled = self.cancelled or cancelled
+
+    @property
+    def in_flight(self) -> int:
+        """Instances handed out whose outcome has not been recorded."""
+        return sum(t.unfinished for t in self._tasks.values())
+
+    def final_state(self) -> RunState:
+        """The run's state once nothing is in flight."""
+        if self.cancelled:
+            return RunState.CANCELLED
+        if all(t.complete and t.bad == 0 for t in self._tasks.values()):
+            return RunState.SUCCESS
+        return RunState.FAILED
+
+    # ------------------------------------------------------------------ values
+
+    def _text(self, task: str, index: int) -> str:
+        t = self._tasks[task]
+        text = t.texts.get(index)
+        if text is None:
+            missing = [i for i, r in t.rows.items() if r.state == SUCCESS and i not in t.texts]
+            for i, txt in self.store.output_texts_for(self.run_id, task, missing).items():
+                if txt is not None:
+                    t.texts[i] = txt
+            text = t.texts.get(index)
+            if text is None:
+                raise RuntimeError(f"output of {_label(task, index)} is missing from the store")
+        return text
+
+    def _value(self, task: str, index: int) -> Any:
+        t = self._tasks[task]
+        if index not in t.values:
+            t.values[index] = codec.loads(self._text(task, index))
+        return t.values[index]
+
+    def _elements(self, task: str) -> list[int]:
+        idx = self._tasks[task].indices
+        if idx and idx[0] < 0:
+            raise _ExpandError(f"'{task}' has no elements")
+        return idx
+
+    def _source_items(self, src: Source) -> _Feed:
+        """The items a source contributes to a list: hashes and a value getter."""
+        t = self._tasks[src.step]
+        if src.part is Part.ELEMENTS:
+            idx = self._elements(src.step)
+            return _Feed(
+                [t.rows[i].output_hash or "" for i in idx],
+                lambda j: self._value(src.step, idx[j]),
+            )
+        if src.part is Part.ITEM:
+            return _Feed([hash_parts("item", [t.rows[-1].output_hash or ""])],
+                         lambda j: self._value(src.step, -1))  # fmt: skip
+        tree = json.loads(self._text(src.step, -1))
+        if isinstance(tree, dict) and set(tree) == {"$tuple"}:
+            tree = tree["$tuple"]
+        if not isinstance(tree, list):
+            raise _ExpandError(
+                f"'{src.step}' returned {type(codec.decode(tree)).__name__}, not a list, so "
+                "there is nothing to fan out over"
+            )
+        items = tree
+        return _Feed([codec.hash_tree(x) for x in items], lambda j: codec.decode(items[j]))
+
+    def _source_whole_hash(self, src: Source) -> str:
+        t = self._tasks[src.step]
+        if src.part is Part.ELEMENTS:
+            idx = self._elements(src.step)
+            return hash_parts("gather", [t.rows[i].output_hash or "" for i in idx])
+        if src.part is Part.ITEM:
+            return hash_parts("item", [t.rows[-1].output_hash or ""])
+        return t.rows[-1].output_hash or ""
+
+    def _whole(self, inp: Input) -> tuple[str, Callable[[], Any]]:
+        """The hash and value getter of an argument that receives one whole value."""
+        if not inp.concat:
+            src = inp.sources[0]
+            if src.part is Part.VALUE:
+                return self._source_whole_hash(src), lambda: self._value(src.step, -1)
+            idx = self._elements(src.step)
+            return self._source_whole_hash(src), lambda: [self._value(src.step, i) for i in idx]
+        h = hash_parts("concat", [self._source_whole_hash(s) for s in inp.sources])
+        feeds = [self._source_items(s) for s in inp.sources]
+        return h, lambda: [f.value(j) for f in feeds for j in range(len(f.hashes))]
+
+    def _per_item(self, inp: Input) -> _Feed:
+        """Per-element hashes and values of a fan-out or chain argument."""
+        feeds = [self._source_items(s) for s in inp.sources]
+        if len(feeds) == 1:
+            return feeds[0]
+        spans: list[tuple[_Feed, int]] = [(f, j) for f in feeds for j in range(len(f.hashes))]
+        return _Feed([f.hashes[j] for f, j in spans], lambda k: spans[k][0].value(spans[k][1]))
+
+    # ------------------------------------------------------------------ expansion
+
+    def _blockers(self, name: str) -> tuple[str | None, dict[int, str]]:
+        """Why the whole task must be skipped, or which elements must be (chain)."""
+        spec = self.graph.tasks[name]
+        chain_only = {
+            i.sources[0].step
+            for i in self.graph.inputs[name]
+            if i.mode is Mode.CHAIN and not i.concat
+        }
+        other = {
+            s.step for i in self.graph.inputs[name] if i.mode is not Mode.CHAIN for s in i.sources
+        } | set(spec.after)
+        per_element: dict[int, str] = {}
+        for dep in spec.upstream:
+            t = self._tasks[dep]
+            if t.bad == 0:
+                continue
+            if dep in chain_only and dep not in other and -1 not in t.rows:
+                for i, r in t.rows.items():
+                    if r.state != SUCCESS:
+                        per_element.setdefault(i, f"{_label(dep, i)} is {r.state}")
+                continue
+            counts: dict[str, int] = {}
+            for r in t.rows.values():
+                if r.state != SUCCESS:
+                    counts[r.state] = counts.get(r.state, 0) + 1
+            what = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            if len(t.rows) == 1 and -1 in t.rows:
+                return f"upstream '{dep}' is {next(iter(counts))}", {}
+            return f"upstream '{dep}' has {what}", {}
+        return None, per_element
+
+    def _param_hashes(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+        values: dict[str, Any] = {}
+        for arg, key in self.graph.param_keys(name).items():
+            if key in self.params:
+                values[arg] = self.params[key]
+            else:
+                default = self.graph.params[key].default
+                assert default is not MISSING
+                values[arg] = default
+        return values, {arg: codec.hash_value(v) for arg, v in values.items()}
+
+    def _expand(self, name: str) -> list[Work]:
+        spec = self.graph.tasks[name]
+        t = self._tasks[name]
+        inputs = self.graph.inputs[name]
+        existing = (
+            {r.array_index: r for r in self.store.current_rows(self.run_id, name)}
+            if (self.resume)
+            else {}
+        )
+        skip_all, skip_some = self._blockers(name)
+        pvalues, phashes = self._param_hashes(name)
+
+        decisions: dict[int, tuple[str, str | None, str | None]] = {}  # index -> (what, ident, why)
+        parts: list[tuple[str, str]] = []
+        feeds: dict[str, _Feed] = {}
+        wholes: dict[str, tuple[str, Callable[[], Any]]] = {}
+        if skip_all is not None:
+            decisions[-1] = (SKIPPED, None, skip_all)
+        else:
+            try:
+                for inp in inputs:
+                    if inp.mode.per_item:
+                        feeds[inp.arg] = self._per_item(inp)
+                    else:
+                        wholes[inp.arg] = self._whole(inp)
+                sizes = {arg: len(f.hashes) for arg, f in feeds.items()}
+                if len(set(sizes.values())) > 1:
+                    raise _ExpandError(
+                        "its array inputs differ in length ("
+                        + ", ".join(f"{a}: {n}" for a, n in sizes.items())
+                        + "); give them the same number of items"
+                    )
+                indices = list(range(next(iter(sizes.values())))) if spec.array else [-1]
+            except _ExpandError as exc:
+                decisions[-1] = (FAILED, None, f"task '{name}' cannot start: {exc}")
+                indices = []
+            whole_hashes = {arg: h for arg, (h, _) in wholes.items()}
+            for i in indices:
+                if i in skip_some:
+                    decisions[i] = (SKIPPED, None, skip_some[i])
+                    continue
+                ins = dict(whole_hashes)
+                for arg, f in feeds.items():
+                    ins[arg] = f.hashes[i]
+                ident, text = compute_identity(self.graph.name, name, spec.version, phashes, ins)
+                parts.append((ident, text))
+                decisions[i] = ("?", ident, None)
+
+        # existing rows (a resumed run): keep what still holds, replace the rest
+        keep: dict[int, _Row] = {}
+        retryable = self.retry_tasks is None or name in self.retry_tasks
+        for i, (what, new_ident, _why) in list(decisions.items()):
+            old = existing.get(i)
+            if old is None:
+                continue
+            same = old.identity == new_ident
+            if what == SKIPPED and old.state == SKIPPED:
+                keep[i] = _Row(SKIPPED, old.attempt, old.identity, None)
+            elif what == "?" and same and old.state == SUCCESS:
+                keep[i] = _Row(SUCCESS, old.attempt, new_ident, old.output_hash)
+            elif what == "?" and same and old.state in (FAILED, CANCELLED) and not retryable:
+                keep[i] = _Row(old.state, old.attempt, new_ident, None)
+        check = self._verifying(name)
+        if check and keep:
+            stale = self._stale(name, [i for i, r in keep.items() if r.state == SUCCESS])
+            for i in stale:
+                del keep[i]
+
+        # cache look-ups for the rest
+        no_cache = self.force or name in self.force_tasks or not spec.cache
+        todo = {
+            i: ident for i, (what, ident, _) in decisions.items() if what == "?" and i not in keep
+        }
+        hits: dict[int, tuple[int, str]] = {}
+        if todo and not no_cache:
+            found = self.store.lookup_cache(v for v in todo.values() if v)
+            hits = {i: found[ident] for i, ident in todo.items() if ident in found}
+            if check and hits:
+                texts = self.store.cached_output_texts([src for src, _ in hits.values()])
+                for i in list(hits):
+                    if self._stale_reason(name, texts.get(hits[i][0])) is not None:
+                        del hits[i]
+
+        # write the new rows in one transaction
+        new = [i for i in decisions if i not in keep]
+        supersede = [i for i in existing if i not in keep]
+        for i in supersede:
+            if existing[i].state != SUCCESS:
+                self.reset += 1
+        attempts = self.store.max_attempts(self.run_id, name) if existing else {}
+        att = {i: attempts.get(i, 0) + 1 for i in new}
+        pending = [
+            (i, att[i], decisions[i][1]) for i in new if decisions[i][0] == "?" and i not in hits
+        ]
+        hit_rows = [(i, att[i], decisions[i][1] or "", hits[i][0]) for i in new if i in hits]
+        skipped = [
+            (i, att[i], None, decisions[i][2] or "") for i in new if decisions[i][0] == SKIPPED
+        ]
+        failed = [
+            (i, att[i], None, decisions[i][2] or "") for i in new if decisions[i][0] == FAILED
+        ]
+        lost = self.store.write_expansion(
+            self.run_id, name, supersede=supersede, pending=pending, hits=hit_rows,
+            skipped=skipped, failed=failed, parts=parts,
+        )  # fmt: skip
+        for i in lost:
+            del hits[i]
+            pending.append((i, att[i], decisions[i][1]))
+        self.cache_hits += len(hits)
+
+        # the in-memory picture of the task
+        t.rows = dict(keep)
+        for i, a, pending_ident in pending:
+            t.rows[i] = _Row(PENDING, a, pending_ident, None)
+        for i, (_, ohash) in hits.items():
+            t.rows[i] = _Row(SUCCESS, att[i], decisions[i][1], ohash)
+        for i, a, _, _ in skipped:
+            t.rows[i] = _Row(SKIPPED, a, None, None)
+        for i, a, _, _ in failed:
+            t.rows[i] = _Row(FAILED, a, None, None)
+        t.expanded = True
+        t.unfinished = len(pending)
+        t.bad = sum(1 for r in t.rows.values() if r.state in _BAD)
+        if t.bad and self.on_error == "stop" and any(r.state == FAILED for r in t.rows.values()):
+            self.stopping = True
+
+        works: list[Work] = []
+        run_dir_args = [a.name for a in spec.args if a.kind == "run_dir"]
+        for i, a, _ in sorted(pending):
+            kwargs = dict(pvalues)
+            for arg in run_dir_args:
+                kwargs[arg] = self.run_dir
+            for arg, (_, getter) in wholes.items():
+                kwargs[arg] = getter()
+            for arg, f in feeds.items():
+                kwargs[arg] = f.value(i)
+            works.append(Work(name, i, a, kwargs))
+        return works
+
+    def _verifying(self, name: str) -> bool:
+        spec = self.graph.tasks[name]
+        return spec.verify is not None or (self.verify and returns_paths(spec.returns))
+
+    def _stale_reason(self, name: str, text: str | None) -> str | None:
+        spec = self.graph.tasks[name]
+        if text is None:
+            return "no stored output"
+        try:
+            value = codec.loads(text)
+        except DecodeError as exc:
+            return f"stored output cannot be read: {exc}"
+        return verify_output(
+            value, check_paths=self.verify and returns_paths(spec.returns), custom=spec.verify
+        )
+
+    def _stale(self, name: str, indices: list[int]) -> list[int]:
+        texts = self.store.output_texts_for(self.run_id, name, indices)
+        return [i for i in indices if self._stale_reason(name, texts.get(i)) is not None]
+
+
+def task_state_counts(summary: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """Total instances per state over all tasks of a summary."""
+    totals: dict[str, int] = {s.value: 0 for s in TaskState}
+    for counts in summary.values():
+        for state, n in counts.items():
+            totals[state] = totals.get(state, 0) + n
+    return totals

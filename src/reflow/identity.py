@@ -1,0 +1,88 @@
+"""Task-instance identities and output verification.
+
+An identity is the hash of: the workflow name, the task name, its version,
+the hash of each run parameter the task takes, and the hash of exactly the
+upstream value each `Result` argument receives.  The ingredients are kept
+next to the identity so a cache miss can be explained later.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import PurePath
+from typing import Any
+
+from .codec import hash_parts
+
+__all__ = ["compute_identity", "returns_paths", "verify_output"]
+
+IDENTITY_VERSION = "1"
+
+
+def compute_identity(
+    workflow: str,
+    task: str,
+    version: str,
+    params: Mapping[str, str],
+    inputs: Mapping[str, str],
+) -> tuple[str, str]:
+    """Return (identity, ingredients as JSON) for one task instance.
+
+    `params` and `inputs` map argument names to the hashes of their values.
+    """
+    parts = {
+        "v": IDENTITY_VERSION,
+        "workflow": workflow,
+        "task": task,
+        "version": version,
+        "params": dict(sorted(params.items())),
+        "inputs": dict(sorted(inputs.items())),
+    }
+    text = json.dumps(parts, separators=(",", ":"), sort_keys=True)
+    return hash_parts("identity", [text]), text
+
+
+def returns_paths(annotation: Any) -> bool:
+    """True when a return annotation is, or may contain, a Path (so verify=True checks it)."""
+    if annotation is Any or annotation is object:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
+        return True
+    return any(returns_paths(a) for a in typing.get_args(annotation))
+
+
+def _missing_paths(value: Any, limit: int = 3) -> list[str]:
+    missing: list[str] = []
+    stack = [value]
+    while stack and len(missing) < limit:
+        v = stack.pop()
+        if isinstance(v, PurePath):
+            from pathlib import Path
+
+            if not Path(v).exists():
+                missing.append(str(v))
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+    return missing
+
+
+def verify_output(
+    value: Any, *, check_paths: bool, custom: Callable[[Any], bool] | None
+) -> str | None:
+    """Check a cached output before reuse; return why it is stale, or None if it is good."""
+    if check_paths:
+        missing = _missing_paths(value)
+        if missing:
+            return "cached output file no longer exists: " + ", ".join(missing)
+    if custom is not None:
+        try:
+            ok = custom(value)
+        except Exception as exc:
+            return f"verify function raised {type(exc).__name__}: {exc}"
+        if not ok:
+            return "verify function rejected the cached output"
+    return None

@@ -1,0 +1,277 @@
+"""Driving a run on this machine: in-process, or in a pool of worker processes.
+
+Both loops hand the engine's work out, record outcomes in batches (one
+transaction per batch), and stop cleanly on a failure (`on_error="stop"`), a
+cancel from another process, or Ctrl-C, leaving a store the next command can
+resume from.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import multiprocessing
+import multiprocessing.connection as mp_connection
+import os
+import pickle
+import signal
+import time
+import warnings
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .engine import Engine
+from .states import RunState
+from .worker import Outcome, Work, execute
+
+__all__ = ["drive"]
+
+_FLUSH_SECONDS = 0.5  # how long finished work may wait before it is committed
+_CANCEL_POLL_SECONDS = 1.0
+
+
+class _CancelWatch:
+    """Notices, cheaply, when another process cancelled the run."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.last = time.monotonic()
+
+    def check(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < _CANCEL_POLL_SECONDS:
+            return self.engine.cancelled
+        self.last = now
+        status = self.engine.store.get_run(self.engine.run_id)["status"]
+        if status == RunState.CANCELLED.value:
+            self.engine.stop(cancelled=True)
+        return self.engine.cancelled
+
+
+def drive(engine: Engine, max_workers: int = 1) -> RunState:
+    """Run the graph to the end on this machine and return the run's final state."""
+    try:
+        if max_workers > 1:
+            _drive_pool(engine, max_workers)
+        else:
+            _drive_inline(engine)
+    except KeyboardInterrupt:
+        engine.stop(cancelled=True)
+        engine.store.cancel_instances(engine.run_id, None, "interrupted (Ctrl-C)")
+        engine.store.set_run_status(engine.run_id, RunState.CANCELLED.value, release=True)
+        raise
+    if engine.cancelled:
+        engine.store.cancel_instances(engine.run_id, None, "the run was cancelled")
+    state = engine.final_state()
+    engine.store.set_run_status(engine.run_id, state.value, release=True)
+    return state
+
+
+def _func(engine: Engine, task: str) -> Callable[..., Any]:
+    return engine.graph.tasks[task].func
+
+
+def _drive_inline(engine: Engine) -> None:
+    watch = _CancelWatch(engine)
+    while not engine.stopping:
+        works = engine.advance()
+        if not works:
+            break
+        i, chunk = 0, 1
+        while i < len(works) and not engine.stopping:
+            batch = works[i : i + chunk]
+            engine.mark_running(batch)
+            done: list[Outcome] = []
+            started = time.monotonic()
+            try:
+                for w in batch:
+                    o = execute(_func(engine, w.task), w)
+                    done.append(o)
+                    if not o.ok and engine.on_error == "stop":
+                        break
+            finally:
+                engine.record(done)
+                engine.unmark_running(batch[len(done) :])
+            i += len(done)
+            # grow batches while they are quick, so tiny tasks cost few transactions
+            elapsed = time.monotonic() - started
+            chunk = min(chunk * 2, 4096) if elapsed < _FLUSH_SECONDS / 2 else max(1, chunk // 2)
+            watch.check()
+
+
+def _picklable(func: Callable[..., Any]) -> bool:
+    try:
+        pickle.dumps(func)
+    except Exception:
+        return False
+    return True
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker if the driving process dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
+def _worker_main(conn: Connection, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before we could ask
+        return
+    while True:
+        try:
+            batch = conn.recv()
+        except EOFError:
+            return
+        if batch is None:
+            return
+        for func, work in batch:
+            conn.send(execute(func, work))
+
+
+class _Slot:
+    """One worker process and the works it has been sent but not reported."""
+
+    def __init__(self, ctx: Any) -> None:
+        parent_end, child_end = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child_end, os.getpid()), daemon=True)
+        self.proc.start()
+        child_end.close()
+        self.conn: Connection = parent_end
+        self.works: collections.deque[Work] = collections.deque()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        if self.proc.is_alive():
+            self.proc.terminate()
+        self.proc.join(5)
+        if self.proc.is_alive():  # pragma: no cover - a worker ignoring SIGTERM
+            self.proc.kill()
+            self.proc.join()
+
+
+def _death_reason(proc: Any) -> str:
+    code = proc.exitcode
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the worker process was killed by {name} while running this instance"
+    return f"the worker process exited with code {code} while running this instance"
+
+
+def _context() -> Any:
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
+def _drive_pool(engine: Engine, max_workers: int) -> None:
+    """Run ready instances in `max_workers` processes, fed in batches."""
+    watch = _CancelWatch(engine)
+    ctx = _context()
+    queue_: collections.deque[Work] = collections.deque()
+    inline: list[Work] = []
+    sendable: dict[str, bool] = {}
+    slots: list[_Slot] = []
+    try:
+        while True:
+            if not engine.stopping:
+                for w in engine.advance():
+                    if w.task not in sendable:
+                        sendable[w.task] = _picklable(_func(engine, w.task))
+                        if not sendable[w.task]:
+                            warnings.warn(
+                                f"task '{w.task}' cannot be sent to a worker process (it is not "
+                                "importable by name, e.g. a closure); running it in this "
+                                "process instead",
+                                RuntimeWarning,
+                                stacklevel=3,
+                            )
+                    (queue_ if sendable[w.task] else inline).append(w)
+            if engine.stopping:
+                queue_.clear()
+                inline.clear()
+            busy = [s for s in slots if s.works]
+            if not queue_ and not inline and not busy:
+                break
+            # feed idle workers, starting processes as they are needed
+            while queue_ and (len(slots) < max_workers or any(not s.works for s in slots)):
+                slot = next((s for s in slots if not s.works), None)
+                if slot is None:
+                    slot = _Slot(ctx)
+                    slots.append(slot)
+                size = max(1, min(64, len(queue_) // (max_workers * 4)))
+                batch = [queue_.popleft() for _ in range(min(size, len(queue_)))]
+                engine.mark_running(batch)
+                slot.works.extend(batch)
+                slot.conn.send([(_func(engine, w.task), w) for w in batch])
+            if inline:
+                w = inline.pop(0)
+                engine.mark_running([w])
+                engine.record([execute(_func(engine, w.task), w)])
+            done = _collect(engine, slots, 0.0 if inline else _FLUSH_SECONDS)
+            engine.record(done)
+            if watch.check():
+                break
+    finally:
+        for s in slots:
+            s.stop()
+
+
+def _collect(engine: Engine, slots: list[_Slot], timeout: float) -> list[Outcome]:
+    """Outcomes that arrive within `timeout`; a dead worker fails its current instance."""
+    done: list[Outcome] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        busy = [s for s in slots if s.works]
+        if not busy:
+            return done
+        waitables: list[Any] = [s.conn for s in busy] + [s.proc.sentinel for s in busy]
+        ready = mp_connection.wait(waitables, max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return done
+        for s in busy:
+            while s.works and s.conn.poll():
+                try:
+                    o: Outcome = s.conn.recv()
+                except (EOFError, OSError):
+                    break
+                s.works.popleft()
+                done.append(o)
+            if s.works and s.proc.sentinel in ready and not s.conn.poll():
+                s.proc.join()
+                w = s.works.popleft()
+                now = time.time()
+                done.append(
+                    Outcome(
+                        w.task,
+                        w.index,
+                        w.attempt,
+                        False,
+                        None,
+                        None,
+                        _death_reason(s.proc),
+                        now,
+                        now,
+                    )
+                )
+                # the rest of its batch never started: run it on a new worker
+                rest = list(s.works)
+                s.works.clear()
+                s.stop()
+                slots.remove(s)
+                replacement = _Slot(_context())
+                slots.append(replacement)
+                if rest:
+                    replacement.works.extend(rest)
+                    replacement.conn.send([(_func(engine, w.task), w) for w in rest])
+        if done:
+            return done

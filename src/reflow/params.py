@@ -1,0 +1,258 @@
+"""Argument markers (`Param`, `Result`, `RunDir`) and reading a task's signature.
+
+A task's signature is read once, when it is decorated, into `ArgSpec`s: each
+argument is a run parameter, an upstream result, or the injected run directory.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from .errors import ValidationError
+
+__all__ = ["MISSING", "ArgSpec", "Param", "Result", "RunDir", "read_signature"]
+
+
+class _Missing:
+    """Marks an argument without a default value."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True)
+class Param:
+    """Describes a run parameter: its help text, a short flag and its namespace.
+
+    `namespace="global"` (the default) shares one value between every task that
+    has a parameter of that name; `namespace="local"` gives the task its own
+    value, set with `--<task>-<param>` on the command line.
+    """
+
+    help: str = ""
+    short: str | None = None
+    namespace: Literal["global", "local"] = "global"
+
+    def __post_init__(self) -> None:
+        if self.namespace not in ("global", "local"):
+            raise ValidationError(
+                f"Param(namespace={self.namespace!r}) is not valid: use 'global' or 'local'"
+            )
+        if self.short is not None and (
+            not self.short.startswith("-") or self.short.startswith("--") or len(self.short) != 2
+        ):
+            raise ValidationError(
+                f"Param(short={self.short!r}) is not valid: use one dash and one letter, like '-s'"
+            )
+
+
+@dataclass(frozen=True, init=False)
+class Result:
+    """Marks an argument fed by the output of upstream task(s).
+
+    `Result(step="a")` takes the output of task `a`; `Result(steps=["a", "b"])`
+    concatenates the outputs of `a` and `b` in that order; `broadcast=True`
+    passes the whole value to every element of an array task.
+    """
+
+    steps: tuple[str, ...] = field(default=())
+    broadcast: bool = False
+    concat: bool = False
+
+    def __init__(
+        self,
+        step: str | None = None,
+        *,
+        steps: Sequence[str] | None = None,
+        broadcast: bool = False,
+    ) -> None:
+        if (step is None) == (steps is None):
+            raise ValidationError("Result needs exactly one of step='task' or steps=['a', 'b']")
+        if step is not None:
+            if not isinstance(step, str) or not step:
+                raise ValidationError(f"Result(step=...) must be a task name, not {step!r}")
+            names: tuple[str, ...] = (step,)
+            concat = False
+        else:
+            assert steps is not None
+            if (
+                isinstance(steps, str)
+                or not steps
+                or not all(isinstance(s, str) and s for s in steps)
+            ):
+                raise ValidationError(
+                    f"Result(steps=...) must be a non-empty list of task names, not {steps!r}"
+                )
+            names = tuple(steps)
+            concat = True
+        object.__setattr__(self, "steps", names)
+        object.__setattr__(self, "broadcast", bool(broadcast))
+        object.__setattr__(self, "concat", concat)
+
+    @property
+    def step(self) -> str | None:
+        """The single upstream task, or None for `steps=[...]`."""
+        return None if self.concat else self.steps[0]
+
+    def renamed(self, mapping: dict[str, str]) -> Result:
+        """A copy whose step names are rewritten through `mapping`."""
+        new = [mapping.get(s, s) for s in self.steps]
+        if self.concat:
+            return Result(steps=new, broadcast=self.broadcast)
+        return Result(new[0], broadcast=self.broadcast)
+
+
+class RunDir:
+    """Injects the run directory as a `pathlib.Path`; never a command-line flag.
+
+    Use it as the default, `run_dir: RunDir = RunDir()`, or as the annotation.
+    """
+
+    def __repr__(self) -> str:
+        return "RunDir()"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunDir)
+
+    def __hash__(self) -> int:
+        return hash(RunDir)
+
+
+ArgKind = Literal["param", "result", "run_dir"]
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One argument of a task, as read from its signature."""
+
+    name: str
+    kind: ArgKind
+    annotation: Any
+    default: Any = MISSING
+    param: Param | None = None
+    result: Result | None = None
+
+    @property
+    def required(self) -> bool:
+        """True when a run parameter has no default."""
+        return self.default is MISSING
+
+
+def _split_annotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *extras = typing.get_args(annotation)
+        return base, tuple(extras)
+    return annotation, ()
+
+
+def read_signature(func: Callable[..., Any], task: str) -> tuple[tuple[ArgSpec, ...], Any]:
+    """Read `func`'s arguments into ArgSpecs and return them with the return type."""
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except Exception as exc:  # a forward reference that cannot be resolved
+        raise ValidationError(
+            f"task '{task}': cannot read its type annotations ({exc}); "
+            "define the types it names at module level"
+        ) from None
+    sig = inspect.signature(func)
+    args: list[ArgSpec] = []
+    for name, p in sig.parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise ValidationError(
+                f"task '{task}': *args and **kwargs are not supported; name each argument"
+            )
+        annotation, extras = _split_annotated(hints.get(name, Any))
+        default = MISSING if p.default is p.empty else p.default
+        markers = [e for e in extras if isinstance(e, (Param, Result, RunDir))]
+        if isinstance(default, (Param, Result)):
+            markers.append(default)
+            default = MISSING
+        if len(markers) > 1:
+            raise ValidationError(
+                f"task '{task}', argument '{name}': use only one of Param, Result or RunDir"
+            )
+        marker = markers[0] if markers else None
+        if isinstance(marker, RunDir) or isinstance(default, RunDir) or annotation is RunDir:
+            args.append(ArgSpec(name, "run_dir", Path))
+        elif isinstance(marker, Result):
+            if default is not MISSING:
+                raise ValidationError(
+                    f"task '{task}', argument '{name}': a Result argument cannot have a default"
+                )
+            args.append(ArgSpec(name, "result", annotation, result=marker))
+        else:
+            param = marker if isinstance(marker, Param) else Param()
+            _check_param_type(annotation, task, name)
+            args.append(ArgSpec(name, "param", annotation, default=default, param=param))
+    ret = hints.get("return", Any)
+    ret, _ = _split_annotated(ret)
+    return tuple(args), ret
+
+
+_SCALARS: tuple[Any, ...] = (str, int, float, bool, Path, Any)
+
+
+def _check_param_type(annotation: Any, task: str, name: str) -> None:
+    if not param_type_supported(annotation):
+        raise ValidationError(
+            f"task '{task}', parameter '{name}' has type {type_name(annotation)}, which a run "
+            "parameter cannot take: use str, int, float, bool, Path, Literal[...], list[T] or "
+            "T | None, or pass the value through a Result"
+        )
+
+
+def param_type_supported(annotation: Any) -> bool:
+    """True when a run parameter may have this type (SPEC 1)."""
+    if annotation in _SCALARS:
+        return True
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        return all(isinstance(a, (str, int, float, bool)) for a in args)
+    if origin in (list, Sequence) and len(args) <= 1:
+        return not args or (
+            args[0] is not type(None)
+            and optional_inner(args[0]) is None
+            and typing.get_origin(args[0]) not in (list, Sequence)
+            and param_type_supported(args[0])
+        )
+    inner = optional_inner(annotation)
+    return inner is not None and param_type_supported(inner)
+
+
+def optional_inner(annotation: Any) -> Any | None:
+    """For `T | None` return T; otherwise None."""
+    origin = typing.get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
+            return args[0]
+    return None
+
+
+def type_name(annotation: Any) -> str:
+    """A short readable name for a type annotation, for messages."""
+    if annotation is Any:
+        return "Any"
+    if annotation is type(None):
+        return "None"
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__name__
+    text = repr(annotation)
+    return text.replace("typing.", "").replace("pathlib.", "")

@@ -1,0 +1,1 @@
+"""Manifest stores: where reflow keeps runs, task instances and cached outputs."""

@@ -1,0 +1,894 @@
+"""SqliteStore: the shared manifest of runs, task instances and cached outputs.
+
+One SQLite file holds every run.  Only the process driving a run writes to
+it (workers never do), each wave in one transaction.  The schema is
+versioned; a store written by a newer reflow is refused, never rewritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import os
+import random
+import secrets
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import codec
+from ..errors import RunNotFoundError, StoreError
+
+__all__ = ["SCHEMA_VERSION", "InstanceRow", "SqliteStore"]
+
+SCHEMA_VERSION = 1
+
+# Network and cluster filesystems on which SQLite's WAL mode is unsafe (WAL needs
+# shared memory between all processes using the file, which these cannot give).
+_NETWORK_FS = frozenset(
+    {
+        "nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "beegfs", "ceph",
+        "glusterfs", "fuse.glusterfs", "fuse.sshfs", "fuse.s3fs", "panfs", "pvfs2",
+        "fuse.ceph", "ocfs2", "gfs2", "afs", "9p", "wekafs", "fuse.juicefs",
+    }
+)  # fmt: skip
+
+_SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE runs (
+    run_id      TEXT PRIMARY KEY,
+    graph_name  TEXT NOT NULL,
+    user        TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    run_dir     TEXT NOT NULL,
+    executor    TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    options     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    owner_host  TEXT,
+    owner_pid   INTEGER,
+    owner_start TEXT,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE INDEX runs_by_graph ON runs (graph_name, created_at);
+CREATE TABLE tasks (
+    run_id    TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    task_name TEXT NOT NULL,
+    position  INTEGER NOT NULL,
+    is_array  INTEGER NOT NULL,
+    spec      TEXT NOT NULL,
+    PRIMARY KEY (run_id, task_name)
+) WITHOUT ROWID;
+CREATE TABLE identities (
+    identity TEXT PRIMARY KEY,
+    parts    TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE instances (
+    id           INTEGER PRIMARY KEY,
+    run_id       TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    task_name    TEXT NOT NULL,
+    array_index  INTEGER NOT NULL,
+    attempt      INTEGER NOT NULL,
+    current      INTEGER NOT NULL DEFAULT 1,
+    state        TEXT NOT NULL,
+    identity     TEXT,
+    output       TEXT,
+    output_hash  TEXT,
+    cached_from  INTEGER REFERENCES instances (id),
+    error_text   TEXT,
+    job_id       TEXT,
+    submitted_at REAL,
+    started_at   REAL,
+    finished_at  REAL,
+    UNIQUE (run_id, task_name, array_index, attempt),
+    CHECK (state <> 'SUCCESS' OR
+           (output_hash IS NOT NULL AND (output IS NOT NULL OR cached_from IS NOT NULL)))
+);
+CREATE INDEX instances_current ON instances (run_id, task_name, state) WHERE current = 1;
+CREATE INDEX instances_cache ON instances (identity) WHERE state = 'SUCCESS';
+"""
+
+_MIGRATIONS: dict[int, str] = {}  # version -> SQL that upgrades from version - 1
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """The current attempt of one task instance, as the engine needs it."""
+
+    array_index: int
+    attempt: int
+    state: str
+    identity: str | None
+    output_hash: str | None
+    cached_from: int | None
+
+
+def _filesystem_type(path: Path) -> str:
+    """The type of the filesystem holding `path`, from the mount table ('' if unknown)."""
+    try:
+        with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
+            mounts = [line.split()[1:3] for line in fh if len(line.split()) >= 3]
+    except OSError:
+        return ""
+    target = str(path.resolve())
+    best, fstype = -1, ""
+    for mount_point, kind in mounts:
+        mp = mount_point.replace("\\040", " ")
+        if (target == mp or target.startswith(mp.rstrip("/") + "/")) and len(mp) > best:
+            best, fstype = len(mp), kind
+    return fstype
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _timestamp(value: str | dt.datetime | dt.date | float | None, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time()).timestamp()
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        raise StoreError(
+            f"{what}={value!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+    return parsed.timestamp()
+
+
+class SqliteStore:
+    """The manifest store in one SQLite file (default `~/.cache/reflow/manifest.db`)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 60.0):
+        private = path is None
+        if path is None:
+            from ..config import load_config
+
+            path = load_config().resolved_store_path()
+        self.path = Path(path).expanduser()
+        self.timeout = timeout
+        self._private = private
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open connection; the store is opened (and created) on first use."""
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection; the store reopens on next use."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open(self) -> sqlite3.Connection:
+        path = self.path
+        if path.is_dir():
+            raise StoreError(f"store path {path} is a directory: give the path of a file")
+        created = not path.exists()
+        if created:
+            try:
+                if self._private:
+                    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                else:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                # create the file private to the user before SQLite opens it
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the store {path}: {exc.strerror}; set REFLOW_STORE_PATH "
+                    "or --store-path to a writable location"
+                ) from None
+        try:
+            conn = sqlite3.connect(
+                str(path), timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._check_schema(conn)
+            self._set_journal(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self._describe_open_error(exc)) from None
+        return conn
+
+    def _describe_open_error(self, exc: sqlite3.DatabaseError) -> str:
+        msg = str(exc)
+        if "not a database" in msg or "malformed" in msg or "file is encrypted" in msg:
+            return (
+                f"{self.path} is not a reflow store or is corrupt ({msg}); it was left "
+                "untouched: move it aside, or point REFLOW_STORE_PATH elsewhere"
+            )
+        if "readonly" in msg or "unable to open" in msg:
+            return (
+                f"cannot open the store {self.path} ({msg}): check its permissions, or set "
+                "REFLOW_STORE_PATH to a writable location"
+            )
+        if "locked" in msg:
+            return (
+                f"the store {self.path} stayed locked for {self.timeout:.0f} s ({msg}); "
+                "another reflow process holds it: try again when it finishes"
+            )
+        return f"cannot use the store {self.path}: {msg}"
+
+    def _set_journal(self, conn: sqlite3.Connection) -> None:
+        fstype = _filesystem_type(self.path)
+        wanted = "delete" if fstype in _NETWORK_FS or fstype.startswith("nfs") else "wal"
+        forced = os.environ.get("REFLOW_SQLITE_JOURNAL", "").strip().lower()
+        if forced in ("wal", "delete", "truncate", "persist"):
+            wanted = forced
+        current = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if current != wanted:
+            with contextlib.suppress(sqlite3.OperationalError):
+                conn.execute(f"PRAGMA journal_mode = {wanted}")
+        conn.execute(
+            "PRAGMA synchronous = NORMAL" if wanted == "wal" else "PRAGMA synchronous = FULL"
+        )
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            self._retry(lambda: self._create_schema(conn))
+            return
+        if "meta" not in tables:
+            raise StoreError(
+                f"{self.path} is an SQLite file but not a reflow store (no 'meta' table); it "
+                "was left untouched: choose another store path"
+            )
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} has schema version {version}, newer than this reflow "
+                f"understands ({SCHEMA_VERSION}): upgrade reflow to use it"
+            )
+        if version < SCHEMA_VERSION:
+            self._retry(lambda: self._migrate(conn, version))
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+            ).fetchone()
+            if not exists:  # another process may have created it while we waited
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[v].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _retry(self, fn: Any) -> Any:
+        """Run `fn`, retrying with jittered back-off while the database is locked."""
+        delay = 0.01
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                text = str(exc)
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE), committed on success, rolled back on error."""
+        conn = self.conn
+        try:
+            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self._describe_open_error(exc)) from None
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            self._retry(lambda: conn.execute("COMMIT"))
+        except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                conn.execute("ROLLBACK")
+            raise StoreError(self._describe_open_error(exc)) from None
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return list(self._retry(lambda: self.conn.execute(sql, args).fetchall()))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self._describe_open_error(exc)) from None
+
+    # ------------------------------------------------------------------ runs
+
+    def create_run(
+        self,
+        graph_name: str,
+        *,
+        run_dir: str,
+        executor: str,
+        params: str,
+        options: str,
+        tasks: Sequence[tuple[str, int, bool, str]],
+        owner: tuple[str, int, str] | None = None,
+    ) -> str:
+        """Record a new RUNNING run with its task specs and return its unique id."""
+        day = dt.date.today().strftime("%Y%m%d")
+        now = _now()
+        host, pid, start = owner if owner else (None, None, None)
+        for attempt in range(64):
+            width = 4 if attempt < 8 else 6 if attempt < 24 else 10
+            run_id = f"{graph_name}-{day}-{secrets.token_hex(width // 2)}"
+            try:
+                with self._write() as conn:
+                    conn.execute(
+                        "INSERT INTO runs (run_id, graph_name, user, host, run_dir, executor, "
+                        "params, options, status, owner_host, owner_pid, owner_start, "
+                        "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'RUNNING',?,?,?,?,?)",
+                        (
+                            run_id, graph_name, _user(), socket.gethostname(), run_dir,
+                            executor, params, options, host, pid, start, now, now,
+                        ),
+                    )  # fmt: skip
+                    conn.executemany(
+                        "INSERT INTO tasks (run_id, task_name, position, is_array, spec) "
+                        "VALUES (?,?,?,?,?)",
+                        [(run_id, n, p, int(a), s) for n, p, a, s in tasks],
+                    )
+                return run_id
+            except sqlite3.IntegrityError:
+                continue
+        raise StoreError("could not find a free run id after 64 tries")  # pragma: no cover
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run's record as a dict; RunNotFoundError if there is none."""
+        rows = self._read(
+            "SELECT run_id, graph_name, user, host, run_dir, executor, params, options, "
+            "status, owner_host, owner_pid, owner_start, created_at, updated_at, finished_at "
+            "FROM runs WHERE run_id = ?",
+            (run_id,),
+        )
+        if not rows:
+            raise RunNotFoundError(self._unknown_run(run_id))
+        r = rows[0]
+        return {
+            "run_id": r[0],
+            "graph_name": r[1],
+            "user": r[2],
+            "host": r[3],
+            "run_dir": r[4],
+            "executor": r[5],
+            "params": codec.loads(r[6]),
+            "options": codec.loads(r[7]),
+            "status": r[8],
+            "owner_host": r[9],
+            "owner_pid": r[10],
+            "owner_start": r[11],
+            "created_at": _iso(r[12]),
+            "updated_at": _iso(r[13]),
+            "finished_at": _iso(r[14]),
+        }
+
+    def _unknown_run(self, run_id: str) -> str:
+        import difflib
+
+        recent = [
+            r[0] for r in self._read("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 200")
+        ]
+        close = difflib.get_close_matches(run_id, recent, n=1, cutoff=0.7)
+        hint = f" Did you mean '{close[0]}'?" if close else " List runs with 'runs'."
+        return f"no run '{run_id}' in the store {self.path}.{hint}"
+
+    def task_specs(self, run_id: str) -> list[tuple[str, bool, dict[str, Any]]]:
+        """The run's tasks in topological order: (name, is_array, spec dict)."""
+        import json
+
+        rows = self._read(
+            "SELECT task_name, is_array, spec FROM tasks WHERE run_id = ? ORDER BY position",
+            (run_id,),
+        )
+        return [(r[0], bool(r[1]), json.loads(r[2])) for r in rows]
+
+    def set_run_status(self, run_id: str, status: str, *, release: bool = False) -> None:
+        """Set the run's status; a final status records the finish time."""
+        now = _now()
+        finished = now if status != "RUNNING" else None
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET status = ?, updated_at = ?, finished_at = ?"
+                + (", owner_host = NULL, owner_pid = NULL, owner_start = NULL" if release else "")
+                + " WHERE run_id = ?",
+                (status, now, finished, run_id),
+            )
+
+    def claim_run(self, run_id: str, owner: tuple[str, int, str], *, alive: Any) -> None:
+        """Make `owner` the process driving the run, unless a live process already is.
+
+        `alive(host, pid, start) -> bool` tells whether a recorded owner still runs.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT owner_host, owner_pid, owner_start FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError(self._unknown_run(run_id))
+            if row[1] is not None and tuple(row) != owner and alive(row[0], row[1], row[2]):
+                raise StoreError(
+                    f"run '{run_id}' is being driven by process {row[1]} on {row[0]}: wait "
+                    "for it to finish, or cancel the run first"
+                )
+            conn.execute(
+                "UPDATE runs SET owner_host = ?, owner_pid = ?, owner_start = ?, "
+                "status = 'RUNNING', updated_at = ?, finished_at = NULL WHERE run_id = ?",
+                (*owner, _now(), run_id),
+            )
+
+    def list_runs(
+        self,
+        graph_name: str | None = None,
+        limit: int | None = None,
+        since: str | dt.datetime | dt.date | None = None,
+        until: str | dt.datetime | dt.date | None = None,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs, newest first, filtered by workflow, time window and status."""
+        where: list[str] = []
+        args: list[Any] = []
+        if graph_name is not None:
+            where.append("graph_name = ?")
+            args.append(graph_name)
+        if status is not None:
+            where.append("status = ?")
+            args.append(str(status).upper())
+        lo, hi = _timestamp(since, "since"), _timestamp(until, "until")
+        if lo is not None:
+            where.append("created_at >= ?")
+            args.append(lo)
+        if hi is not None:
+            if isinstance(until, dt.date) and not isinstance(until, dt.datetime):
+                hi += 86400  # a date means "up to the end of that day"
+            elif isinstance(until, str) and len(until.strip()) == 10:
+                hi += 86400
+            where.append("created_at < ?")
+            args.append(hi)
+        sql = (
+            "SELECT run_id, graph_name, status, created_at, finished_at, user, host, run_dir, "
+            "executor FROM runs"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY created_at DESC, rowid DESC"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        return [
+            {
+                "run_id": r[0],
+                "graph_name": r[1],
+                "status": r[2],
+                "created_at": _iso(r[3]),
+                "finished_at": _iso(r[4]),
+                "user": r[5],
+                "host": r[6],
+                "run_dir": r[7],
+                "executor": r[8],
+            }
+            for r in self._read(sql, args)
+        ]
+
+    # ------------------------------------------------------------------ instances
+
+    def current_rows(self, run_id: str, task: str) -> list[InstanceRow]:
+        """The current attempt of every instance of `task`, by array index."""
+        rows = self._read(
+            "SELECT array_index, attempt, state, identity, output_hash, cached_from "
+            "FROM instances WHERE run_id = ? AND task_name = ? AND current = 1 "
+            "ORDER BY array_index",
+            (run_id, task),
+        )
+        return [InstanceRow(*r) for r in rows]
+
+    def max_attempts(self, run_id: str, task: str) -> dict[int, int]:
+        """The highest attempt number recorded for each array index of `task`."""
+        rows = self._read(
+            "SELECT array_index, MAX(attempt) FROM instances WHERE run_id = ? AND task_name = ? "
+            "GROUP BY array_index",
+            (run_id, task),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def lookup_cache(self, identities: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """For each identity with a successful instance anywhere: (source id, output hash)."""
+        found: dict[str, tuple[int, str]] = {}
+        unique = list(dict.fromkeys(identities))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            rows = self._read(
+                "SELECT identity, COALESCE(cached_from, id), output_hash FROM instances "
+                f"WHERE state = 'SUCCESS' AND identity IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for ident, source, ohash in rows:
+                found.setdefault(ident, (source, ohash))
+        return found
+
+    def write_expansion(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        supersede: Sequence[int],
+        pending: Sequence[tuple[int, int, str | None]],
+        hits: Sequence[tuple[int, int, str, int]],
+        skipped: Sequence[tuple[int, int, str | None, str]],
+        failed: Sequence[tuple[int, int, str | None, str]] = (),
+        parts: Sequence[tuple[str, str]] = (),
+        interrupted: str = "interrupted before it finished; rerun by a later attempt",
+    ) -> list[int]:
+        """Write one task's new instances in one transaction.
+
+        `supersede`: array indices whose current row is replaced; `pending`:
+        (index, attempt, identity) to run; `hits`: (index, attempt, identity,
+        source id) reused from the cache; `skipped`/`failed`: (index, attempt,
+        identity, reason).  A hit whose source vanished meanwhile is written as
+        PENDING instead; the indices of such hits are returned.
+        """
+        now = _now()
+        with self._write() as conn:
+            if parts:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO identities (identity, parts) VALUES (?, ?)", parts
+                )
+            if supersede:
+                conn.executemany(
+                    "UPDATE instances SET current = 0, finished_at = COALESCE(finished_at, ?), "
+                    "error_text = CASE WHEN state IN ('PENDING', 'SUBMITTED', 'RUNNING') "
+                    "THEN ? ELSE error_text END, "
+                    "state = CASE WHEN state IN ('PENDING', 'SUBMITTED', 'RUNNING') "
+                    "THEN 'CANCELLED' ELSE state END "
+                    "WHERE run_id = ? AND task_name = ? AND array_index = ? AND current = 1",
+                    [(now, interrupted, run_id, task, i) for i in supersede],
+                )
+            if pending:
+                conn.executemany(
+                    "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
+                    "identity) VALUES (?,?,?,?,'PENDING',?)",
+                    [(run_id, task, i, a, ident) for i, a, ident in pending],
+                )
+            lost: list[int] = []
+            if hits:
+                before = conn.total_changes
+                # one statement per hit: the row is SUCCESS only if its source still is
+                conn.executemany(
+                    "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
+                    "identity, output_hash, cached_from, started_at, finished_at) "
+                    "SELECT ?, ?, ?, ?, 'SUCCESS', ?, output_hash, COALESCE(cached_from, id), "
+                    "?, ? FROM instances WHERE id = ? AND state = 'SUCCESS'",
+                    [(run_id, task, i, a, ident, now, now, src) for i, a, ident, src in hits],
+                )
+                if conn.total_changes - before != len(hits):
+                    have = {
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT array_index FROM instances WHERE run_id = ? AND "
+                            "task_name = ? AND current = 1",
+                            (run_id, task),
+                        )
+                    }
+                    missing = [(i, a, ident) for i, a, ident, _ in hits if i not in have]
+                    conn.executemany(
+                        "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
+                        "identity) VALUES (?,?,?,?,'PENDING',?)",
+                        [(run_id, task, i, a, ident) for i, a, ident in missing],
+                    )
+                    lost = [i for i, _, _ in missing]
+            for state, rows in (("SKIPPED", skipped), ("FAILED", failed)):
+                if rows:
+                    conn.executemany(
+                        "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
+                        "identity, error_text, finished_at) VALUES (?,?,?,?,?,?,?,?)",
+                        [(run_id, task, i, a, state, ident, err, now) for i, a, ident, err in rows],
+                    )
+            conn.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (now, run_id))
+        return lost
+
+    def mark_running(
+        self, run_id: str, items: Sequence[tuple[str, int, int]], job_id: str | None = None
+    ) -> None:
+        """Mark (task, index, attempt) instances RUNNING, in one transaction."""
+        now = _now()
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE instances SET state = 'RUNNING', started_at = ?, job_id = ? "
+                "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
+                "AND state IN ('PENDING', 'SUBMITTED')",
+                [(now, job_id, run_id, t, i, a) for t, i, a in items],
+            )
+
+    def unmark_running(self, run_id: str, items: Sequence[tuple[str, int, int]]) -> None:
+        """Put RUNNING instances that never started back to PENDING."""
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE instances SET state = 'PENDING', started_at = NULL "
+                "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
+                "AND state = 'RUNNING'",
+                [(run_id, t, i, a) for t, i, a in items],
+            )
+
+    def record_outcomes(
+        self,
+        run_id: str,
+        outcomes: Sequence[
+            tuple[
+                str, int, int, str, str | None, str | None, str | None, float | None, float | None
+            ]
+        ],
+    ) -> None:
+        """Record finished instances in one transaction.
+
+        Each outcome: (task, index, attempt, state, output, output hash, error
+        text, started, finished).  An instance already CANCELLED stays so.
+        """
+        now = _now()
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE instances SET state = ?, output = ?, output_hash = ?, error_text = ?, "
+                "started_at = COALESCE(?, started_at), finished_at = ? "
+                "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
+                "AND state NOT IN ('CANCELLED', 'SUCCESS')",
+                [
+                    (st, out, oh, err, t0, t1 or now, run_id, task, i, a)
+                    for task, i, a, st, out, oh, err, t0, t1 in outcomes
+                ],
+            )
+            conn.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (now, run_id))
+
+    def cancel_instances(self, run_id: str, task: str | None, reason: str) -> int:
+        """Mark the run's unfinished instances (of `task`, or all) CANCELLED; return how many."""
+        now = _now()
+        sql = (
+            "UPDATE instances SET state = 'CANCELLED', error_text = ?, finished_at = ? "
+            "WHERE run_id = ? AND current = 1 AND state IN ('PENDING', 'SUBMITTED', 'RUNNING')"
+        )
+        args: list[Any] = [reason, now, run_id]
+        if task is not None:
+            sql += " AND task_name = ?"
+            args.append(task)
+        with self._write() as conn:
+            return conn.execute(sql, args).rowcount
+
+    def output_texts(self, run_id: str, task: str) -> list[tuple[int, str | None]]:
+        """(index, stored output text) of every current SUCCESS instance of `task`."""
+        return [
+            (r[0], r[1])
+            for r in self._read(
+                "SELECT i.array_index, COALESCE(i.output, s.output) FROM instances i "
+                "LEFT JOIN instances s ON s.id = i.cached_from "
+                "WHERE i.run_id = ? AND i.task_name = ? AND i.current = 1 "
+                "AND i.state = 'SUCCESS' ORDER BY i.array_index",
+                (run_id, task),
+            )
+        ]
+
+    def output_texts_for(
+        self, run_id: str, task: str, indices: Sequence[int]
+    ) -> dict[int, str | None]:
+        """Stored output texts of some current SUCCESS instances of `task`, by index."""
+        found: dict[int, str | None] = {}
+        for i in range(0, len(indices), 500):
+            chunk = list(indices[i : i + 500])
+            for idx, text in self._read(
+                "SELECT i.array_index, COALESCE(i.output, s.output) FROM instances i "
+                "LEFT JOIN instances s ON s.id = i.cached_from "
+                "WHERE i.run_id = ? AND i.task_name = ? AND i.current = 1 "
+                f"AND i.state = 'SUCCESS' AND i.array_index IN ({','.join('?' * len(chunk))})",
+                [run_id, task, *chunk],
+            ):
+                found[idx] = text
+        return found
+
+    def cached_output_texts(self, sources: Sequence[int]) -> dict[int, str | None]:
+        """Stored output texts of source instances, by row id."""
+        found: dict[int, str | None] = {}
+        for i in range(0, len(sources), 500):
+            chunk = list(sources[i : i + 500])
+            for rid, text in self._read(
+                f"SELECT id, output FROM instances WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found[rid] = text
+        return found
+
+    def _task_output(self, run_id: str, task: str) -> list[tuple[int, str | None, str]]:
+        self.get_run(run_id)
+        rows = self._read(
+            "SELECT i.array_index, COALESCE(i.output, s.output), i.state FROM instances i "
+            "LEFT JOIN instances s ON s.id = i.cached_from "
+            "WHERE i.run_id = ? AND i.task_name = ? AND i.current = 1 ORDER BY i.array_index",
+            (run_id, task),
+        )
+        if not rows:
+            names = [
+                r[0] for r in self._read("SELECT task_name FROM tasks WHERE run_id = ?", (run_id,))
+            ]
+            if task not in names:
+                raise StoreError(
+                    f"run '{run_id}' has no task '{task}': its tasks are {', '.join(names)}"
+                )
+            raise StoreError(f"task '{task}' of run '{run_id}' has not run yet")
+        bad = [(i, st) for i, _, st in rows if st != "SUCCESS"]
+        if bad:
+            i, st = bad[0]
+            where = f"'{task}'" if i < 0 else f"'{task}'[{i}]"
+            raise StoreError(
+                f"{where} of run '{run_id}' is {st}, so it has no output"
+                + (f" ({len(bad)} instances are not SUCCESS)" if len(bad) > 1 else "")
+            )
+        return rows
+
+    def get_singleton_output(self, run_id: str, task: str) -> Any:
+        """The decoded output of singleton task `task` in run `run_id`."""
+        rows = self._task_output(run_id, task)
+        if len(rows) != 1 or rows[0][0] != -1:
+            raise StoreError(
+                f"'{task}' is an array task: use get_array_outputs / run.outputs('{task}')"
+            )
+        return codec.loads(rows[0][1] or "null")
+
+    def get_array_outputs(self, run_id: str, task: str) -> list[Any]:
+        """The decoded outputs of array task `task` in run `run_id`, in index order."""
+        rows = self._task_output(run_id, task)
+        if rows and rows[0][0] == -1:
+            raise StoreError(
+                f"'{task}' is not an array task: use get_singleton_output / run.output('{task}')"
+            )
+        return [codec.loads(text or "null") for _, text, _ in rows]
+
+    # ------------------------------------------------------------------ status
+
+    def summary(self, run_id: str) -> dict[str, dict[str, int]]:
+        """task -> state -> count over the current attempts, by one aggregate query."""
+        out: dict[str, dict[str, int]] = {}
+        for task, state, count in self._read(
+            "SELECT task_name, state, COUNT(*) FROM instances WHERE run_id = ? AND current = 1 "
+            "GROUP BY task_name, state",
+            (run_id,),
+        ):
+            out.setdefault(task, {})[state] = count
+        return out
+
+    def cached_counts(self, run_id: str) -> dict[str, int]:
+        """task -> number of current instances reused from the cache."""
+        return {
+            t: n
+            for t, n in self._read(
+                "SELECT task_name, COUNT(*) FROM instances WHERE run_id = ? AND current = 1 "
+                "AND cached_from IS NOT NULL GROUP BY task_name",
+                (run_id,),
+            )
+        }
+
+    def instances(
+        self, run_id: str, *, task: str | None = None, states: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The current attempt of the run's instances as dicts (optionally filtered)."""
+        sql = (
+            "SELECT task_name, array_index, attempt, state, job_id, cached_from IS NOT NULL, "
+            "error_text, identity, output_hash, started_at, finished_at FROM instances "
+            "WHERE run_id = ? AND current = 1"
+        )
+        args: list[Any] = [run_id]
+        if task is not None:
+            sql += " AND task_name = ?"
+            args.append(task)
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args.extend(states)
+        sql += " ORDER BY id"
+        return [
+            {
+                "task_name": r[0],
+                "array_index": None if r[1] < 0 else r[1],
+                "attempt": r[2],
+                "state": r[3],
+                "job_id": r[4],
+                "cached": bool(r[5]),
+                "error_text": r[6],
+                "identity": r[7],
+                "output_hash": r[8],
+                "started_at": _iso(r[9]),
+                "finished_at": _iso(r[10]),
+            }
+            for r in self._read(sql, args)
+        ]
+
+    def attempts(self, run_id: str, task: str, index: int | None = None) -> list[dict[str, Any]]:
+        """Every attempt of `task` (one index or all), oldest first, with its error text."""
+        sql = (
+            "SELECT array_index, attempt, state, error_text, job_id, started_at, finished_at "
+            "FROM instances WHERE run_id = ? AND task_name = ?"
+        )
+        args: list[Any] = [run_id, task]
+        if index is not None:
+            sql += " AND array_index = ?"
+            args.append(index)
+        sql += " ORDER BY array_index, attempt"
+        return [
+            {
+                "array_index": None if r[0] < 0 else r[0],
+                "attempt": r[1],
+                "state": r[2],
+                "error_text": r[3],
+                "job_id": r[4],
+                "started_at": _iso(r[5]),
+                "finished_at": _iso(r[6]),
+            }
+            for r in self._read(sql, args)
+        ]
+
+    def identity_parts(self, identity: str) -> dict[str, Any] | None:
+        """The ingredients an identity was computed from, or None if unknown."""
+        import json
+
+        rows = self._read("SELECT parts FROM identities WHERE identity = ?", (identity,))
+        return json.loads(rows[0][0]) if rows else None
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry, e.g. in a container
+        return str(os.getuid())
