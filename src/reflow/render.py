@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["render_status"]
+if TYPE_CHECKING:
+    from .wiring import Graph
+
+__all__ = ["describe", "render_dag", "render_status"]
 
 _ORDER = ("SUCCESS", "RUNNING", "SUBMITTED", "PENDING", "FAILED", "CANCELLED", "SKIPPED")
 _TRACE_LINES = 15
@@ -47,3 +50,79 @@ def render_status(doc: dict[str, Any], *, errors: bool = False) -> str:
                 tail = text.splitlines()[-_TRACE_LINES:]
                 lines.extend("          " + t for t in tail)
     return "\n".join(lines)
+
+
+_EDGE = {
+    "direct": "",
+    "fanout": "fan-out",
+    "gather": "gather",
+    "chain": "chain",
+    "broadcast": "broadcast",
+}
+
+
+def render_dag(graph: Graph) -> str:
+    """The task graph, one task per line in run order, each with the edges feeding it."""
+    lines = [f"workflow {graph.name}: {len(graph.order)} tasks"]
+    for name in graph.order:
+        spec = graph.tasks[name]
+        kind = "array" if spec.array else "task"
+        lines.append(f"  {name}  [{kind}]")
+        for inp in graph.inputs[name]:
+            mode = _EDGE[inp.mode.value]
+            steps = " + ".join(s.step for s in inp.sources)
+            label = f" ({mode})" if mode else ""
+            lines.append(f"    <- {steps}{label} as {inp.arg}")
+        for dep in spec.after:
+            lines.append(f"    <- {dep} (after: order only)")
+    return "\n".join(lines)
+
+
+def describe(graph: Graph) -> dict[str, Any]:
+    """The workflow as plain data: tasks, wiring, resources and parameters."""
+    from .params import MISSING, type_name
+
+    tasks = []
+    for name in graph.order:
+        spec = graph.tasks[name]
+        tasks.append(
+            {
+                "name": name,
+                "array": spec.array,
+                "version": spec.version,
+                "cache": spec.cache,
+                "verify": spec.verify is not None,
+                "returns": type_name(spec.returns),
+                "after": list(spec.after),
+                "inputs": [
+                    {
+                        "arg": i.arg,
+                        "steps": [s.step for s in i.sources],
+                        "mode": i.mode.value,
+                    }
+                    for i in graph.inputs[name]
+                ],
+                "params": graph.param_keys(name),
+                "resources": {
+                    "cpus": spec.cpus,
+                    "time": spec.time,
+                    "mem": spec.mem,
+                    "array_parallelism": spec.array_parallelism,
+                    **dict(spec.options),
+                },
+            }
+        )
+    params = [
+        {
+            "name": p.key,
+            "flag": p.flag,
+            "short": p.short,
+            "type": type_name(p.annotation),
+            "required": p.default is MISSING,
+            "default": None if p.default is MISSING else p.default,
+            "help": p.help,
+            "tasks": list(p.tasks),
+        }
+        for p in graph.params.values()
+    ]
+    return {"workflow": graph.name, "tasks": tasks, "params": params}

@@ -1,0 +1,604 @@
+"""The command line: `wf.cli()` for pipeline scripts and the `reflow` console command.
+
+Every parameter of the graph becomes a flag.  A user's mistake prints one
+line on stderr and exits 2 (1 when a run or an operation failed); set
+REFLOW_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import typing
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+from .errors import ConfigError, ReflowError, RunNotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .engine import Engine
+    from .run import Run
+    from .stores.sqlite import SqliteStore
+    from .wiring import Graph, ParamSpec
+    from .workflow import Workflow
+
+__all__ = ["main", "workflow_cli"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_STATES = ("RUNNING", "SUCCESS", "FAILED", "CANCELLED")
+
+
+class _UsageError(Exception):
+    """A command-line mistake caught by argparse."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, raised rather than printed."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"reflow {__version__}"
+
+
+# ---------------------------------------------------------------------- parameter flags
+
+
+def _type_label(p: ParamSpec) -> str:
+    from .params import type_name
+
+    return type_name(p.annotation).replace("NoneType", "None")
+
+
+def _scalar_parser(t: Any, key: str) -> Callable[[str], Any]:
+    if t is int:
+
+        def parse_int(text: str) -> int:
+            try:
+                return int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expects a whole number, not {text!r}") from None
+
+        return parse_int
+    if t is float:
+
+        def parse_float(text: str) -> float:
+            try:
+                return float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expects a number, not {text!r}") from None
+
+        return parse_float
+    if isinstance(t, type) and issubclass(t, os.PathLike):
+        return Path
+    return str
+
+
+def _add_param(group: argparse._ArgumentGroup, p: ParamSpec) -> None:
+    from .params import MISSING, optional_inner
+
+    flags = ([p.short] if p.short else []) + [p.flag]
+    t = p.annotation
+    inner = optional_inner(t)
+    if inner is not None:
+        t = inner
+    kwargs: dict[str, Any] = {"dest": f"param:{p.key}", "default": argparse.SUPPRESS}
+    bits = [_type_label(p)]
+    origin = typing.get_origin(t)
+    if t is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+    elif origin is Literal:
+        choices = typing.get_args(t)
+        kwargs["choices"] = list(choices)
+        kwargs["type"] = _scalar_parser(type(choices[0]), p.key)
+        bits = ["one of " + ", ".join(str(c) for c in choices)]
+    elif t is list or origin in (list, Sequence):
+        args = typing.get_args(t)
+        kwargs["nargs"] = "*" if p.default is not MISSING else "+"
+        kwargs["type"] = _scalar_parser(args[0] if args else str, p.key)
+        kwargs["metavar"] = p.arg.upper()
+    else:
+        kwargs["type"] = _scalar_parser(t, p.key)
+        kwargs["metavar"] = p.arg.upper()
+    bits.append("required" if p.default is MISSING else f"default: {p.default!r}")
+    if len(p.tasks) > 1:
+        bits.append("tasks: " + ", ".join(p.tasks))
+    text = (p.help + " " if p.help else "") + "(" + "; ".join(bits) + ")"
+    kwargs["help"] = text.replace("%", "%%")
+    group.add_argument(*flags, **kwargs)
+
+
+def _params_from(ns: argparse.Namespace) -> dict[str, Any]:
+    return {k.split(":", 1)[1]: v for k, v in vars(ns).items() if k.startswith("param:")}
+
+
+# ---------------------------------------------------------------------- parsers
+
+
+def _store_option(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    parser.add_argument(
+        "--store-path",
+        metavar="PATH",
+        default=None if top else argparse.SUPPRESS,
+        help="the manifest store to use (default: REFLOW_STORE_PATH, the config file, "
+        "then ~/.cache/reflow/manifest.db)",
+    )
+
+
+def _add_store_commands(sub: Any, *, in_script: bool) -> None:
+    what = "this workflow's runs" if in_script else "runs in the store"
+    p = sub.add_parser(
+        "status",
+        help="show a run's task states",
+        description="Show a run's "
+        "task states: one line per task with counts, failed elements beneath.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--task", metavar="T", help="only this task")
+    p.add_argument("--errors", action="store_true", help="add the last 15 lines of tracebacks")
+    p.add_argument("--json", action="store_true", help="print the full status as JSON")
+    _store_option(p)
+
+    p = sub.add_parser(
+        "cancel",
+        help="cancel runs",
+        description="Cancel runs (or one task of them): unfinished instances become CANCELLED.",
+    )
+    p.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    p.add_argument("--task", metavar="T", help="only this task")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    _store_option(p)
+
+    p = sub.add_parser("runs", help=f"list {what}", description=f"List {what}, newest first.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--last", type=_positive, metavar="N", default=20, help="the last N (20)")
+    g.add_argument("--all", action="store_true", help="all of them")
+    p.add_argument("--since", metavar="DATE", help="created on or after DATE (YYYY-MM-DD)")
+    p.add_argument("--until", metavar="DATE", help="created on or before DATE (YYYY-MM-DD)")
+    p.add_argument(
+        "--status",
+        type=str.upper,
+        choices=_STATES,
+        metavar="STATE",
+        help="only runs in this state: " + ", ".join(_STATES),
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _store_option(p)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, not {n}")
+    return n
+
+
+def _run_options(p: argparse.ArgumentParser, graph: Graph | None, cfg_run_dir: Path | None) -> None:
+    p.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        default=str(cfg_run_dir) if cfg_run_dir else None,
+        help="directory for logs and files the tasks write"
+        + (f" (default from config: {cfg_run_dir})" if cfg_run_dir else " (required)"),
+    )
+    p.add_argument("--force", action="store_true", help="recompute everything, reuse nothing")
+    p.add_argument(
+        "--force-tasks",
+        nargs="+",
+        metavar="T",
+        default=None,
+        help="recompute these tasks (downstream follows if outputs change)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check that cached Path outputs still exist before reusing them",
+    )
+    _store_option(p)
+    if graph is not None and graph.params:
+        group = p.add_argument_group("workflow parameters")
+        for spec in graph.params.values():
+            _add_param(group, spec)
+
+
+def _script_parser(wf: Workflow, graph: Graph | None, broken: str | None) -> _Parser:
+    from .config import load_config
+
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else wf.name
+    if prog in ("", "-c", "__main__.py"):
+        prog = wf.name
+    epilog = f"the workflow cannot run: {broken}" if broken else None
+    parser = _Parser(prog=prog, description=f"Workflow '{wf.name}', run by reflow.", epilog=epilog)
+    parser.add_argument("--version", action="version", version=_version())
+    _store_option(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    try:
+        cfg_run_dir = load_config().run_dir
+    except ConfigError:
+        cfg_run_dir = None  # reported when a command loads the config
+    p = sub.add_parser(
+        "run",
+        help="run the workflow here, in the foreground",
+        description="Run the workflow on this machine and wait for it.",
+        epilog=epilog,
+    )
+    _run_options(p, graph, cfg_run_dir)
+    p.add_argument(
+        "--max-workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="run up to N instances at once in worker processes (1)",
+    )
+    p.add_argument(
+        "--on-error",
+        choices=("stop", "continue"),
+        default="stop",
+        help="after a failure: stop starting new work (default), or continue "
+        "with everything that does not depend on it",
+    )
+    p = sub.add_parser(
+        "retry",
+        help="rerun a run's failed, cancelled and skipped tasks",
+        description="Rerun what failed, was cancelled or skipped; reused "
+        "upstream outputs are verified first.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--task", metavar="T", help="only this task")
+    _store_option(p)
+    _add_store_commands(sub, in_script=True)
+    sub.add_parser("dag", help="print the task graph", description="Print the task graph.")
+    sub.add_parser(
+        "describe",
+        help="print the workflow as JSON",
+        description="Print tasks, wiring, resources and parameters as JSON.",
+    )
+    return parser
+
+
+def _console_parser() -> _Parser:
+    parser = _Parser(
+        prog="reflow",
+        description="reflow's store-level commands: list, inspect "
+        "and cancel runs without the pipeline script, and show the configuration.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    _store_option(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_store_commands(sub, in_script=False)
+    p = sub.add_parser(
+        "config",
+        help="show the configuration in force",
+        description="Show the configuration in force and the file it came from.",
+    )
+    p.add_argument(
+        "--init",
+        action="store_true",
+        help="write a fully commented example config file if there is none",
+    )
+    return parser
+
+
+def _cmd_config(ns: argparse.Namespace) -> int:
+    from .config import config_path, ensure_config_exists
+
+    if ns.init:
+        existed = config_path().exists()
+        path = ensure_config_exists()
+        print(f"{'kept the existing' if existed else 'wrote an example'} config file {path}")
+        return EXIT_OK
+    cfg = _config()
+    print(json.dumps(cfg.as_dict(), indent=2, default=str))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- running commands
+
+
+def _config() -> Config:
+    from .config import ConfigWarning, load_config
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConfigWarning)
+        cfg = load_config()
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return cfg
+
+
+def _store(ns: argparse.Namespace) -> SqliteStore:
+    from .stores.sqlite import SqliteStore
+
+    path = getattr(ns, "store_path", None)
+    if path:
+        return SqliteStore(path)
+    return SqliteStore(_config().resolved_store_path())
+
+
+class _Progress:
+    """Live progress on a terminal: tasks and instances done, elapsed time."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, engine: Engine) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.1:
+            return
+        self.last = now
+        tdone, ttotal, idone, iknown = engine.progress()
+        sys.stderr.write(
+            f"\r{tdone}/{ttotal} tasks, {idone}/{iknown} instances, {now - self.start:.1f} s\033[K"
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _summary_line(run: Run, seconds: float) -> str:
+    summary = run.store.summary(run.run_id)
+    cached = sum(run.store.cached_counts(run.run_id).values())
+    totals: dict[str, int] = {}
+    for counts in summary.values():
+        for state, n in counts.items():
+            totals[state] = totals.get(state, 0) + n
+    total = sum(totals.values())
+    bits = [f"{total} instances"]
+    ran = totals.get("SUCCESS", 0) - cached
+    bits.append(f"{ran} ran, {cached} cached")
+    for state in ("FAILED", "SKIPPED", "CANCELLED", "PENDING"):
+        if totals.get(state):
+            bits.append(f"{totals[state]} {state}")
+    state = run.state.value
+    line = f"run {run.run_id} {state} in {seconds:.1f} s: " + ", ".join(bits)
+    if state in ("FAILED", "CANCELLED"):
+        prog = sys.argv[0] if sys.argv and sys.argv[0] else "pipeline.py"
+        line += f"\n  see: python {prog} status {run.run_id} --errors"
+        line += f"\n  then: python {prog} retry {run.run_id}"
+    return line
+
+
+def _cmd_run(wf: Workflow, ns: argparse.Namespace) -> int:
+    if not ns.run_dir:
+        raise ValidationError("run needs --run-dir DIR (or [defaults] run_dir in the config)")
+    progress = _Progress(sys.stderr.isatty())
+    started = time.monotonic()
+    run_ids: list[str] = []
+    try:
+        run = wf._run_local(
+            ns.run_dir,
+            store=_store(ns),
+            force=ns.force,
+            force_tasks=ns.force_tasks,
+            verify=ns.verify,
+            max_workers=ns.max_workers,
+            on_error=ns.on_error,
+            params=_params_from(ns),
+            progress=progress,
+            on_start=run_ids.append,
+        )
+    except KeyboardInterrupt:
+        progress.clear()
+        if run_ids:
+            print(
+                f"interrupted: run {run_ids[0]} is CANCELLED; resume it with 'retry {run_ids[0]}'",
+                file=sys.stderr,
+            )
+        return EXIT_INTERRUPTED
+    progress.clear()
+    print(_summary_line(run, time.monotonic() - started))
+    return EXIT_OK if run.state.value == "SUCCESS" else EXIT_FAILED
+
+
+def _cmd_retry(wf: Workflow, ns: argparse.Namespace) -> int:
+    from .run import Run
+
+    store = _store(ns)
+    run = Run(ns.run_id, store, workflow=wf)
+    run.info()  # unknown run id -> one clear line
+    progress = _Progress(sys.stderr.isatty())
+    started = time.monotonic()
+    try:
+        reset = wf._resume(
+            run, tasks=None if ns.task is None else [ns.task], verify=True, progress=progress
+        )
+    except KeyboardInterrupt:
+        progress.clear()
+        print(
+            f"interrupted: run {ns.run_id} is CANCELLED; resume it with 'retry {ns.run_id}'",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    progress.clear()
+    print(f"retried {reset} instance{'s' if reset != 1 else ''}")
+    print(_summary_line(run, time.monotonic() - started))
+    return EXIT_OK if run.state.value == "SUCCESS" else EXIT_FAILED
+
+
+def _cmd_status(ns: argparse.Namespace) -> int:
+    from .render import render_status
+    from .run import status_dict
+
+    doc = status_dict(_store(ns), ns.run_id, ns.task)
+    if ns.json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        print(render_status(doc, errors=ns.errors))
+    return EXIT_OK
+
+
+def _cmd_cancel(ns: argparse.Namespace) -> int:
+    from .run import Run
+
+    store = _store(ns)
+    runs = [Run(r, store) for r in dict.fromkeys(ns.run_ids)]
+    for run in runs:
+        run.info()  # every id must exist before anything is cancelled
+    if len(runs) > 1 and not ns.yes:
+        if not sys.stdin.isatty():
+            raise ValidationError(
+                f"cancelling {len(runs)} runs needs confirmation: pass --yes to confirm"
+            )
+        answer = input(f"cancel {len(runs)} runs ({', '.join(r.run_id for r in runs)})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing cancelled")
+            return EXIT_FAILED
+    for run in runs:
+        n = run.cancel(ns.task)
+        what = f"task '{ns.task}' of run" if ns.task else "run"
+        print(f"cancelled {what} {run.run_id}: {n} instance{'s' if n != 1 else ''}")
+    return EXIT_OK
+
+
+def _cmd_runs(ns: argparse.Namespace, graph_name: str | None) -> int:
+    store = _store(ns)
+    rows = store.list_runs(
+        graph_name=graph_name,
+        limit=None if ns.all else ns.last,
+        since=ns.since,
+        until=ns.until,
+        status=ns.status,
+    )
+    if ns.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if not rows:
+        print(
+            "no runs" + (f" of workflow '{graph_name}'" if graph_name else "") + f" in {store.path}"
+        )
+        return EXIT_OK
+    w = max(len(r["run_id"]) for r in rows)
+    print(f"{'RUN':<{w}}  {'STATUS':<9}  {'CREATED':<25}  RUN DIR")
+    for r in rows:
+        print(f"{r['run_id']:<{w}}  {r['status']:<9}  {r['created_at']:<25}  {r['run_dir']}")
+    return EXIT_OK
+
+
+def _cmd_dag(graph: Graph) -> int:
+    from .render import render_dag
+
+    print(render_dag(graph))
+    return EXIT_OK
+
+
+def _cmd_describe(graph: Graph) -> int:
+    from .render import describe
+
+    print(json.dumps(describe(graph), indent=2, default=str))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def _guard(body: Callable[[], int]) -> int:
+    """Run a command; a user's mistake becomes one line on stderr and an exit code."""
+    debug = os.environ.get("REFLOW_DEBUG", "") not in ("", "0")
+    try:
+        return body()
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValidationError, ConfigError, RunNotFoundError) as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ReflowError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `... | head`
+        sys.stderr.close()
+        return EXIT_OK
+
+
+def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
+    ns = parser.parse_args(argv)
+    if ns.command is None:
+        parser.print_help()
+        raise SystemExit(EXIT_USAGE)
+    return ns
+
+
+def workflow_cli(wf: Workflow, argv: Sequence[str] | None = None) -> int:
+    """The command line of a pipeline script (what `wf.cli()` runs)."""
+    graph: Graph | None = None
+    broken: str | None = None
+    try:
+        graph = wf.validate()
+    except ValidationError as exc:
+        broken = str(exc)
+
+    def body() -> int:
+        try:
+            ns = _parse(_script_parser(wf, graph, broken), argv)
+        except SystemExit as exc:  # --help, --version
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        if ns.command in ("run", "retry", "dag", "describe") and graph is None:
+            raise ValidationError(f"the workflow cannot run: {broken}")
+        assert graph is not None or ns.command in ("status", "cancel", "runs")
+        if ns.command == "run":
+            return _cmd_run(wf, ns)
+        if ns.command == "retry":
+            return _cmd_retry(wf, ns)
+        if ns.command == "dag":
+            return _cmd_dag(graph)  # type: ignore[arg-type]
+        if ns.command == "describe":
+            return _cmd_describe(graph)  # type: ignore[arg-type]
+        return _store_command(ns, wf.name)
+
+    return _guard(body)
+
+
+def _store_command(ns: argparse.Namespace, graph_name: str | None) -> int:
+    if ns.command == "status":
+        return _cmd_status(ns)
+    if ns.command == "cancel":
+        return _cmd_cancel(ns)
+    return _cmd_runs(ns, graph_name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The `reflow` console command: runs, status and cancel without a pipeline script."""
+
+    def body() -> int:
+        try:
+            ns = _parse(_console_parser(), argv)
+        except SystemExit as exc:
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        if ns.command == "config":
+            return _cmd_config(ns)
+        return _store_command(ns, None)
+
+    return _guard(body)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
