@@ -110,12 +110,29 @@ def _add_param(group: argparse._ArgumentGroup, p: ParamSpec) -> None:
     else:
         kwargs["type"] = _scalar_parser(t, p.key)
         kwargs["metavar"] = p.arg.upper()
-    bits.append("required" if p.default is MISSING else f"default: {p.default!r}")
+    bits.append("required" if p.default is MISSING else f"default: {_show_default(p.default)}")
     if len(p.tasks) > 1:
         bits.append("tasks: " + ", ".join(p.tasks))
     text = (p.help + " " if p.help else "") + "(" + "; ".join(bits) + ")"
     kwargs["help"] = text.replace("%", "%%")
-    group.add_argument(*flags, **kwargs)
+    try:
+        group.add_argument(*flags, **kwargs)
+    except argparse.ArgumentError:
+        taken = [f for f in flags if f in group._option_string_actions]
+        owner = f"task '{p.tasks[0]}'" if len(p.tasks) == 1 else "tasks " + ", ".join(p.tasks)
+        raise ValidationError(
+            f"parameter '{p.key}' of {owner} would be the flag {' / '.join(taken or flags)}, "
+            "which is taken by another option: rename the parameter (or its short flag)"
+        ) from None
+
+
+def _show_default(value: Any) -> str:
+    """A default as a user would type it: paths plainly, not as PosixPath('...')."""
+    if isinstance(value, os.PathLike):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show_default(v) for v in value) + "]"
+    return repr(value)
 
 
 def _params_from(ns: argparse.Namespace) -> dict[str, Any]:
@@ -163,8 +180,12 @@ def _add_store_commands(sub: Any, *, in_script: bool) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--last", type=_positive, metavar="N", default=20, help="the last N (20)")
     g.add_argument("--all", action="store_true", help="all of them")
-    p.add_argument("--since", metavar="DATE", help="created on or after DATE (YYYY-MM-DD)")
-    p.add_argument("--until", metavar="DATE", help="created on or before DATE (YYYY-MM-DD)")
+    p.add_argument(
+        "--since", type=_date, metavar="DATE", help="created on or after DATE (YYYY-MM-DD)"
+    )
+    p.add_argument(
+        "--until", type=_date, metavar="DATE", help="created on or before DATE (YYYY-MM-DD)"
+    )
     p.add_argument(
         "--status",
         type=str.upper,
@@ -174,6 +195,19 @@ def _add_store_commands(sub: Any, *, in_script: bool) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     _store_option(p)
+
+
+def _date(text: str) -> str:
+    """A date or date-time as `runs --since/--until` take it (checked here, used as text)."""
+    import datetime as dt
+
+    try:
+        dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date YYYY-MM-DD or YYYY-MM-DDTHH:MM, not {text!r}"
+        ) from None
+    return text.strip()
 
 
 def _positive(text: str) -> int:
@@ -186,7 +220,7 @@ def _positive(text: str) -> int:
     return n
 
 
-def _run_options(p: argparse.ArgumentParser, graph: Graph | None, cfg_run_dir: Path | None) -> None:
+def _run_options(p: argparse.ArgumentParser, cfg_run_dir: Path | None) -> None:
     p.add_argument(
         "--run-dir",
         metavar="DIR",
@@ -208,48 +242,57 @@ def _run_options(p: argparse.ArgumentParser, graph: Graph | None, cfg_run_dir: P
         help="check that cached Path outputs still exist before reusing them",
     )
     _store_option(p)
+
+
+def _param_options(p: argparse.ArgumentParser, graph: Graph | None) -> list[str]:
+    """One flag per workflow parameter; returns the clashes with flags already taken."""
+    problems: list[str] = []
     if graph is not None and graph.params:
         group = p.add_argument_group("workflow parameters")
         for spec in graph.params.values():
-            _add_param(group, spec)
+            try:
+                _add_param(group, spec)
+            except ValidationError as exc:  # reported when the command runs
+                problems.append(str(exc))
+    return problems
 
 
-def _script_parser(wf: Workflow, graph: Graph | None, broken: str | None) -> _Parser:
-    from .config import load_config
-
+def _script_parser(
+    wf: Workflow, graph: Graph | None, broken: str | None, cfg_run_dir: Path | None
+) -> tuple[_Parser, str | None]:
+    """The pipeline script's parser, and why `run` cannot work (a flag clash), if so."""
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else wf.name
     if prog in ("", "-c", "__main__.py"):
         prog = wf.name
-    epilog = f"the workflow cannot run: {broken}" if broken else None
-    parser = _Parser(prog=prog, description=f"Workflow '{wf.name}', run by reflow.", epilog=epilog)
+    parser = _Parser(prog=prog, description=f"Workflow '{wf.name}', run by reflow.")
     parser.add_argument("--version", action="version", version=_version())
     _store_option(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    try:
-        cfg_run_dir = load_config().run_dir
-    except ConfigError:
-        cfg_run_dir = None  # reported when a command loads the config
-    p = sub.add_parser(
+    run = sub.add_parser(
         "run",
         help="run the workflow here, in the foreground",
         description="Run the workflow on this machine and wait for it.",
-        epilog=epilog,
     )
-    _run_options(p, graph, cfg_run_dir)
-    p.add_argument(
+    _run_options(run, cfg_run_dir)
+    run.add_argument(
         "--max-workers",
         type=_positive,
         default=1,
         metavar="N",
         help="run up to N instances at once in worker processes (1)",
     )
-    p.add_argument(
+    run.add_argument(
         "--on-error",
         choices=("stop", "continue"),
         default="stop",
         help="after a failure: stop starting new work (default), or continue "
         "with everything that does not depend on it",
     )
+    clashes = _param_options(run, graph)
+    if broken is None and clashes:
+        broken = clashes[0]
+    if broken is not None:
+        parser.epilog = run.epilog = f"the workflow cannot run: {broken}"
     p = sub.add_parser(
         "retry",
         help="rerun a run's failed, cancelled and skipped tasks",
@@ -266,7 +309,7 @@ def _script_parser(wf: Workflow, graph: Graph | None, broken: str | None) -> _Pa
         help="print the workflow as JSON",
         description="Print tasks, wiring, resources and parameters as JSON.",
     )
-    return parser
+    return parser, clashes[0] if clashes else None
 
 
 def _console_parser() -> _Parser:
@@ -300,8 +343,7 @@ def _cmd_config(ns: argparse.Namespace) -> int:
         path = ensure_config_exists()
         print(f"{'kept the existing' if existed else 'wrote an example'} config file {path}")
         return EXIT_OK
-    cfg = _config()
-    print(json.dumps(cfg.as_dict(), indent=2, default=str))
+    print(json.dumps(_config().as_dict(), indent=2, default=str))
     return EXIT_OK
 
 
@@ -309,6 +351,7 @@ def _cmd_config(ns: argparse.Namespace) -> int:
 
 
 def _config() -> Config:
+    """The configuration in force; unknown keys are reported as one "warning:" line each."""
     from .config import ConfigWarning, load_config
 
     with warnings.catch_warnings(record=True) as caught:
@@ -319,13 +362,14 @@ def _config() -> Config:
     return cfg
 
 
-def _store(ns: argparse.Namespace) -> SqliteStore:
+def _store(ns: argparse.Namespace, cfg: Config) -> SqliteStore:
+    """--store-path, else the configuration's store (REFLOW_STORE_PATH > file > default)."""
     from .stores.sqlite import SqliteStore
 
     path = getattr(ns, "store_path", None)
     if path:
         return SqliteStore(path)
-    return SqliteStore(_config().resolved_store_path())
+    return SqliteStore(cfg.resolved_store_path())
 
 
 class _Progress:
@@ -357,7 +401,19 @@ class _Progress:
             sys.stderr.flush()
 
 
-def _summary_line(run: Run, seconds: float) -> str:
+_Snapshot = set[tuple[str, int | None, int, str]]
+
+
+def _snapshot(run: Run) -> _Snapshot:
+    """The run's current instances (task, index, attempt, state), to tell what a retry did."""
+    return {
+        (i["task_name"], i["array_index"], i["attempt"], i["state"])
+        for i in run.store.instances(run.run_id)
+    }
+
+
+def _summary_line(run: Run, seconds: float, before: _Snapshot | None = None) -> str:
+    """One line: the run's state and instance counts (for a retry, what it ran itself)."""
     summary = run.store.summary(run.run_id)
     cached = sum(run.store.cached_counts(run.run_id).values())
     totals: dict[str, int] = {}
@@ -366,8 +422,18 @@ def _summary_line(run: Run, seconds: float) -> str:
             totals[state] = totals.get(state, 0) + n
     total = sum(totals.values())
     bits = [f"{total} instances"]
-    ran = totals.get("SUCCESS", 0) - cached
-    bits.append(f"{ran} ran, {cached} cached")
+    if before is None:
+        ran = totals.get("SUCCESS", 0) - cached
+        bits.append(f"{ran} ran, {cached} cached")
+    else:  # a retry: count what it changed, not what earlier attempts did
+        done = [
+            i
+            for i in run.store.instances(run.run_id)
+            if (i["task_name"], i["array_index"], i["attempt"], i["state"]) not in before
+        ]
+        ok = [i for i in done if i["state"] == "SUCCESS"]
+        ran = sum(1 for i in ok if not i["cached"])
+        bits.append(f"{ran} ran, {len(ok) - ran} cached, {total - len(done)} unchanged")
     for state in ("FAILED", "SKIPPED", "CANCELLED", "PENDING"):
         if totals.get(state):
             bits.append(f"{totals[state]} {state}")
@@ -380,7 +446,7 @@ def _summary_line(run: Run, seconds: float) -> str:
     return line
 
 
-def _cmd_run(wf: Workflow, ns: argparse.Namespace) -> int:
+def _cmd_run(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
     if not ns.run_dir:
         raise ValidationError("run needs --run-dir DIR (or [defaults] run_dir in the config)")
     progress = _Progress(sys.stderr.isatty())
@@ -389,7 +455,7 @@ def _cmd_run(wf: Workflow, ns: argparse.Namespace) -> int:
     try:
         run = wf._run_local(
             ns.run_dir,
-            store=_store(ns),
+            store=_store(ns, cfg),
             force=ns.force,
             force_tasks=ns.force_tasks,
             verify=ns.verify,
@@ -412,12 +478,13 @@ def _cmd_run(wf: Workflow, ns: argparse.Namespace) -> int:
     return EXIT_OK if run.state.value == "SUCCESS" else EXIT_FAILED
 
 
-def _cmd_retry(wf: Workflow, ns: argparse.Namespace) -> int:
+def _cmd_retry(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
     from .run import Run
 
-    store = _store(ns)
+    store = _store(ns, cfg)
     run = Run(ns.run_id, store, workflow=wf)
     run.info()  # unknown run id -> one clear line
+    before = _snapshot(run)
     progress = _Progress(sys.stderr.isatty())
     started = time.monotonic()
     try:
@@ -433,15 +500,15 @@ def _cmd_retry(wf: Workflow, ns: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     progress.clear()
     print(f"retried {reset} instance{'s' if reset != 1 else ''}")
-    print(_summary_line(run, time.monotonic() - started))
+    print(_summary_line(run, time.monotonic() - started, before))
     return EXIT_OK if run.state.value == "SUCCESS" else EXIT_FAILED
 
 
-def _cmd_status(ns: argparse.Namespace) -> int:
+def _cmd_status(ns: argparse.Namespace, cfg: Config) -> int:
     from .render import render_status
     from .run import status_dict
 
-    doc = status_dict(_store(ns), ns.run_id, ns.task)
+    doc = status_dict(_store(ns, cfg), ns.run_id, ns.task)
     if ns.json:
         print(json.dumps(doc, indent=2, default=str))
     else:
@@ -449,10 +516,10 @@ def _cmd_status(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_cancel(ns: argparse.Namespace) -> int:
+def _cmd_cancel(ns: argparse.Namespace, cfg: Config) -> int:
     from .run import Run
 
-    store = _store(ns)
+    store = _store(ns, cfg)
     runs = [Run(r, store) for r in dict.fromkeys(ns.run_ids)]
     for run in runs:
         run.info()  # every id must exist before anything is cancelled
@@ -472,8 +539,8 @@ def _cmd_cancel(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_runs(ns: argparse.Namespace, graph_name: str | None) -> int:
-    store = _store(ns)
+def _cmd_runs(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> int:
+    store = _store(ns, cfg)
     rows = store.list_runs(
         graph_name=graph_name,
         limit=None if ns.all else ns.last,
@@ -547,6 +614,13 @@ def _parse(parser: _Parser, argv: Sequence[str] | None) -> argparse.Namespace:
     return ns
 
 
+def _try_config() -> tuple[Config | None, ConfigError | None]:
+    try:
+        return _config(), None
+    except ConfigError as exc:
+        return None, exc
+
+
 def workflow_cli(wf: Workflow, argv: Sequence[str] | None = None) -> int:
     """The command line of a pipeline script (what `wf.cli()` runs)."""
     graph: Graph | None = None
@@ -557,32 +631,39 @@ def workflow_cli(wf: Workflow, argv: Sequence[str] | None = None) -> int:
         broken = str(exc)
 
     def body() -> int:
+        # --help works with a broken graph or a bad config file; commands report them
+        cfg, cfg_error = _try_config()
+        parser, clash = _script_parser(wf, graph, broken, cfg.run_dir if cfg else None)
         try:
-            ns = _parse(_script_parser(wf, graph, broken), argv)
+            ns = _parse(parser, argv)
         except SystemExit as exc:  # --help, --version
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
         if ns.command in ("run", "retry", "dag", "describe") and graph is None:
             raise ValidationError(f"the workflow cannot run: {broken}")
-        assert graph is not None or ns.command in ("status", "cancel", "runs")
+        if ns.command == "run" and clash is not None:
+            raise ValidationError(f"the workflow cannot run: {clash}")
+        if cfg_error is not None:
+            raise cfg_error
+        assert cfg is not None
         if ns.command == "run":
-            return _cmd_run(wf, ns)
+            return _cmd_run(wf, ns, cfg)
         if ns.command == "retry":
-            return _cmd_retry(wf, ns)
+            return _cmd_retry(wf, ns, cfg)
         if ns.command == "dag":
             return _cmd_dag(graph)  # type: ignore[arg-type]
         if ns.command == "describe":
             return _cmd_describe(graph)  # type: ignore[arg-type]
-        return _store_command(ns, wf.name)
+        return _store_command(ns, cfg, wf.name)
 
     return _guard(body)
 
 
-def _store_command(ns: argparse.Namespace, graph_name: str | None) -> int:
+def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> int:
     if ns.command == "status":
-        return _cmd_status(ns)
+        return _cmd_status(ns, cfg)
     if ns.command == "cancel":
-        return _cmd_cancel(ns)
-    return _cmd_runs(ns, graph_name)
+        return _cmd_cancel(ns, cfg)
+    return _cmd_runs(ns, cfg, graph_name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -595,7 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
         if ns.command == "config":
             return _cmd_config(ns)
-        return _store_command(ns, None)
+        return _store_command(ns, _config(), None)
 
     return _guard(body)
 

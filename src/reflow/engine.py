@@ -94,6 +94,7 @@ class Engine:
         retry_tasks: Iterable[str] | None = None,
         on_error: str = "stop",
         resume: bool = False,
+        keep_in_flight: bool = False,
     ) -> None:
         self.graph = graph
         self.store = store
@@ -106,11 +107,15 @@ class Engine:
         self.retry_tasks = None if retry_tasks is None else frozenset(retry_tasks)
         self.on_error = on_error
         self.resume = resume
+        # a dispatcher pass keeps submitted and running instances (their jobs are alive);
+        # a local resume replaces them (the process that ran them is gone)
+        self.keep_in_flight = keep_in_flight
         self.stopping = False
         self.cancelled = False
         self.reset = 0  # failed/cancelled/skipped/interrupted instances given a new attempt
         self.cache_hits = 0
         self._tasks = {name: _Task() for name in graph.order}
+        self.on_progress: Callable[[Engine], None] | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -125,6 +130,7 @@ class Engine:
                 continue
             if all(self._tasks[d].complete for d in self.graph.tasks[name].upstream):
                 works.extend(self._expand(name))
+        self._notify()
         return works
 
     def mark_running(self, works: Sequence[Work], job_id: str | None = None) -> None:
@@ -172,6 +178,22 @@ class Engine:
                 t.bad += 1
                 if self.on_error == "stop":
                     self.stopping = True
+        self._notify()
+
+    def progress(self) -> tuple[int, int, int, int]:
+        """(tasks complete, tasks, instances finished, instances known so far)."""
+        tasks = self._tasks.values()
+        known = sum(len(t.rows) for t in tasks)
+        return (
+            sum(1 for t in tasks if t.complete),
+            len(self._tasks),
+            known - sum(t.unfinished for t in tasks),
+            known,
+        )
+
+    def _notify(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self)
 
     def stop(self, cancelled: bool = False) -> None:
         """Hand out no more work (the run failed with on_error='stop', or was cancelled)."""
@@ -376,6 +398,8 @@ class Engine:
                 keep[i] = _Row(SUCCESS, old.attempt, new_ident, old.output_hash)
             elif what == "?" and same and old.state in (FAILED, CANCELLED) and not retryable:
                 keep[i] = _Row(old.state, old.attempt, new_ident, None)
+            elif what == "?" and same and self.keep_in_flight and old.state not in _FINAL:
+                keep[i] = _Row(old.state, old.attempt, new_ident, None)
         check = self._verifying(name)
         if check and keep:
             stale = self._stale(name, [i for i, r in keep.items() if r.state == SUCCESS])
@@ -435,19 +459,24 @@ class Engine:
         for i, a, _, _ in failed:
             t.rows[i] = _Row(FAILED, a, None, None)
         t.expanded = True
-        t.unfinished = len(pending)
+        # instances written earlier but never handed to a job are handed out again
+        pending.extend((i, r.attempt, r.identity) for i, r in keep.items() if r.state == PENDING)
+        t.unfinished = sum(1 for r in t.rows.values() if r.state not in _FINAL)
         t.bad = sum(1 for r in t.rows.values() if r.state in _BAD)
-        if t.bad and self.on_error == "stop" and any(r.state == FAILED for r in t.rows.values()):
+        if failed and self.on_error == "stop":  # only new failures stop; kept ones are history
             self.stopping = True
 
         works: list[Work] = []
-        run_dir_args = [a.name for a in spec.args if a.kind == "run_dir"]
+        if not pending:
+            return works
+        shared = dict(pvalues)
+        for arg_spec in spec.args:
+            if arg_spec.kind == "run_dir":
+                shared[arg_spec.name] = self.run_dir
+        for arg, (_, getter) in wholes.items():
+            shared[arg] = getter()  # once: every element gets the same object
         for i, a, _ in sorted(pending):
-            kwargs = dict(pvalues)
-            for arg in run_dir_args:
-                kwargs[arg] = self.run_dir
-            for arg, (_, getter) in wholes.items():
-                kwargs[arg] = getter()
+            kwargs = dict(shared)
             for arg, f in feeds.items():
                 kwargs[arg] = f.value(i)
             works.append(Work(name, i, a, kwargs))

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
+from .config import _check as _check_resource
+from .config import _Invalid
 from .errors import ValidationError
 from .params import ArgSpec, read_signature
 
@@ -18,8 +20,6 @@ __all__ = ["Flow", "TaskSpec"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TIME = re.compile(r"^(?:(\d+)-)?(\d{1,2}):(\d{2}):(\d{2})$")
-_MEM = re.compile(r"^(\d+)([KMGT]?)B?$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -65,23 +65,23 @@ class TaskSpec:
 def _check_time(value: str | None, task: str) -> str | None:
     if value is None:
         return None
-    m = _TIME.match(str(value))
-    if not m or int(m.group(3)) >= 60 or int(m.group(4)) >= 60:
+    try:  # the same rule as the config file's [dispatch] time
+        return str(_check_resource("time", value))
+    except _Invalid:
         raise ValidationError(
             f"task '{task}': time={value!r} is not a time limit: use 'HH:MM:SS' or 'D-HH:MM:SS'"
-        )
-    return str(value)
+        ) from None
 
 
 def _check_mem(value: str | int | None, task: str) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
-    if not _MEM.match(text):
+    try:  # the same rule as the config file's [dispatch] mem: '4G', '500M', 4096 (MB)
+        return str(_check_resource("mem", value))
+    except _Invalid:
         raise ValidationError(
             f"task '{task}': mem={value!r} is not a memory size: use e.g. '500M' or '4G'"
-        )
-    return text.upper()
+        ) from None
 
 
 def _check_positive(value: int | None, what: str, task: str) -> int | None:

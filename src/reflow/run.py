@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ReflowError
+from .errors import ReflowError, ValidationError
 from .states import RunState
 from .stores.sqlite import SqliteStore
 
@@ -65,10 +65,32 @@ class Run:
         info = self.info()
         if task is not None:
             _check_task(self.store, self.run_id, task)
+        if info["executor"] != "local" and info["status"] == RunState.RUNNING.value:
+            self._cancel_jobs(info, task)
         n = self.store.cancel_instances(self.run_id, task, "cancelled by the user")
         if task is None and info["status"] == RunState.RUNNING.value:
             self.store.set_run_status(self.run_id, RunState.CANCELLED.value, release=True)
         return n
+
+    def _cancel_jobs(self, info: dict[str, Any], task: str | None) -> None:
+        """Cancel the scheduler jobs of the run (of one task), the dispatcher included."""
+        from .config import load_config
+        from .dispatch import make_executor
+
+        options = info["options"] if isinstance(info["options"], dict) else {}
+        executor = make_executor(options.get("executor"), load_config())
+        jobs = [
+            j
+            for t, _, _, _, j, _ in self.store.in_flight(self.run_id)
+            if j and (task is None or t == task)
+        ]
+        # whole array jobs when every element of theirs goes, elements otherwise
+        ids = sorted({j.split("_", 1)[0] for j in jobs}) if task is None else sorted(set(jobs))
+        if task is None and info.get("dispatcher"):
+            ids.append(str(info["dispatcher"]))
+            self.store.set_dispatcher(self.run_id, None)
+        if ids:
+            executor.cancel(ids)
 
     def retry(self, task: str | None = None, verify: bool = True) -> int:
         """Rerun failed, cancelled and skipped instances (of `task`, or all).
@@ -100,7 +122,7 @@ def _check_task(store: SqliteStore, run_id: str, task: str) -> None:
 
         close = difflib.get_close_matches(task, names, n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ReflowError(
+        raise ValidationError(
             f"run '{run_id}' has no task '{task}'.{hint} Its tasks: {', '.join(names)}"
         )
 

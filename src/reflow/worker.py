@@ -6,6 +6,8 @@ The same code runs an instance in-process, in a local worker process, and
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -67,11 +69,119 @@ def execute(func: Callable[..., Any], work: Work) -> Outcome:
             work.task, work.index, work.attempt, False, None, None, error, started, time.time()
         )
     return Outcome(
-        work.task, work.index, work.attempt, True, text, codec.hash_text(text), None,
-        started, time.time(),
-    )  # fmt: skip
+        work.task,
+        work.index,
+        work.attempt,
+        True,
+        text,
+        codec.hash_text(text),
+        None,
+        started,
+        time.time(),
+    )
 
 
 def execute_batch(items: Sequence[tuple[Callable[..., Any], Work]]) -> list[Outcome]:
     """Run several instances in order (one round trip to a worker process)."""
     return [execute(func, work) for func, work in items]
+
+
+# ---------------------------------------------------------------------- inside a job
+
+# The array index variables of SPEC 6, in order, with the number each counts from.
+INDEX_VARIABLES: tuple[tuple[str, int], ...] = (
+    ("SLURM_ARRAY_TASK_ID", 0),
+    ("PBS_ARRAY_INDEX", 0),
+    ("PBS_ARRAYID", 0),
+    ("LSB_JOBINDEX", 1),
+    ("SGE_TASK_ID", 1),
+    ("FLUX_JOB_CC", 0),
+    ("REFLOW_ARRAY_INDEX", 0),  # reflow's own local executor
+)
+
+
+def array_element(environ: dict[str, str] | None = None) -> int:
+    """This job's 0-based array element, from the first valid scheduler variable (0 if none)."""
+    env = os.environ if environ is None else environ
+    for name, base in INDEX_VARIABLES:
+        value = env.get(name, "").strip()
+        if value.isdigit():
+            element = int(value) - base
+            if element >= 0:
+                return element
+    return 0
+
+
+def _job_id(env: dict[str, str] | os._Environ[str]) -> str | None:
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    for name in ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID", "FLUX_JOB_ID"):
+        if env.get(name):
+            return env[name]
+    return env.get("REFLOW_JOB_ID")
+
+
+def _redirect(out: str, err: str, header: str) -> None:
+    """Send this process's stdout/stderr (fds 1 and 2) to the instance's log files."""
+    for path, fd in ((out, 1), (err, 2)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.write(target, header.encode())
+        sys.stdout.flush() if fd == 1 else sys.stderr.flush()
+        os.dup2(target, fd)
+        os.close(target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one instance of a wave inside a scheduler job and write its result file."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from .loader import load_workflow
+    from .results import log_paths, read_element, write_result
+
+    parser = argparse.ArgumentParser(prog="python -m reflow.worker")
+    parser.add_argument("--wave", required=True)
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--origin", required=True, help="JSON: {script: ...} or {module: ...}")
+    parser.add_argument("--workflow", required=True)
+    parser.add_argument("--offset", type=int, default=0)
+    ns = parser.parse_args(argv)
+    element = ns.offset + array_element()
+    item = read_element(Path(ns.wave), element)
+    work, run_dir = item.work, Path(ns.run_dir)
+    job_id = _job_id(os.environ)
+    out, err = log_paths(run_dir, work.task, work.index)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    where = f"{work.task}[{work.index}]" if work.index >= 0 else work.task
+    _redirect(str(out), str(err), f"== {stamp} {where} attempt {work.attempt} job {job_id}\n")
+    started = time.time()
+    try:
+        wf = load_workflow(json.loads(ns.origin), ns.workflow)
+        func = wf.tasks[work.task].func
+    except BaseException as exc:  # the user's script failed to import: the instance fails
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        outcome = Outcome(
+            work.task,
+            work.index,
+            work.attempt,
+            False,
+            None,
+            None,
+            "cannot load the workflow in the job:\n" + text,
+            started,
+            time.time(),
+        )
+    else:
+        outcome = execute(func, work)
+    if not outcome.ok:
+        sys.stderr.write(outcome.error or "")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    write_result(run_dir, item.run_id, outcome, job_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

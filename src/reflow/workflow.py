@@ -6,13 +6,14 @@ import difflib
 import os
 import socket
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from . import codec
 from .config import Config, load_config
 from .engine import Engine
+from .executors.base import Executor
 from .errors import ReflowError, ValidationError
 from .flow import Flow
 from .params import MISSING, optional_inner, type_name
@@ -46,6 +47,12 @@ class Workflow(Flow):
             self._graph_generation = self._generation
         return self._graph
 
+    def cli(self, argv: Sequence[str] | None = None) -> int:
+        """Run the pipeline's command line (`run`, `status`, `retry`, ...); return the exit code."""
+        from .cli import workflow_cli
+
+        return workflow_cli(self, argv)
+
     def _store(self, store: SqliteStore | str | os.PathLike[str] | None) -> SqliteStore:
         if isinstance(store, SqliteStore):
             return store
@@ -69,6 +76,25 @@ class Workflow(Flow):
 
         A task that fails does not raise: the run ends FAILED (see `run.status()`).
         """
+        return self._run_local(
+            run_dir, store=store, force=force, force_tasks=force_tasks, verify=verify,
+            max_workers=max_workers, on_error=on_error, params=params,
+        )  # fmt: skip
+
+    def _run_local(
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        store: SqliteStore | str | os.PathLike[str] | None,
+        force: bool,
+        force_tasks: Iterable[str] | None,
+        verify: bool,
+        max_workers: int,
+        on_error: str,
+        params: Mapping[str, Any],
+        progress: Callable[[Engine], None] | None = None,
+        on_start: Callable[[str], None] | None = None,
+    ) -> Run:
         graph = self.validate()
         values = resolve_params(graph, params)
         forced = _check_tasks(graph, force_tasks, "force_tasks")
@@ -98,12 +124,84 @@ class Workflow(Flow):
             graph, st, run_id, params=values, run_dir=directory, force=force,
             force_tasks=forced, verify=verify, on_error=on_error,
         )  # fmt: skip
+        engine.on_progress = progress
+        if on_start is not None:
+            on_start(run_id)
         from .local import drive
 
         drive(engine, max_workers)
         return Run(run_id, st, workflow=self)
 
-    def _resume(self, run: Run, *, tasks: Iterable[str] | None, verify: bool) -> int:
+    def submit(
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        executor: str | Executor | None = None,
+        store: SqliteStore | str | os.PathLike[str] | None = None,
+        force: bool = False,
+        force_tasks: Iterable[str] | None = None,
+        verify: bool = False,
+        **params: Any,
+    ) -> Run:
+        """Record the run, submit its first wave to the scheduler, and return.
+
+        The rest of the graph is driven on the cluster by a small chained
+        dispatcher job.  A fully cached run submits nothing and returns finished.
+        `executor` is a name ("slurm", "local", "dry-run", ...) or an Executor;
+        the default comes from the config (`[executor] mode`, `REFLOW_MODE`).
+        """
+        from .dispatch import dispatch_pass, executor_record, make_executor
+        from .executors.base import SchedulerError
+        from .loader import workflow_origin
+
+        graph = self.validate()
+        values = resolve_params(graph, params)
+        forced = _check_tasks(graph, force_tasks, "force_tasks")
+        config = self.config
+        ex = make_executor(executor, config)
+        origin = workflow_origin(self)
+        directory = prepare_run_dir(run_dir)
+        st = self._store(store)
+        options = {
+            "force": force,
+            "force_tasks": sorted(forced),
+            "verify": verify,
+            "on_error": "continue",
+            "origin": origin,
+            "python": config.python,
+            "cwd": os.getcwd(),
+            "submit_options": dict(config.submit_options),
+            "executor": executor_record(ex),
+        }
+        run_id = st.create_run(
+            self.name,
+            run_dir=str(directory),
+            executor=ex.name,
+            params=codec.dumps(values),
+            options=codec.dumps(options),
+            tasks=task_rows(graph),
+        )
+        dry = ex.name == "dry-run"
+        try:
+            dispatch_pass(self, st, run_id, ex, config=config, chain=not dry)
+        except (SchedulerError, OSError) as exc:
+            _abandon(st, run_id, ex)
+            if isinstance(exc, OSError):
+                raise ReflowError(f"cannot submit run '{run_id}': {exc}") from None
+            raise
+        finally:
+            if dry:
+                st.delete_run(run_id)
+        return Run(run_id, st, workflow=self)
+
+    def _resume(
+        self,
+        run: Run,
+        *,
+        tasks: Iterable[str] | None,
+        verify: bool,
+        progress: Callable[[Engine], None] | None = None,
+    ) -> int:
         """Drive an existing local run again (retry); return how many instances were reset."""
         graph = self.validate()
         info = run.info()
@@ -122,15 +220,50 @@ class Workflow(Flow):
                 f"run '{run.run_id}' cannot be retried with this version of the workflow: {exc}"
             ) from None
         directory = prepare_run_dir(info["run_dir"])
+        if info["executor"] != "local":
+            return self._resume_cluster(run, info, retry_tasks, verify)
         run.store.claim_run(run.run_id, current_owner(), alive=owner_alive)
         engine = Engine(
             graph, run.store, run.run_id, params=values, run_dir=directory, verify=verify,
             retry_tasks=retry_tasks, on_error=str(options.get("on_error", "stop")), resume=True,
         )  # fmt: skip
+        engine.on_progress = progress
         from .local import drive
 
         drive(engine, int(options.get("max_workers", 1)))
         return engine.reset
+
+    def _resume_cluster(
+        self, run: Run, info: Mapping[str, Any], tasks: frozenset[str] | None, verify: bool
+    ) -> int:
+        """Retry a scheduler run: reset what failed and submit it through its executor."""
+        from .dispatch import dispatch_pass, make_executor
+
+        options = info["options"] if isinstance(info["options"], dict) else {}
+        ex = make_executor(options.get("executor"), self.config)
+        dispatcher = info.get("dispatcher")
+        if info["status"] == "RUNNING" and dispatcher:
+            status = ex.states([dispatcher]).get(dispatcher)
+            if status is None or not status.state.final:
+                raise ReflowError(
+                    f"run '{run.run_id}' is still being dispatched (job {dispatcher}): wait "
+                    "for it to finish, or cancel it first"
+                )
+        run.store.set_run_status(run.run_id, "RUNNING")
+        res = dispatch_pass(
+            self, run.store, run.run_id, ex, config=self.config, retry=True,
+            retry_tasks=None if tasks is None else sorted(tasks), verify=verify,
+        )
+        return res.reset
+
+
+def _abandon(store: SqliteStore, run_id: str, executor: Executor) -> None:
+    """After a failed submission: cancel what was submitted; the run ends FAILED."""
+    jobs = sorted({j.split("_", 1)[0] for *_, j, _ in store.in_flight(run_id) if j})
+    if jobs:
+        executor.cancel(jobs)
+    store.cancel_instances(run_id, None, "the submission of the run failed")
+    store.set_run_status(run_id, "FAILED", release=True)
 
 
 def _check_tasks(graph: Graph, names: Iterable[str] | str | None, what: str) -> frozenset[str]:
@@ -239,16 +372,22 @@ def resolve_params(graph: Graph, given: Mapping[str, Any]) -> dict[str, Any]:
     """Check run parameters against the graph; return every parameter's value."""
     unknown = [k for k in given if k not in graph.params]
     if unknown:
-        k = unknown[0]
-        local = [p.key for p in graph.params.values() if p.local and p.arg == k]
-        if local:
-            hint = f" It is local to its task: pass {' or '.join(local)}."
-        else:
+        hints = []
+        for k in unknown:
+            which = "It" if len(unknown) == 1 else f"'{k}'"
+            local = [p.key for p in graph.params.values() if p.local and p.arg == k]
             close = difflib.get_close_matches(k, list(graph.params), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
+            if local:
+                hints.append(f" {which} is local to its task: pass {' or '.join(local)}.")
+            elif close:
+                hints.append(
+                    f" Did you mean '{close[0]}'" + ("?" if which == "It" else f" for {which}?")
+                )
+        names = ", ".join(f"'{k}'" for k in unknown)
         known = ", ".join(graph.params) or "none"
         raise ValidationError(
-            f"unknown parameter '{k}' for workflow '{graph.name}'.{hint} Parameters: {known}"
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {names} for workflow "
+            f"'{graph.name}'.{''.join(hints)} Parameters: {known}"
         )
     missing = [p for p in graph.params.values() if p.required and p.key not in given]
     if missing:

@@ -56,6 +56,7 @@ CREATE TABLE runs (
     owner_host  TEXT,
     owner_pid   INTEGER,
     owner_start TEXT,
+    dispatcher  TEXT,
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL,
     finished_at REAL
@@ -220,6 +221,7 @@ class SqliteStore:
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: big waves stay in memory
             self._check_schema(conn)
             self._set_journal(conn)
         except sqlite3.DatabaseError as exc:
@@ -398,8 +400,8 @@ class SqliteStore:
         """The run's record as a dict; RunNotFoundError if there is none."""
         rows = self._read(
             "SELECT run_id, graph_name, user, host, run_dir, executor, params, options, "
-            "status, owner_host, owner_pid, owner_start, created_at, updated_at, finished_at "
-            "FROM runs WHERE run_id = ?",
+            "status, owner_host, owner_pid, owner_start, created_at, updated_at, finished_at, "
+            "dispatcher FROM runs WHERE run_id = ?",
             (run_id,),
         )
         if not rows:
@@ -421,6 +423,7 @@ class SqliteStore:
             "created_at": _iso(r[12]),
             "updated_at": _iso(r[13]),
             "finished_at": _iso(r[14]),
+            "dispatcher": r[15],
         }
 
     def _unknown_run(self, run_id: str) -> str:
@@ -658,6 +661,55 @@ class SqliteStore:
                 [(now, job_id, run_id, t, i, a) for t, i, a in items],
             )
 
+    def mark_submitted(self, run_id: str, items: Sequence[tuple[str, int, int, str]]) -> None:
+        """Record (task, index, attempt, job id) instances as SUBMITTED, in one transaction."""
+        now = _now()
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE instances SET state = 'SUBMITTED', job_id = ?, submitted_at = ? "
+                "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
+                "AND state = 'PENDING'",
+                [(job, now, run_id, t, i, a) for t, i, a, job in items],
+            )
+
+    def in_flight(self, run_id: str) -> list[tuple[str, int, int, str, str | None, float | None]]:
+        """Current instances handed to jobs: (task, index, attempt, state, job id, submitted)."""
+        return [
+            (r[0], r[1], r[2], r[3], r[4], r[5])
+            for r in self._read(
+                "SELECT task_name, array_index, attempt, state, job_id, submitted_at "
+                "FROM instances WHERE run_id = ? AND current = 1 "
+                "AND state IN ('SUBMITTED', 'RUNNING') ORDER BY id",
+                (run_id,),
+            )
+        ]
+
+    def mark_job_running(self, run_id: str, items: Sequence[tuple[str, int, int]]) -> None:
+        """SUBMITTED instances whose jobs the scheduler reports running become RUNNING."""
+        now = _now()
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE instances SET state = 'RUNNING', started_at = COALESCE(started_at, ?) "
+                "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
+                "AND state = 'SUBMITTED'",
+                [(now, run_id, t, i, a) for t, i, a in items],
+            )
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and its instances (a dry run leaves nothing behind)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM instances WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM tasks WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+    def set_dispatcher(self, run_id: str, job_id: str | None) -> None:
+        """Record the job id of the run's chained dispatcher (None: no dispatcher queued)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET dispatcher = ?, updated_at = ? WHERE run_id = ?",
+                (job_id, _now(), run_id),
+            )
+
     def unmark_running(self, run_id: str, items: Sequence[tuple[str, int, int]]) -> None:
         """Put RUNNING instances that never started back to PENDING."""
         with self._write() as conn:
@@ -753,7 +805,7 @@ class SqliteStore:
         return found
 
     def _task_output(self, run_id: str, task: str) -> list[tuple[int, str | None, str]]:
-        self.get_run(run_id)
+        status = self.get_run(run_id)["status"]
         rows = self._read(
             "SELECT i.array_index, COALESCE(i.output, s.output), i.state FROM instances i "
             "LEFT JOIN instances s ON s.id = i.cached_from "
@@ -761,13 +813,15 @@ class SqliteStore:
             (run_id, task),
         )
         if not rows:
-            names = [
-                r[0] for r in self._read("SELECT task_name FROM tasks WHERE run_id = ?", (run_id,))
-            ]
-            if task not in names:
+            arrays = dict(
+                self._read("SELECT task_name, is_array FROM tasks WHERE run_id = ?", (run_id,))
+            )
+            if task not in arrays:
                 raise StoreError(
-                    f"run '{run_id}' has no task '{task}': its tasks are {', '.join(names)}"
+                    f"run '{run_id}' has no task '{task}': its tasks are {', '.join(arrays)}"
                 )
+            if arrays[task] and status == "SUCCESS":
+                return []  # every task completed: this one fanned out over an empty list
             raise StoreError(f"task '{task}' of run '{run_id}' has not run yet")
         bad = [(i, st) for i, _, st in rows if st != "SUCCESS"]
         if bad:

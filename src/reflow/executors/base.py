@@ -1,0 +1,164 @@
+"""The executor interface: start a batch of instances as one job, ask about jobs, cancel.
+
+An executor knows nothing about caching, fan-out or the store: the engine
+decides what runs, the dispatcher hands each wave to an executor as one job
+(an array job when it has several elements).
+"""
+
+from __future__ import annotations
+
+import enum
+import shlex
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ReflowError
+
+__all__ = ["Executor", "JobResources", "JobState", "JobStatus", "SchedulerError"]
+
+
+class SchedulerError(ReflowError):
+    """A scheduler command failed or is missing."""
+
+
+@dataclass(frozen=True)
+class JobResources:
+    """What one job asks of the scheduler, scheduler-agnostic."""
+
+    name: str
+    cpus: int | None = None
+    time: str | None = None
+    mem: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    array_size: int | None = None  # None: a single job, not an array
+    array_parallelism: int | None = None
+    dependencies: tuple[str, ...] = ()  # job ids to wait for (afterany)
+    stdout: str | None = None
+    stderr: str | None = None
+    workdir: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+class JobState(str, enum.Enum):
+    """A job's (or array element's) state, as reflow understands it."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    NODE_FAIL = "NODE_FAIL"
+    PREEMPTED = "PREEMPTED"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def final(self) -> bool:
+        """True when the job will not run any more."""
+        return self not in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job's state with the scheduler's own words for it."""
+
+    state: JobState
+    reason: str = ""
+    exit_code: str = ""
+
+
+def merge_options(
+    task_options: Mapping[str, Any], defaults: Mapping[str, Any], native: str
+) -> tuple[str | None, str | None, dict[str, Any]]:
+    """(partition, account, extra) from a task's options over the config's defaults.
+
+    `partition` and `queue` are synonyms; the scheduler's `native` key wins
+    when both are given.  Task options win over the config's.
+    """
+    merged: dict[str, Any] = {}
+    for source in (defaults, task_options):
+        keys = set(source)
+        for key, value in source.items():
+            if key in ("partition", "queue"):
+                other = "queue" if key == "partition" else "partition"
+                if other in keys and key != native:
+                    continue  # both given: the native one wins
+                merged["partition"] = value
+            else:
+                merged[key] = value
+    partition = merged.pop("partition", None)
+    account = merged.pop("account", None)
+    return (
+        None if partition is None else str(partition),
+        None if account is None else str(account),
+        merged,
+    )
+
+
+class Executor(ABC):
+    """Runs jobs: renders a job script from resources, submits it, asks and cancels."""
+
+    name: str = "executor"
+    #: how the array index in the job's environment maps to 0-based elements
+    index_base: int = 0
+
+    @abstractmethod
+    def render(self, command: Sequence[str], resources: JobResources) -> str:
+        """The job script that runs `command` (an argv) with `resources`."""
+
+    @abstractmethod
+    def submit(self, command: Sequence[str], resources: JobResources) -> str:
+        """Submit one job (an array job if `resources.array_size`); return its id."""
+
+    @abstractmethod
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """Cancel jobs (whole arrays or elements); unknown or finished ids are ignored."""
+
+    @abstractmethod
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """The state of each job or array element, in one scheduler query.
+
+        Keys are the ids asked for; array jobs are expanded to `<id>_<element>`.
+        """
+
+    def element_id(self, job_id: str, element: int) -> str:
+        """The id of element `element` (0-based) of array job `job_id`."""
+        return f"{job_id}_{element}"
+
+    def max_array_size(self) -> int | None:
+        """The largest array the scheduler accepts (None: no limit known)."""
+        return None
+
+    def log_pattern(self, directory: str, array: bool) -> str:
+        """The scheduler's own log file for a job (or each array element) in `directory`."""
+        return f"{directory}/%A_%a.log" if array else f"{directory}/%j.log"
+
+
+def run_command(argv: Sequence[str], *, what: str, timeout: float = 120) -> str:
+    """Run a scheduler command (an argv list, never a shell string); return its stdout."""
+    try:
+        proc = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        raise SchedulerError(
+            f"cannot {what}: '{argv[0]}' was not found; install the scheduler's client or set "
+            "its path in the config ([executor]) or a REFLOW_* variable"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise SchedulerError(
+            f"cannot {what}: '{shlex.join(argv[:3])} ...' did not answer in {timeout:.0f} s"
+        ) from None
+    if proc.returncode != 0:
+        err = (proc.stderr or proc.stdout).strip().splitlines()
+        raise SchedulerError(
+            f"cannot {what}: {argv[0]} exited with {proc.returncode}: "
+            + (err[-1] if err else "no message")
+        )
+    return proc.stdout

@@ -1,0 +1,271 @@
+"""SlurmExecutor: job scripts for sbatch, one sacct call for the states of many jobs."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import ValidationError
+from .base import Executor, JobResources, JobState, JobStatus, SchedulerError, run_command
+
+__all__ = ["SlurmExecutor"]
+
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:=+/@%\-\[\]]*$")
+_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
+
+_STATE_MAP = {
+    "PENDING": JobState.PENDING,
+    "CONFIGURING": JobState.PENDING,
+    "REQUEUED": JobState.PENDING,
+    "REQUEUE_HOLD": JobState.PENDING,
+    "REQUEUE_FED": JobState.PENDING,
+    "RESV_DEL_HOLD": JobState.PENDING,
+    "RUNNING": JobState.RUNNING,
+    "COMPLETING": JobState.RUNNING,
+    "SUSPENDED": JobState.RUNNING,
+    "STOPPED": JobState.RUNNING,
+    "RESIZING": JobState.RUNNING,
+    "SIGNALING": JobState.RUNNING,
+    "STAGE_OUT": JobState.RUNNING,
+    "COMPLETED": JobState.COMPLETED,
+    "FAILED": JobState.FAILED,
+    "CANCELLED": JobState.CANCELLED,
+    "TIMEOUT": JobState.TIMEOUT,
+    "DEADLINE": JobState.TIMEOUT,
+    "OUT_OF_MEMORY": JobState.OUT_OF_MEMORY,
+    "NODE_FAIL": JobState.NODE_FAIL,
+    "BOOT_FAIL": JobState.NODE_FAIL,
+    "PREEMPTED": JobState.PREEMPTED,
+    "SPECIAL_EXIT": JobState.FAILED,
+    "REVOKED": JobState.CANCELLED,
+}
+
+
+def _value(key: str, value: Any) -> str:
+    text = str(value)
+    if "\n" in text or "\r" in text or '"' in text:
+        raise ValidationError(
+            f"scheduler option {key}={text!r} contains a newline or a double quote: remove it"
+        )
+    return f'"{text}"' if not _SAFE_VALUE.match(text) else text
+
+
+def _option_flag(key: str) -> str:
+    flag = key.replace("_", "-")
+    if not re.match(r"^[A-Za-z][A-Za-z0-9-]*$", flag):
+        raise ValidationError(f"scheduler option name {key!r} is not valid")
+    return f"--{flag}"
+
+
+def _parse_state(text: str) -> JobState:
+    word = text.split()[0] if text.split() else ""
+    return _STATE_MAP.get(word.rstrip("+"), JobState.UNKNOWN)
+
+
+def _expand_pending(job_field: str) -> list[str]:
+    """`123_[0-3,7%2]` -> 123_0 .. 123_3, 123_7 (sacct/squeue show unstarted elements so)."""
+    m = re.match(r"^(\d+)_\[([^\]]+)\]$", job_field)
+    if not m:
+        return [job_field]
+    base, spec = m.group(1), m.group(2).split("%")[0]
+    out: list[str] = []
+    for part in spec.split(","):
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.extend(f"{base}_{i}" for i in range(int(lo), int(hi) + 1))
+        elif part.isdigit():
+            out.append(f"{base}_{part}")
+    return out
+
+
+class SlurmExecutor(Executor):
+    """Submits to Slurm with sbatch; arrays `--array=0-N%P`; states from one sacct call."""
+
+    name = "slurm"
+    index_base = 0
+
+    def __init__(
+        self,
+        *,
+        sbatch: str | None = None,
+        sacct: str | None = None,
+        squeue: str | None = None,
+        scancel: str | None = None,
+        scontrol: str | None = None,
+        max_array_size: int | None = None,
+    ) -> None:
+        self.sbatch = sbatch or "sbatch"
+        self.sacct = sacct or "sacct"
+        self.squeue = squeue or "squeue"
+        self.scancel = scancel or "scancel"
+        self.scontrol = scontrol or "scontrol"
+        self._max_array = max_array_size
+        self._accounting: bool | None = None
+        self.calls: dict[str, int] = {"sbatch": 0, "sacct": 0, "squeue": 0, "scancel": 0}
+
+    def render(self, command: Sequence[str], resources: JobResources) -> str:
+        """The sbatch script: #SBATCH directives, then the command, every word quoted."""
+        r = resources
+        lines = ["#!/bin/bash", f"#SBATCH --job-name={_NAME.sub('_', r.name)[:100]}"]
+        if r.cpus:
+            lines.append(f"#SBATCH --cpus-per-task={int(r.cpus)}")
+        if r.time:
+            lines.append(f"#SBATCH --time={_value('time', r.time)}")
+        if r.mem:
+            lines.append(f"#SBATCH --mem={_value('mem', r.mem)}")
+        if r.partition:
+            lines.append(f"#SBATCH --partition={_value('partition', r.partition)}")
+        if r.account:
+            lines.append(f"#SBATCH --account={_value('account', r.account)}")
+        if r.array_size is not None:
+            spec = f"0-{r.array_size - 1}"
+            if r.array_parallelism:
+                spec += f"%{int(r.array_parallelism)}"
+            lines.append(f"#SBATCH --array={spec}")
+        if r.stdout:
+            lines.append(f"#SBATCH --output={_value('output', r.stdout)}")
+        if r.stderr:
+            lines.append(f"#SBATCH --error={_value('error', r.stderr)}")
+        if r.workdir:
+            lines.append(f"#SBATCH --chdir={_value('chdir', r.workdir)}")
+        lines.append("#SBATCH --open-mode=append")
+        if r.dependencies:
+            lines.append("#SBATCH --dependency=afterany:" + ":".join(r.dependencies))
+            lines.append("#SBATCH --kill-on-invalid-dep=no")
+        for key, value in sorted(r.extra.items()):
+            if value is None or value is False:
+                continue
+            flag = _option_flag(key)
+            lines.append(
+                f"#SBATCH {flag}" if value is True else f"#SBATCH {flag}={_value(key, value)}"
+            )
+        lines.append("")
+        for key, value in sorted(r.env.items()):
+            lines.append(f"export {key}={shlex.quote(value)}")
+        lines.append("exec " + shlex.join(command))
+        return "\n".join(lines) + "\n"
+
+    def submit(self, command: Sequence[str], resources: JobResources) -> str:
+        script = self.render(command, resources)
+        self.calls["sbatch"] += 1
+        try:
+            proc = subprocess.run(
+                [self.sbatch, "--parsable"],
+                input=script,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise SchedulerError(
+                f"cannot submit to Slurm: '{self.sbatch}' was not found; install Slurm's client "
+                "or set REFLOW_SBATCH / [executor] sbatch"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise SchedulerError("cannot submit to Slurm: sbatch did not answer in 120 s") from None
+        if proc.returncode != 0:
+            err = (proc.stderr or proc.stdout).strip().splitlines()
+            raise SchedulerError(
+                "sbatch refused the job: " + (err[-1] if err else f"exit {proc.returncode}")
+            )
+        job_id = proc.stdout.strip().split(";")[0]
+        if not job_id.isdigit():
+            raise SchedulerError(f"sbatch answered {proc.stdout.strip()!r}, not a job id")
+        return job_id
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        if not job_ids:
+            return
+        self.calls["scancel"] += 1
+        try:
+            run_command([self.scancel, *job_ids], what="cancel Slurm jobs")
+        except SchedulerError:
+            # scancel fails when some ids already finished; cancel one by one so the rest go
+            for job in job_ids:
+                subprocess.run([self.scancel, job], capture_output=True, check=False, timeout=60)
+
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        if not job_ids:
+            return {}
+        if self._accounting is not False:
+            try:
+                return self._sacct(job_ids)
+            except SchedulerError as exc:
+                if "accounting storage is disabled" not in str(exc).lower() and (
+                    "not found" not in str(exc)
+                ):
+                    raise
+                self._accounting = False
+        return self._squeue(job_ids)
+
+    def _sacct(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        self.calls["sacct"] += 1
+        out = run_command(
+            [
+                self.sacct,
+                "-n",
+                "-P",
+                "-X",
+                "-j",
+                ",".join(job_ids),
+                "--format=JobID,State,ExitCode,Reason",
+            ],
+            what="ask Slurm for job states",
+        )
+        self._accounting = True
+        found: dict[str, JobStatus] = {}
+        for line in out.splitlines():
+            parts = line.split("|")
+            if len(parts) < 3:
+                continue
+            job, state_text, exit_code = parts[0], parts[1], parts[2]
+            reason = parts[3] if len(parts) > 3 else ""
+            status = JobStatus(_parse_state(state_text), state_text.strip(), exit_code)
+            if reason and reason not in ("None", ""):
+                status = JobStatus(status.state, f"{state_text.strip()} ({reason})", exit_code)
+            for jid in _expand_pending(job):
+                found[jid] = status
+        return found
+
+    def _squeue(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        self.calls["squeue"] += 1
+        proc = subprocess.run(
+            [self.squeue, "-h", "-r", "-j", ",".join(job_ids), "-o", "%i|%T|%r"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        found: dict[str, JobStatus] = {}
+        for line in proc.stdout.splitlines():
+            parts = line.split("|")
+            if len(parts) >= 2:
+                for jid in _expand_pending(parts[0]):
+                    found[jid] = JobStatus(_parse_state(parts[1]), parts[1], "")
+        return found
+
+    def max_array_size(self) -> int | None:
+        if self._max_array is None:
+            try:
+                out = run_command([self.scontrol, "show", "config"], what="read Slurm's config")
+            except SchedulerError:
+                return None
+            m = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.MULTILINE)
+            # elements are numbered 0..MaxArraySize-1
+            self._max_array = int(m.group(1)) if m else None
+        return self._max_array
+
+
+def slurm_from_config(commands: Mapping[str, str | None]) -> SlurmExecutor:
+    """A SlurmExecutor with command paths from the config (None: found on PATH)."""
+    return SlurmExecutor(
+        sbatch=commands.get("sbatch"),
+        sacct=commands.get("sacct"),
+        squeue=commands.get("squeue"),
+        scancel=commands.get("scancel"),
+        scontrol=commands.get("scontrol"),
+    )
