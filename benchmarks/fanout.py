@@ -17,7 +17,7 @@ from typing import Annotated
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from reflow import Result, Workflow  # noqa: E402
+from reflow import Result, Workflow
 
 
 def build() -> Workflow:

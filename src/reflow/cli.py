@@ -291,6 +291,21 @@ def _script_parser(
     clashes = _param_options(run, graph)
     if broken is None and clashes:
         broken = clashes[0]
+    submit = sub.add_parser(
+        "submit",
+        help="submit the workflow to the scheduler and return",
+        description="Record the run, submit its first wave of jobs and return; a small "
+        "chained dispatcher job drives the rest of the graph on the cluster.",
+    )
+    _run_options(submit, cfg_run_dir)
+    submit.add_argument(
+        "--executor",
+        metavar="NAME",
+        default=None,
+        help="slurm (sbatch), local or dry-run (default: [executor] mode in the config, "
+        "or REFLOW_MODE)",
+    )
+    _param_options(submit, graph)
     if broken is not None:
         parser.epilog = run.epilog = f"the workflow cannot run: {broken}"
     p = sub.add_parser(
@@ -444,6 +459,38 @@ def _summary_line(run: Run, seconds: float, before: _Snapshot | None = None) -> 
         line += f"\n  see: python {prog} status {run.run_id} --errors"
         line += f"\n  then: python {prog} retry {run.run_id}"
     return line
+
+
+def _cmd_submit(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
+    if not ns.run_dir:
+        raise ValidationError("submit needs --run-dir DIR (or [defaults] run_dir in the config)")
+    if wf._config is None:
+        wf._config = cfg
+    run = wf.submit(
+        ns.run_dir,
+        executor=ns.executor or cfg.mode,
+        store=_store(ns, cfg),
+        force=ns.force,
+        force_tasks=ns.force_tasks,
+        verify=ns.verify,
+        **_params_from(ns),
+    )
+    if run.dry_run:
+        print("dry run: nothing was submitted and nothing was recorded")
+        return EXIT_OK
+    info = run.info()
+    state = info["status"]
+    prog = sys.argv[0] if sys.argv and sys.argv[0] else "pipeline.py"
+    if state == "RUNNING":
+        jobs = sorted({j.split("_", 1)[0] for *_, j, _ in run.store.in_flight(run.run_id) if j})
+        print(
+            f"submitted run {run.run_id} to {info['executor']}: {len(jobs)} job"
+            f"{'s' if len(jobs) != 1 else ''} ({', '.join(jobs)}), dispatcher "
+            f"{info['dispatcher']}\n  follow it: python {prog} status {run.run_id}"
+        )
+        return EXIT_OK
+    print(_summary_line(run, 0.0))
+    return EXIT_OK if state == "SUCCESS" else EXIT_FAILED
 
 
 def _cmd_run(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
@@ -638,15 +685,17 @@ def workflow_cli(wf: Workflow, argv: Sequence[str] | None = None) -> int:
             ns = _parse(parser, argv)
         except SystemExit as exc:  # --help, --version
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-        if ns.command in ("run", "retry", "dag", "describe") and graph is None:
+        if ns.command in ("run", "submit", "retry", "dag", "describe") and graph is None:
             raise ValidationError(f"the workflow cannot run: {broken}")
-        if ns.command == "run" and clash is not None:
+        if ns.command in ("run", "submit") and clash is not None:
             raise ValidationError(f"the workflow cannot run: {clash}")
         if cfg_error is not None:
             raise cfg_error
         assert cfg is not None
         if ns.command == "run":
             return _cmd_run(wf, ns, cfg)
+        if ns.command == "submit":
+            return _cmd_submit(wf, ns, cfg)
         if ns.command == "retry":
             return _cmd_retry(wf, ns, cfg)
         if ns.command == "dag":

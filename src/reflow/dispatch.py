@@ -307,7 +307,7 @@ def dispatch_pass(
             chunk = items[start : start + step]
             wave = (
                 run_files(run_dir, run_id, "work")
-                / f"{task}.{chunk[0].attempt}.{chunk[0].index}.{chunk_no}.jsonl"
+                / f"{task}.{max(chunk[0].index, 0)}.{chunk[0].attempt}.{chunk_no}.jsonl"
             )
             write_wave(wave, run_id, chunk)
             command = [

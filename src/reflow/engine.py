@@ -396,9 +396,9 @@ class Engine:
                 keep[i] = _Row(SKIPPED, old.attempt, old.identity, None)
             elif what == "?" and same and old.state == SUCCESS:
                 keep[i] = _Row(SUCCESS, old.attempt, new_ident, old.output_hash)
-            elif what == "?" and same and old.state in (FAILED, CANCELLED) and not retryable:
-                keep[i] = _Row(old.state, old.attempt, new_ident, None)
-            elif what == "?" and same and self.keep_in_flight and old.state not in _FINAL:
+            elif (what == "?" and same and old.state in (FAILED, CANCELLED) and not retryable) or (
+                what == "?" and same and self.keep_in_flight and old.state not in _FINAL
+            ):
                 keep[i] = _Row(old.state, old.attempt, new_ident, None)
         check = self._verifying(name)
         if check and keep:

@@ -26,6 +26,7 @@ def render_status(doc: dict[str, Any], *, errors: bool = False) -> str:
         f"{run['executor']}, created {run['created_at']})",
         f"run dir: {run['run_dir']}",
     ]
+    lines.extend(f"warning: {w}" for w in doc.get("warnings", []))
     width = max([len(t) for t in doc["tasks"]] + [4])
     failed: dict[str, list[dict[str, Any]]] = {}
     for inst in doc["failed_instances"]:

@@ -22,6 +22,7 @@ class Run:
         self.run_id = run_id
         self.store = store
         self.workflow = workflow
+        self.dry_run = False  # a dry-run submit: nothing recorded, nothing to ask about
         self._info: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
@@ -65,7 +66,7 @@ class Run:
         info = self.info()
         if task is not None:
             _check_task(self.store, self.run_id, task)
-        if info["executor"] != "local" and info["status"] == RunState.RUNNING.value:
+        if info["executor"] != "foreground" and info["status"] == RunState.RUNNING.value:
             self._cancel_jobs(info, task)
         n = self.store.cancel_instances(self.run_id, task, "cancelled by the user")
         if task is None and info["status"] == RunState.RUNNING.value:
@@ -136,13 +137,77 @@ def status_dict(store: SqliteStore, run_id: str, task: str | None = None) -> dic
     order = [n for n, _, _ in store.task_specs(run_id)]
     tasks = [n for n in order if task is None or n == task]
     cached = store.cached_counts(run_id)
+    instances = store.instances(run_id, task=task)
+    warnings: list[str] = []
+    if info["status"] == RunState.RUNNING.value:
+        warnings.extend(_liveness(store, info, instances))
+    live_summary: dict[str, dict[str, int]] = {}
+    for inst in instances:
+        if inst["task_name"] in tasks:
+            counts = live_summary.setdefault(inst["task_name"], {})
+            counts[inst["state"]] = counts.get(inst["state"], 0) + 1
     return {
         "run": info,
         "tasks": tasks,
-        "summary": {n: summary.get(n, {}) for n in tasks},
+        "summary": {n: live_summary.get(n, summary.get(n, {})) for n in tasks},
         "cached": {n: cached.get(n, 0) for n in tasks},
-        "instances": store.instances(run_id, task=task),
-        "failed_instances": store.instances(
-            run_id, task=task, states=("FAILED", "CANCELLED", "SKIPPED")
-        ),
+        "instances": instances,
+        "failed_instances": [
+            i for i in instances if i["state"] in ("FAILED", "CANCELLED", "SKIPPED")
+        ],
+        "warnings": warnings,
     }
+
+
+def _liveness(
+    store: SqliteStore, info: dict[str, Any], instances: list[dict[str, Any]]
+) -> list[str]:
+    """Why a RUNNING run may not be moving, with live job states from one scheduler query.
+
+    Instances whose jobs the scheduler reports running are shown RUNNING.
+    """
+    run_id = info["run_id"]
+    if info["executor"] == "foreground":
+        from .workflow import owner_alive
+
+        if info["owner_pid"] is not None and not owner_alive(
+            info["owner_host"], info["owner_pid"], info["owner_start"]
+        ):
+            return [
+                f"the process that was running this run (pid {info['owner_pid']} on "
+                f"{info['owner_host']}) is gone; resume it with 'retry {run_id}'"
+            ]
+        return []
+    from .config import load_config
+    from .dispatch import make_executor
+    from .errors import ReflowError
+
+    options = info["options"] if isinstance(info["options"], dict) else {}
+    jobs = sorted(
+        {i["job_id"] for i in instances if i["job_id"] and i["state"] in ("SUBMITTED", "RUNNING")}
+    )
+    dispatcher = info.get("dispatcher")
+    try:
+        executor = make_executor(options.get("executor"), load_config())
+        bases = sorted({j.split("_", 1)[0] for j in jobs} | ({dispatcher} if dispatcher else set()))
+        states = executor.states(bases) if bases else {}
+    except ReflowError as exc:
+        return [f"cannot ask the scheduler about the run's jobs: {exc}"]
+    for inst in instances:
+        status = states.get(inst["job_id"] or "")
+        if status is not None:
+            inst["job_state"] = status.state.value
+            if inst["state"] == "SUBMITTED" and status.state.value == "RUNNING":
+                inst["state"] = "RUNNING"
+    if not dispatcher:
+        return [
+            f"no dispatcher job is queued for this run, so it will not move on its own; "
+            f"resume it with 'retry {run_id}'"
+        ]
+    status = states.get(dispatcher)
+    if status is not None and status.state.final:
+        return [
+            f"the dispatcher job {dispatcher} ended ({status.reason or status.state.value}) "
+            f"but the run is not finished; resume it with 'retry {run_id}'"
+        ]
+    return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shutil
 import socket
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -13,15 +14,19 @@ from typing import Any, Literal
 from . import codec
 from .config import Config, load_config
 from .engine import Engine
-from .executors.base import Executor
 from .errors import ReflowError, ValidationError
+from .executors.base import Executor
 from .flow import Flow
 from .params import MISSING, optional_inner, type_name
+from .results import run_files
 from .run import Run
 from .stores.sqlite import SqliteStore
 from .wiring import Graph, ParamSpec, build_graph
 
-__all__ = ["Workflow"]
+__all__ = ["FOREGROUND", "Workflow"]
+
+#: the executor recorded for runs driven in the foreground by run_local / `run`
+FOREGROUND = "foreground"
 
 
 class Workflow(Flow):
@@ -114,7 +119,7 @@ class Workflow(Flow):
         run_id = st.create_run(
             self.name,
             run_dir=str(directory),
-            executor="local",
+            executor=FOREGROUND,
             params=codec.dumps(values),
             options=codec.dumps(options),
             tasks=task_rows(graph),
@@ -192,7 +197,10 @@ class Workflow(Flow):
         finally:
             if dry:
                 st.delete_run(run_id)
-        return Run(run_id, st, workflow=self)
+                shutil.rmtree(run_files(directory, run_id, "work"), ignore_errors=True)
+        run = Run(run_id, st, workflow=self)
+        run.dry_run = dry
+        return run
 
     def _resume(
         self,
@@ -220,7 +228,7 @@ class Workflow(Flow):
                 f"run '{run.run_id}' cannot be retried with this version of the workflow: {exc}"
             ) from None
         directory = prepare_run_dir(info["run_dir"])
-        if info["executor"] != "local":
+        if info["executor"] != FOREGROUND:
             return self._resume_cluster(run, info, retry_tasks, verify)
         run.store.claim_run(run.run_id, current_owner(), alive=owner_alive)
         engine = Engine(
@@ -251,8 +259,14 @@ class Workflow(Flow):
                 )
         run.store.set_run_status(run.run_id, "RUNNING")
         res = dispatch_pass(
-            self, run.store, run.run_id, ex, config=self.config, retry=True,
-            retry_tasks=None if tasks is None else sorted(tasks), verify=verify,
+            self,
+            run.store,
+            run.run_id,
+            ex,
+            config=self.config,
+            retry=True,
+            retry_tasks=None if tasks is None else sorted(tasks),
+            verify=verify,
         )
         return res.reset
 

@@ -1,0 +1,1 @@
+"""Pipelines for the Slurm benchmark, importable by the jobs."""
