@@ -9,20 +9,19 @@ the `Work` it hands out and give back `Outcome`s.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import codec
-from .codec import hash_parts
 from .errors import DecodeError
 from .identity import compute_identity, returns_paths, verify_output
+from .inputs import Feed, InputError, per_item, whole
 from .params import MISSING
 from .states import RunState, TaskState
 from .stores.sqlite import SqliteStore
-from .wiring import Graph, Input, Mode, Part, Source
+from .wiring import Graph, Mode
 from .worker import Outcome, Work
 
 __all__ = ["Engine"]
@@ -59,18 +58,6 @@ class _Task:
     @property
     def indices(self) -> list[int]:
         return sorted(self.rows)
-
-
-@dataclass
-class _Feed:
-    """How one Result argument is fed: per-element hashes and values, or one whole value."""
-
-    hashes: list[str]
-    value: Callable[[int], Any]
-
-
-class _ExpandError(Exception):
-    """An upstream value cannot feed this task (not a list, lengths differ)."""
 
 
 def _label(task: str, index: int) -> str:
@@ -234,63 +221,21 @@ class Engine:
             t.values[index] = codec.loads(self._text(task, index))
         return t.values[index]
 
-    def _elements(self, task: str) -> list[int]:
+    # the Upstream view of inputs.py
+    def elements(self, task: str) -> list[int]:
         idx = self._tasks[task].indices
         if idx and idx[0] < 0:
-            raise _ExpandError(f"'{task}' has no elements")
+            raise InputError(f"'{task}' has no elements")
         return idx
 
-    def _source_items(self, src: Source) -> _Feed:
-        """The items a source contributes to a list: hashes and a value getter."""
-        t = self._tasks[src.step]
-        if src.part is Part.ELEMENTS:
-            idx = self._elements(src.step)
-            return _Feed(
-                [t.rows[i].output_hash or "" for i in idx],
-                lambda j: self._value(src.step, idx[j]),
-            )
-        if src.part is Part.ITEM:
-            return _Feed([hash_parts("item", [t.rows[-1].output_hash or ""])],
-                         lambda j: self._value(src.step, -1))  # fmt: skip
-        tree = json.loads(self._text(src.step, -1))
-        if isinstance(tree, dict) and set(tree) == {"$tuple"}:
-            tree = tree["$tuple"]
-        if not isinstance(tree, list):
-            raise _ExpandError(
-                f"'{src.step}' returned {type(codec.decode(tree)).__name__}, not a list, so "
-                "there is nothing to fan out over"
-            )
-        items = tree
-        return _Feed([codec.hash_tree(x) for x in items], lambda j: codec.decode(items[j]))
+    def output_hash(self, task: str, index: int) -> str:
+        return self._tasks[task].rows[index].output_hash or ""
 
-    def _source_whole_hash(self, src: Source) -> str:
-        t = self._tasks[src.step]
-        if src.part is Part.ELEMENTS:
-            idx = self._elements(src.step)
-            return hash_parts("gather", [t.rows[i].output_hash or "" for i in idx])
-        if src.part is Part.ITEM:
-            return hash_parts("item", [t.rows[-1].output_hash or ""])
-        return t.rows[-1].output_hash or ""
+    def text(self, task: str, index: int) -> str:
+        return self._text(task, index)
 
-    def _whole(self, inp: Input) -> tuple[str, Callable[[], Any]]:
-        """The hash and value getter of an argument that receives one whole value."""
-        if not inp.concat:
-            src = inp.sources[0]
-            if src.part is Part.VALUE:
-                return self._source_whole_hash(src), lambda: self._value(src.step, -1)
-            idx = self._elements(src.step)
-            return self._source_whole_hash(src), lambda: [self._value(src.step, i) for i in idx]
-        h = hash_parts("concat", [self._source_whole_hash(s) for s in inp.sources])
-        feeds = [self._source_items(s) for s in inp.sources]
-        return h, lambda: [f.value(j) for f in feeds for j in range(len(f.hashes))]
-
-    def _per_item(self, inp: Input) -> _Feed:
-        """Per-element hashes and values of a fan-out or chain argument."""
-        feeds = [self._source_items(s) for s in inp.sources]
-        if len(feeds) == 1:
-            return feeds[0]
-        spans: list[tuple[_Feed, int]] = [(f, j) for f in feeds for j in range(len(f.hashes))]
-        return _Feed([f.hashes[j] for f, j in spans], lambda k: spans[k][0].value(spans[k][1]))
+    def value(self, task: str, index: int) -> Any:
+        return self._value(task, index)
 
     # ------------------------------------------------------------------ expansion
 
@@ -350,7 +295,7 @@ class Engine:
 
         decisions: dict[int, tuple[str, str | None, str | None]] = {}  # index -> (what, ident, why)
         parts: list[tuple[str, str]] = []
-        feeds: dict[str, _Feed] = {}
+        feeds: dict[str, Feed] = {}
         wholes: dict[str, tuple[str, Callable[[], Any]]] = {}
         if skip_all is not None:
             decisions[-1] = (SKIPPED, None, skip_all)
@@ -358,18 +303,18 @@ class Engine:
             try:
                 for inp in inputs:
                     if inp.mode.per_item:
-                        feeds[inp.arg] = self._per_item(inp)
+                        feeds[inp.arg] = per_item(self, inp)
                     else:
-                        wholes[inp.arg] = self._whole(inp)
+                        wholes[inp.arg] = whole(self, inp)
                 sizes = {arg: len(f.hashes) for arg, f in feeds.items()}
                 if len(set(sizes.values())) > 1:
-                    raise _ExpandError(
+                    raise InputError(
                         "its array inputs differ in length ("
                         + ", ".join(f"{a}: {n}" for a, n in sizes.items())
                         + "); give them the same number of items"
                     )
                 indices = list(range(next(iter(sizes.values())))) if spec.array else [-1]
-            except _ExpandError as exc:
+            except InputError as exc:
                 decisions[-1] = (FAILED, None, f"task '{name}' cannot start: {exc}")
                 indices = []
             whole_hashes = {arg: h for arg, (h, _) in wholes.items()}
