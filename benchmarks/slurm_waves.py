@@ -53,7 +53,8 @@ def main() -> None:
         tmp = Path(d)
         log = wrappers(tmp)
         print(
-            f"{'pipeline':<22} {'state':<8} {'wall s':>7} {'sbatch':>7} {'sacct':>6} {'instances':>9}"
+            f"{'pipeline':<22} {'state':<8} {'wall s':>7} {'sbatch':>7} {'sacct':>6} "
+            f"{'instances':>9}"
         )
         for name, wf, params, instances in (
             ("fan-out 100 x 3", fanout.wf, {"n": 100}, 202 + 1),

@@ -25,6 +25,7 @@ from .errors import ReflowError, ValidationError
 from .executors.base import Executor, JobResources, JobState, JobStatus, merge_options
 from .results import log_paths, read_results, run_files, write_wave
 from .states import RunState
+from .wiring import Mode
 from .worker import Outcome, Work
 
 if TYPE_CHECKING:
@@ -129,6 +130,25 @@ def _ingest(store: SqliteStore, run_id: str, run_dir: Path) -> int:
             print(f"reflow: {item}", file=sys.stderr)
     if not outcomes:
         return 0
+    resolved = [o for o in outcomes if o.identity is not None]
+    if resolved:  # identities computed in the job first, so the rows below carry them
+        store.record_resolved(
+            run_id,
+            [
+                (
+                    o.task,
+                    o.index,
+                    o.attempt,
+                    o.identity or "",
+                    None,
+                    o.cached_from,
+                    o.started,
+                    o.finished,
+                )
+                for o in resolved
+            ],
+            [(o.identity or "", o.parts or "") for o in resolved],
+        )
     store.record_outcomes(
         run_id,
         [
@@ -136,7 +156,7 @@ def _ingest(store: SqliteStore, run_id: str, run_dir: Path) -> int:
                 o.task,
                 o.index,
                 o.attempt,
-                "SUCCESS" if o.ok else "FAILED",
+                "SKIPPED" if o.skipped else "SUCCESS" if o.ok else "FAILED",
                 o.output,
                 o.output_hash,
                 o.error,
@@ -144,6 +164,7 @@ def _ingest(store: SqliteStore, run_id: str, run_dir: Path) -> int:
                 o.finished,
             )
             for o in outcomes
+            if o.cached_from is None
         ],
     )
     for path in paths:  # the store has them now
@@ -196,9 +217,9 @@ def _reconcile(
             detail = f"{reason} ({executor.name}: job {job} {status.reason or status.state.value}"
             detail += f", exit code {status.exit_code})" if status.exit_code else ")"
             tail = _tail(log_paths(run_dir, task, index)[1])
-            failed.append(
-                (task, index, att, detail + (f"\nlast lines of stderr:\n{tail}" if tail else ""))
-            )
+            # the reason goes last: `status` shows an error's last line, as for a traceback
+            before = f"last lines of stderr:\n{tail}\n" if tail else ""
+            failed.append((task, index, att, before + detail))
         if running:
             store.mark_job_running(run_id, running)
         if failed:
@@ -284,7 +305,8 @@ def dispatch_pass(
         force=bool(options.get("force")),
         force_tasks=options.get("force_tasks") or (),
         verify=bool(options.get("verify")) if verify is None else verify,
-        retry_tasks=retry_tasks,
+        # an ordinary pass keeps failed instances failed; only a retry gives them new attempts
+        retry_tasks=retry_tasks if retry else (),
         on_error=str(options.get("on_error", "continue")),
         resume=True,
         keep_in_flight=True,
@@ -295,49 +317,14 @@ def dispatch_pass(
     by_task: dict[str, list[Work]] = {}
     for w in works:
         by_task.setdefault(w.task, []).append(w)
-    origin = options.get("origin") or {}
-    python = str(options.get("python") or config.python)
-    submit_options = dict(options.get("submit_options") or config.submit_options)
-    native = "queue" if executor.name in ("pbs", "lsf", "sge") else "partition"
-    limit = executor.max_array_size()
+    sub = _Submitter(wf, store, run_id, executor, config, options, run_dir)
     submitted: list[str] = []
     for task, items in by_task.items():
-        step = len(items) if not limit else max(1, limit)
-        for chunk_no, start in enumerate(range(0, len(items), step)):
-            chunk = items[start : start + step]
-            wave = (
-                run_files(run_dir, run_id, "work")
-                / f"{task}.{max(chunk[0].index, 0)}.{chunk[0].attempt}.{chunk_no}.jsonl"
-            )
-            write_wave(wave, run_id, chunk)
-            command = [
-                python,
-                "-m",
-                "reflow.worker",
-                "--wave",
-                str(wave),
-                "--run-dir",
-                str(run_dir),
-                "--origin",
-                json.dumps(origin),
-                "--workflow",
-                wf.name,
-            ]
-            log_dir = run_dir / "logs" / task / "scheduler"
-            log_dir.mkdir(parents=True, exist_ok=True)
-            log = executor.log_pattern(str(log_dir), wf.tasks[task].array)
-            res = _resources(wf, task, len(chunk), submit_options, native, log, options.get("cwd"))
-            job = executor.submit(command, res)
-            submitted.append(job)
-            spec = wf.tasks[task]
-            store.mark_submitted(
-                run_id,
-                [
-                    (w.task, w.index, w.attempt, executor.element_id(job, k) if spec.array else job)
-                    for k, w in enumerate(chunk)
-                ],
-            )
-    result.jobs = submitted
+        submitted.extend(sub.wave(task, items))
+    ahead: list[str] = []
+    if engine.in_flight and run_state != RunState.CANCELLED.value and not engine.stopping:
+        ahead = _submit_ahead(sub, engine, graph, options)
+    result.jobs = submitted + ahead
     result.reset = engine.reset
     if engine.in_flight == 0:
         state = engine.final_state()
@@ -348,9 +335,183 @@ def dispatch_pass(
         result.state = state
         return result
     if chain:
-        waits = submitted or sorted(live)
+        waits = _dispatcher_waits(sub, engine, graph) or submitted or sorted(live)
         result.dispatcher = _chain(wf, store, run_id, executor, config, options, run_dir, waits)
     return result
+
+
+class _Submitter:
+    """Writes wave files and submits them as jobs for one dispatcher pass."""
+
+    def __init__(
+        self,
+        wf: Workflow,
+        store: SqliteStore,
+        run_id: str,
+        executor: Executor,
+        config: Config,
+        options: Mapping[str, Any],
+        run_dir: Path,
+    ) -> None:
+        self.wf, self.store, self.run_id, self.executor = wf, store, run_id, executor
+        self.options, self.run_dir = options, run_dir
+        self.python = str(options.get("python") or config.python)
+        self.submit_options = dict(options.get("submit_options") or config.submit_options)
+        self.native = "queue" if executor.name in ("pbs", "lsf", "sge") else "partition"
+        self.limit = executor.max_array_size()
+
+    def wave(
+        self,
+        task: str,
+        items: Sequence[Work],
+        *,
+        deferred: Mapping[str, Any] | None = None,
+        dependencies: Sequence[str] = (),
+    ) -> list[str]:
+        """Submit `items` of `task` as one job (array jobs split at the scheduler's limit)."""
+        spec = self.wf.tasks[task]
+        step = len(items) if not self.limit else max(1, self.limit)
+        jobs: list[str] = []
+        for chunk_no, start in enumerate(range(0, len(items), step)):
+            chunk = items[start : start + step]
+            first = chunk[0]
+            wave = (
+                run_files(self.run_dir, self.run_id, "work")
+                / f"{task}.{max(first.index, 0)}.{first.attempt}.{chunk_no}.jsonl"
+            )
+            write_wave(wave, self.run_id, chunk, deferred)
+            command = [
+                self.python,
+                "-m",
+                "reflow.worker",
+                "--wave",
+                str(wave),
+                "--run-dir",
+                str(self.run_dir),
+                "--origin",
+                json.dumps(self.options.get("origin") or {}),
+                "--workflow",
+                self.wf.name,
+            ]
+            log_dir = self.run_dir / "logs" / task / "scheduler"
+            log_dir.mkdir(parents=True, exist_ok=True)
+            log = self.executor.log_pattern(str(log_dir), spec.array)
+            res = _resources(
+                self.wf,
+                task,
+                len(chunk),
+                self.submit_options,
+                self.native,
+                log,
+                self.options.get("cwd"),
+                dependencies,
+            )
+            job = self.executor.submit(command, res)
+            jobs.append(job)
+            ids = [
+                (w, self.executor.element_id(job, k) if spec.array else job)
+                for k, w in enumerate(chunk)
+            ]
+            if deferred is None:
+                self.store.mark_submitted(
+                    self.run_id, [(w.task, w.index, w.attempt, j) for w, j in ids]
+                )
+            else:
+                self.store.write_deferred(
+                    self.run_id, task, [(w.index, w.attempt, j) for w, j in ids]
+                )
+        return jobs
+
+    def flight_jobs(self) -> dict[str, set[str]]:
+        """task -> the jobs (base ids) of its instances still in flight."""
+        jobs: dict[str, set[str]] = {}
+        for task, _, _, _, job, _ in self.store.in_flight(self.run_id):
+            if job:
+                jobs.setdefault(task, set()).add(_base_job(job))
+        return jobs
+
+
+def _known(sub: _Submitter, engine: Engine, task: str) -> dict[int, int] | None:
+    """index -> attempt of a task's instances, if they exist (expanded or submitted ahead)."""
+    rows = engine.known_rows(task)
+    if rows is not None:
+        return {i: a for i, (_, a) in rows.items()}
+    current = sub.store.current_rows(sub.run_id, task)
+    return {r.array_index: r.attempt for r in current} if current else None
+
+
+def _submit_ahead(
+    sub: _Submitter, engine: Engine, graph: Any, options: Mapping[str, Any]
+) -> list[str]:
+    """Submit, with scheduler dependencies, every task whose instance count is known.
+
+    A singleton, or an array chained element by element to arrays whose size
+    is known, does not need a dispatcher pass to start: its job waits for its
+    upstream jobs and resolves its inputs itself (resolve.py).  Only a fan-out
+    over a list not yet computed needs the next dispatcher pass.
+    """
+    known: dict[str, dict[int, int]] = {}
+    for name in graph.order:
+        rows = _known(sub, engine, name)
+        if rows is not None:
+            known[name] = rows
+    flight = sub.flight_jobs()
+    forced = set(options.get("force_tasks") or ())
+    jobs: list[str] = []
+    for name in graph.order:
+        spec = graph.tasks[name]
+        if name in known or not spec.upstream or not all(d in known for d in spec.upstream):
+            continue
+        waits = sorted(set().union(*(flight.get(d, set()) for d in spec.upstream)))
+        if not waits:
+            continue  # everything it needs has finished: the next pass expands it
+        indices = [-1]
+        if spec.array:
+            sizes = set()
+            for inp in graph.inputs[name]:
+                if inp.mode.per_item:
+                    src = inp.sources[0].step
+                    if inp.mode is not Mode.CHAIN or inp.concat or -1 in known[src]:
+                        sizes.add(-1)
+                    else:
+                        sizes.add(len(known[src]))
+            if len(sizes) != 1 or -1 in sizes:
+                continue  # a fan-out over a list not computed yet: needs a dispatcher pass
+            indices = list(range(sizes.pop()))
+        shared: dict[str, Any] = dict(engine.param_values(name))
+        for a in spec.args:
+            if a.kind == "run_dir":
+                shared[a.name] = sub.run_dir
+        works = [Work(name, i, 1, dict(shared)) for i in indices]
+        deferred = {
+            "store": str(sub.store.path),
+            "upstream": {d: sorted(known[d].items()) for d in spec.upstream},
+            "no_cache": bool(options.get("force")) or name in forced or not spec.cache,
+            "verify": bool(options.get("verify")),
+        }
+        new = sub.wave(name, works, deferred=deferred, dependencies=waits)
+        jobs.extend(new)
+        known[name] = {i: 1 for i in indices}
+        flight[name] = set(new)
+    return jobs
+
+
+def _dispatcher_waits(sub: _Submitter, engine: Engine, graph: Any) -> list[str]:
+    """What the next dispatcher pass waits for.
+
+    If a task still needs a pass (a fan-out whose size is unknown), the jobs
+    it waits on; otherwise every job in flight, so the last pass closes the run.
+    """
+    flight = sub.flight_jobs()
+    everything = sorted(set().union(*flight.values())) if flight else []
+    needs: set[str] = set()
+    for name in graph.order:
+        if _known(sub, engine, name) is not None:
+            continue
+        deps = graph.tasks[name].upstream
+        if all(_known(sub, engine, d) is not None for d in deps):
+            needs |= set().union(*(flight.get(d, set()) for d in deps))
+    return sorted(needs) or everything
 
 
 def _chain(

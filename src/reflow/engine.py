@@ -20,7 +20,7 @@ from .identity import compute_identity, returns_paths, verify_output
 from .inputs import Feed, InputError, per_item, whole
 from .params import MISSING
 from .states import RunState, TaskState
-from .stores.sqlite import SqliteStore
+from .stores.sqlite import InstanceRow, SqliteStore
 from .wiring import Graph, Mode
 from .worker import Outcome, Work
 
@@ -187,6 +187,17 @@ class Engine:
         self.stopping = True
         self.cancelled = self.cancelled or cancelled
 
+    def param_values(self, task: str) -> dict[str, Any]:
+        """The values of the run parameters `task` takes, by argument name."""
+        return self._param_hashes(task)[0]
+
+    def known_rows(self, task: str) -> dict[int, tuple[str, int]] | None:
+        """(state, attempt) of each instance of an expanded task; None if not expanded."""
+        t = self._tasks[task]
+        if not t.expanded:
+            return None
+        return {i: (r.state, r.attempt) for i, r in t.rows.items()}
+
     @property
     def in_flight(self) -> int:
         """Instances handed out whose outcome has not been recorded."""
@@ -341,9 +352,7 @@ class Engine:
                 keep[i] = _Row(SKIPPED, old.attempt, old.identity, None)
             elif what == "?" and same and old.state == SUCCESS:
                 keep[i] = _Row(SUCCESS, old.attempt, new_ident, old.output_hash)
-            elif (what == "?" and same and old.state in (FAILED, CANCELLED) and not retryable) or (
-                what == "?" and same and self.keep_in_flight and old.state not in _FINAL
-            ):
+            elif what == "?" and self._still_holds(old, same, retryable):
                 keep[i] = _Row(old.state, old.attempt, new_ident, None)
         check = self._verifying(name)
         if check and keep:
@@ -426,6 +435,14 @@ class Engine:
                 kwargs[arg] = f.value(i)
             works.append(Work(name, i, a, kwargs))
         return works
+
+    def _still_holds(self, old: InstanceRow, same: bool, retryable: bool) -> bool:
+        """Whether a failed or unfinished earlier attempt stays as it is."""
+        if old.state in (FAILED, CANCELLED):
+            return same and not retryable
+        # in flight: a dispatcher pass keeps it (its job is alive); an identity of None
+        # means it was submitted ahead of its inputs and computes its identity itself
+        return old.state not in _FINAL and self.keep_in_flight and (same or old.identity is None)
 
     def _verifying(self, name: str) -> bool:
         spec = self.graph.tasks[name]

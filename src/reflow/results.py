@@ -115,6 +115,12 @@ def write_result(run_dir: Path, run_id: str, outcome: Outcome, job_id: str | Non
         "host": socket.gethostname(),
         "job_id": job_id,
     }
+    if outcome.identity is not None:
+        doc.update(identity=outcome.identity, parts=outcome.parts)
+    if outcome.cached_from is not None:
+        doc["cached_from"] = outcome.cached_from
+    if outcome.skipped:
+        doc["skipped"] = True
     path = result_path(run_dir, run_id, outcome.task, outcome.index, outcome.attempt)
     _atomic_write(path, json.dumps(doc, ensure_ascii=False).encode("utf-8"))
     return path
@@ -128,21 +134,31 @@ def _outcome(doc: Mapping[str, Any], path: Path) -> Outcome:
     ohash = doc.get("output_hash")
     if not isinstance(ok, bool) or not isinstance(doc.get("task"), str):
         raise ResultFileError(f"{path}: malformed result")
-    if ok:
+    cached_from = doc.get("cached_from")
+    if cached_from is not None and (not isinstance(cached_from, int) or not ok):
+        raise ResultFileError(f"{path}: malformed cache reference")
+    if ok and cached_from is None:
         if not isinstance(output, str) or not isinstance(ohash, str):
             raise ResultFileError(f"{path}: a successful result without its output")
         if codec.hash_text(output) != ohash:
             raise ResultFileError(f"{path}: the output does not match its hash")
+    identity, parts = doc.get("identity"), doc.get("parts")
+    if identity is not None and (not isinstance(identity, str) or not isinstance(parts, str)):
+        raise ResultFileError(f"{path}: malformed identity")
     return Outcome(
         task=doc["task"],
         index=int(doc["index"]),
         attempt=int(doc["attempt"]),
         ok=ok,
-        output=output if ok else None,
+        output=output if ok and cached_from is None else None,
         output_hash=ohash if ok else None,
         error=None if ok else str(doc.get("error") or "the task failed without a message"),
         started=float(doc.get("started") or time.time()),
         finished=float(doc.get("finished") or time.time()),
+        identity=identity,
+        parts=parts,
+        cached_from=cached_from,
+        skipped=bool(doc.get("skipped")),
     )
 
 
@@ -175,10 +191,17 @@ class WaveElement:
 
     run_id: str
     work: Work
+    deferred: dict[str, Any] | None = None  # how an instance submitted ahead finds its inputs
 
 
-def write_wave(path: Path, run_id: str, works: Sequence[Work]) -> None:
-    """Write the instances of one job; arguments equal for all elements are stored once."""
+def write_wave(
+    path: Path, run_id: str, works: Sequence[Work], deferred: Mapping[str, Any] | None = None
+) -> None:
+    """Write the instances of one job; arguments equal for all elements are stored once.
+
+    `deferred` marks instances submitted ahead of their inputs: it says where
+    the worker finds the upstream outputs (see resolve.py).
+    """
     if not works:
         raise ValueError("a wave needs at least one instance")
     first = works[0].kwargs
@@ -192,6 +215,8 @@ def write_wave(path: Path, run_id: str, works: Sequence[Work]) -> None:
         "count": len(works),
         "shared": codec.encode({k: first[k] for k in shared_keys}),
     }
+    if deferred is not None:
+        header["deferred"] = dict(deferred)
     lines = [json.dumps(header, ensure_ascii=False)]
     for w in works:
         own = {k: v for k, v in w.kwargs.items() if k not in shared_keys}
@@ -241,6 +266,9 @@ def read_element(path: Path, element: int) -> WaveElement:
             raise ResultFileError(f"{path}: malformed arguments")
         kwargs.update(own)
         work = Work(str(header["task"]), int(line["index"]), int(line["attempt"]), kwargs)
-        return WaveElement(str(header["run_id"]), work)
+        deferred = header.get("deferred")
+        return WaveElement(
+            str(header["run_id"]), work, deferred if isinstance(deferred, dict) else None
+        )
     except (OSError, ValueError, KeyError, IndexError) as exc:
         raise ResultFileError(f"cannot read wave file {path}: {exc}") from None

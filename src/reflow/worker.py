@@ -43,6 +43,11 @@ class Outcome:
     error: str | None
     started: float
     finished: float
+    # set only by a worker that resolved its own inputs (an instance submitted ahead)
+    identity: str | None = None
+    parts: str | None = None
+    cached_from: int | None = None
+    skipped: bool = False
 
 
 def _label(task: str, index: int) -> str:
@@ -174,7 +179,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.time(),
         )
     else:
-        outcome = execute(func, work)
+        if item.deferred is not None:
+            from .resolve import run_deferred
+
+            try:
+                outcome = run_deferred(wf, work, item.deferred, run_dir, item.run_id)
+            except Exception as exc:  # e.g. the store cannot be read from this node
+                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                outcome = Outcome(
+                    work.task,
+                    work.index,
+                    work.attempt,
+                    False,
+                    None,
+                    None,
+                    "cannot resolve the inputs in the job:\n" + text,
+                    started,
+                    time.time(),
+                )
+        else:
+            outcome = execute(func, work)
     if not outcome.ok:
         sys.stderr.write(outcome.error or "")
     sys.stdout.flush()

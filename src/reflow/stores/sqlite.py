@@ -163,14 +163,15 @@ class SqliteStore:
     """The manifest store in one SQLite file (default `~/.cache/reflow/manifest.db`)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 60.0):
-        private = path is None
-        if path is None:
-            from ..config import load_config
+        from ..config import default_store_path, load_config
 
+        if path is None:
             path = load_config().resolved_store_path()
         self.path = Path(path).expanduser()
         self.timeout = timeout
-        self._private = private
+        # the default store is the user's own: created private (0700 folder, 0600 file);
+        # a team store elsewhere keeps the permissions its owner gives it
+        self._private = self.path.absolute() == default_store_path().absolute()
         self._conn: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
@@ -222,8 +223,12 @@ class SqliteStore:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: big waves stay in memory
-            self._check_schema(conn)
-            self._set_journal(conn)
+            try:
+                self._check_schema(conn)
+                self._set_journal(conn)
+            except BaseException:
+                conn.close()  # a refused store keeps no handle (nor -wal/-shm files) open
+                raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(self._describe_open_error(exc)) from None
         return conn
@@ -747,6 +752,77 @@ class SqliteStore:
                 ],
             )
             conn.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (now, run_id))
+
+    def record_resolved(
+        self,
+        run_id: str,
+        rows: Sequence[tuple[str, int, int, str, str | None, int | None, float, float]],
+        parts: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Fill in instances that resolved their own inputs in the job (look-ahead).
+
+        Each row: (task, index, attempt, identity, None, cached-from id or None,
+        started, finished); the identity was computed by the worker.  A cache
+        hit takes its source's output hash in the same statement, and only if the
+        source is still SUCCESS, so no SUCCESS row is ever left without an output.
+        """
+        now = _now()
+        with self._write() as conn:
+            if parts:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO identities (identity, parts) VALUES (?, ?)", parts
+                )
+            conn.executemany(
+                "UPDATE instances SET identity = ? WHERE run_id = ? AND task_name = ? "
+                "AND array_index = ? AND attempt = ? AND identity IS NULL",
+                [(ident, run_id, t, i, a) for t, i, a, ident, *_ in rows],
+            )
+            hits = [r for r in rows if r[5] is not None]
+            conn.executemany(
+                "UPDATE instances SET state = 'SUCCESS', "
+                "cached_from = (SELECT COALESCE(s.cached_from, s.id) FROM instances s "
+                "  WHERE s.id = ? AND s.state = 'SUCCESS'), "
+                "output_hash = (SELECT s.output_hash FROM instances s "
+                "  WHERE s.id = ? AND s.state = 'SUCCESS'), "
+                "started_at = ?, finished_at = ? "
+                "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
+                "AND state NOT IN ('CANCELLED', 'SUCCESS') "
+                "AND EXISTS (SELECT 1 FROM instances s WHERE s.id = ? AND s.state = 'SUCCESS')",
+                [
+                    (src, src, t0, t1 or now, run_id, t, i, a, src)
+                    for t, i, a, _, _, src, t0, t1 in hits
+                ],
+            )
+
+    def write_deferred(self, run_id: str, task: str, rows: Sequence[tuple[int, int, str]]) -> None:
+        """Record instances submitted ahead of their inputs: SUBMITTED, identity unknown yet.
+
+        Each row: (index, attempt, job id).
+        """
+        now = _now()
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO instances (run_id, task_name, array_index, attempt, state, job_id, "
+                "submitted_at) VALUES (?,?,?,?,'SUBMITTED',?,?)",
+                [(run_id, task, i, a, job, now) for i, a, job in rows],
+            )
+
+    def instance_output(
+        self, run_id: str, task: str, index: int, attempt: int
+    ) -> tuple[str, str | None, str | None, str | None] | None:
+        """(state, output text, output hash, error text) of one attempt, or None."""
+        rows = self._read(
+            "SELECT i.state, COALESCE(i.output, s.output), i.output_hash, i.error_text "
+            "FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
+            "WHERE i.run_id = ? AND i.task_name = ? AND i.array_index = ? AND i.attempt = ?",
+            (run_id, task, index, attempt),
+        )
+        return (rows[0][0], rows[0][1], rows[0][2], rows[0][3]) if rows else None
+
+    def source_output(self, source: int) -> str | None:
+        """The stored output text of instance row `source`."""
+        rows = self._read("SELECT output FROM instances WHERE id = ?", (source,))
+        return rows[0][0] if rows else None
 
     def cancel_instances(self, run_id: str, task: str | None, reason: str) -> int:
         """Mark the run's unfinished instances (of `task`, or all) CANCELLED; return how many."""

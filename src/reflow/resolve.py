@@ -1,0 +1,205 @@
+"""Inside a job: resolve the inputs of an instance submitted ahead of them.
+
+The dispatcher may submit a task before its upstream jobs have finished (its
+instance count is already known: a singleton, or a chain of a known array),
+with scheduler dependencies.  Such an instance finds its upstream outputs in
+their result files (or, once ingested, in the store, read only), computes its
+identity exactly as the engine would, reuses a cached output when there is
+one, and otherwise runs.  It is skipped when something it needs failed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import codec
+from .identity import compute_identity, returns_paths, verify_output
+from .inputs import InputError, per_item, whole
+from .results import result_path
+from .wiring import Mode
+from .worker import Outcome, Work, execute
+
+if TYPE_CHECKING:
+    from .stores.sqlite import SqliteStore
+    from .workflow import Workflow
+
+__all__ = ["FileUpstream", "run_deferred"]
+
+
+def _label(task: str, index: int) -> str:
+    return f"'{task}'" if index < 0 else f"'{task}'[{index}]"
+
+
+class FileUpstream:
+    """Upstream outputs from result files, falling back to the store (read only)."""
+
+    def __init__(
+        self, run_dir: Path, run_id: str, store: SqliteStore, attempts: dict[str, dict[int, int]]
+    ) -> None:
+        self.run_dir = run_dir
+        self.run_id = run_id
+        self.store = store
+        self.attempts = attempts
+        self._cache: dict[tuple[str, int], tuple[str, str | None, str | None, str]] = {}
+
+    def load(self, task: str, index: int) -> tuple[str, str | None, str | None, str]:
+        """(state, output text, output hash, why not SUCCESS) of one upstream instance."""
+        key = (task, index)
+        if key not in self._cache:
+            self._cache[key] = self._load(task, index)
+        return self._cache[key]
+
+    def _load(self, task: str, index: int) -> tuple[str, str | None, str | None, str]:
+        attempt = self.attempts.get(task, {}).get(index)
+        if attempt is None:
+            return "MISSING", None, None, f"{_label(task, index)} is unknown"
+        path = result_path(self.run_dir, self.run_id, task, index, attempt)
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            doc = None
+        if isinstance(doc, dict):
+            if doc.get("skipped"):
+                return "SKIPPED", None, None, f"{_label(task, index)} is SKIPPED"
+            if not doc.get("ok"):
+                return "FAILED", None, None, f"{_label(task, index)} is FAILED"
+            source = doc.get("cached_from")
+            text = (
+                self.store.source_output(source) if isinstance(source, int) else doc.get("output")
+            )
+            return "SUCCESS", text, doc.get("output_hash"), ""
+        row = self.store.instance_output(self.run_id, task, index, attempt)
+        if row is None:
+            return "MISSING", None, None, f"{_label(task, index)} left no result"
+        state, text, ohash, _ = row
+        if state != "SUCCESS":
+            why = "ended without a result" if state in ("SUBMITTED", "RUNNING") else f"is {state}"
+            return state, None, None, f"{_label(task, index)} {why}"
+        return state, text, ohash, ""
+
+    def elements(self, task: str) -> list[int]:
+        idx = sorted(self.attempts.get(task, {}))
+        if idx and idx[0] < 0:
+            raise InputError(f"'{task}' has no elements")
+        return idx
+
+    def output_hash(self, task: str, index: int) -> str:
+        return self.load(task, index)[2] or ""
+
+    def text(self, task: str, index: int) -> str:
+        text = self.load(task, index)[1]
+        if text is None:
+            raise InputError(f"the output of {_label(task, index)} cannot be found")
+        return text
+
+    def value(self, task: str, index: int) -> Any:
+        return codec.loads(self.text(task, index))
+
+
+def _blocked(wf: Workflow, task: str, index: int, up: FileUpstream) -> str | None:
+    """Why the instance cannot run (an upstream it needs did not succeed), or None."""
+    graph = wf.validate()
+    spec = graph.tasks[task]
+    chain = {i.sources[0].step for i in graph.inputs[task] if i.mode is Mode.CHAIN and not i.concat}
+    other = {s.step for i in graph.inputs[task] if i.mode is not Mode.CHAIN for s in i.sources}
+    for dep in spec.upstream:
+        element_wise = dep in chain and dep not in other and dep not in spec.after
+        needed = [index] if element_wise else sorted(up.attempts.get(dep, {}))
+        for j in needed:
+            state, _, _, why = up.load(dep, j)
+            if state != "SUCCESS":
+                return why if element_wise else f"upstream {why}"
+    return None
+
+
+def run_deferred(
+    wf: Workflow, work: Work, deferred: dict[str, Any], run_dir: Path, run_id: str
+) -> Outcome:
+    """Resolve the inputs of one instance submitted ahead, then reuse or run it."""
+    from .stores.sqlite import SqliteStore
+
+    graph = wf.validate()
+    spec = graph.tasks[work.task]
+    started = time.time()
+    attempts = {
+        t: {int(i): int(a) for i, a in rows} for t, rows in dict(deferred["upstream"]).items()
+    }
+    store = SqliteStore(str(deferred["store"]))
+    up = FileUpstream(run_dir, run_id, store, attempts)
+    why = _blocked(wf, work.task, work.index, up)
+    if why is not None:
+        return Outcome(
+            work.task,
+            work.index,
+            work.attempt,
+            False,
+            None,
+            None,
+            why,
+            started,
+            time.time(),
+            skipped=True,
+        )
+    try:
+        hashes: dict[str, str] = {}
+        getters: dict[str, Any] = {}
+        for inp in graph.inputs[work.task]:
+            if inp.mode.per_item:
+                feed = per_item(up, inp)
+                hashes[inp.arg] = feed.hashes[work.index]
+                getters[inp.arg] = (lambda f: lambda: f.value(work.index))(feed)
+            else:
+                hashes[inp.arg], getters[inp.arg] = whole(up, inp)
+    except (InputError, IndexError) as exc:
+        return Outcome(
+            work.task,
+            work.index,
+            work.attempt,
+            False,
+            None,
+            None,
+            f"task '{work.task}' cannot start: {exc}",
+            started,
+            time.time(),
+        )
+    params = {arg: codec.hash_value(work.kwargs[arg]) for arg in graph.param_keys(work.task)}
+    identity, parts = compute_identity(graph.name, work.task, spec.version, params, hashes)
+    if not deferred.get("no_cache"):
+        found = store.lookup_cache([identity]).get(identity)
+        if found is not None:
+            source, ohash = found
+            check_paths = bool(deferred.get("verify")) and returns_paths(spec.returns)
+            stale = None
+            if check_paths or spec.verify is not None:
+                text = store.source_output(source)
+                stale = (
+                    "no stored output"
+                    if text is None
+                    else verify_output(
+                        codec.loads(text), check_paths=check_paths, custom=spec.verify
+                    )
+                )
+            if stale is None:
+                return Outcome(
+                    work.task,
+                    work.index,
+                    work.attempt,
+                    True,
+                    None,
+                    ohash,
+                    None,
+                    started,
+                    time.time(),
+                    identity,
+                    parts,
+                    source,
+                )
+    kwargs = dict(work.kwargs)
+    for arg, get in getters.items():
+        kwargs[arg] = get()
+    outcome = execute(spec.func, Work(work.task, work.index, work.attempt, kwargs))
+    return replace(outcome, identity=identity, parts=parts)
