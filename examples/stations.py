@@ -1,5 +1,6 @@
 """A pipeline that fails on purpose, and is fixed with `retry`.
 
+    mkdir -p runs
     cp -r examples/data/readings runs/readings
     python examples/stations.py run --run-dir runs/stations --readings runs/readings
     # station_b fails: its file has 'n/a' in hour 2.  Fix the data, then:

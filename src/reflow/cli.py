@@ -564,12 +564,14 @@ def _cmd_status(ns: argparse.Namespace, cfg: Config) -> int:
 
 
 def _cmd_cancel(ns: argparse.Namespace, cfg: Config) -> int:
-    from .run import Run
+    from .run import Run, _check_task
 
     store = _store(ns, cfg)
     runs = [Run(r, store) for r in dict.fromkeys(ns.run_ids)]
-    for run in runs:
-        run.info()  # every id must exist before anything is cancelled
+    for run in runs:  # every id (and --task) must exist before anything is cancelled
+        run.info()
+        if ns.task is not None:
+            _check_task(store, run.run_id, ns.task)
     if len(runs) > 1 and not ns.yes:
         if not sys.stdin.isatty():
             raise ValidationError(
@@ -580,8 +582,12 @@ def _cmd_cancel(ns: argparse.Namespace, cfg: Config) -> int:
             print("nothing cancelled")
             return EXIT_FAILED
     for run in runs:
+        before = run.info()["status"]
         n = run.cancel(ns.task)
         what = f"task '{ns.task}' of run" if ns.task else "run"
+        if n == 0 and before != "RUNNING":
+            print(f"{what} {run.run_id} had already finished ({before}): nothing to cancel")
+            continue
         print(f"cancelled {what} {run.run_id}: {n} instance{'s' if n != 1 else ''}")
     return EXIT_OK
 
@@ -708,6 +714,14 @@ def workflow_cli(wf: Workflow, argv: Sequence[str] | None = None) -> int:
 
 
 def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> int:
+    path = Path(getattr(ns, "store_path", None) or cfg.resolved_store_path()).expanduser()
+    if not path.exists():  # looking must not create a store (a mistyped --store-path)
+        if ns.command == "runs":
+            print(f"no runs: there is no store at {path} yet")
+            return EXIT_OK
+        raise ValidationError(
+            f"there is no store at {path}: check --store-path or REFLOW_STORE_PATH"
+        )
     if ns.command == "status":
         return _cmd_status(ns, cfg)
     if ns.command == "cancel":
