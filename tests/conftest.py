@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from counting import Calls
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 if str(SRC) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(SRC))
@@ -32,3 +34,9 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 def store_path(tmp_path: Path) -> Path:
     """A fresh manifest path for one test."""
     return tmp_path / "manifest.db"
+
+
+@pytest.fixture
+def calls(tmp_path: Path) -> Calls:
+    """A fresh execution counter for one test."""
+    return Calls(tmp_path / "calls.log")

@@ -239,14 +239,17 @@ def _collect(engine: Engine, slots: list[_Slot], timeout: float) -> list[Outcome
         if not ready:
             return done
         for s in busy:
+            # a dead worker's pipe polls as readable forever (EOF): note it, or this spins
+            eof = False
             while s.works and s.conn.poll():
                 try:
                     o: Outcome = s.conn.recv()
                 except (EOFError, OSError):
+                    eof = True
                     break
                 s.works.popleft()
                 done.append(o)
-            if s.works and s.proc.sentinel in ready and not s.conn.poll():
+            if s.works and (eof or (s.proc.sentinel in ready and not s.conn.poll())):
                 s.proc.join()
                 w = s.works.popleft()
                 now = time.time()

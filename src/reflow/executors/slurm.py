@@ -43,6 +43,9 @@ _STATE_MAP = {
     "REVOKED": JobState.CANCELLED,
 }
 
+# why a job waited in the queue; they say nothing about how it ended
+_WAIT_REASONS = frozenset({"Dependency", "JobArrayTaskLimit", "Priority", "Resources", "BeginTime"})
+
 
 def _value(key: str, value: Any) -> str:
     text = str(value)
@@ -225,7 +228,10 @@ class SlurmExecutor(Executor):
             job, state_text, exit_code = parts[0], parts[1], parts[2]
             reason = parts[3] if len(parts) > 3 else ""
             status = JobStatus(_parse_state(state_text), state_text.strip(), exit_code)
-            if reason and reason not in ("None", ""):
+            # sacct keeps a job's last pending reason after it ran ("COMPLETED|...|Dependency"):
+            # shown for a finished job, such a reason would read as the cause of its end
+            waited = status.state.final and reason in _WAIT_REASONS
+            if reason and reason not in ("None", "") and not waited:
                 status = JobStatus(status.state, f"{state_text.strip()} ({reason})", exit_code)
             for jid in _expand_pending(job):
                 found[jid] = status

@@ -1,0 +1,492 @@
+"""The manifest store (SPEC 4) and the Run handle's status, outputs and cancel (SPEC 2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+
+from counting import Calls
+from reflow import Result, Run, RunState, Workflow
+from reflow.errors import ReflowError, StoreError
+from reflow.stores.sqlite import SCHEMA_VERSION, SqliteStore
+
+
+def _tiny(name: str = "tiny") -> Workflow:
+    wf = Workflow(name)
+
+    @wf.job()
+    def hello(who: str = "world") -> str:
+        return f"hello {who}"
+
+    return wf
+
+
+def _new_run(store: SqliteStore, name: str = "etl") -> str:
+    return store.create_run(
+        name, run_dir="/tmp/r", executor="local", params="{}", options="{}",
+        tasks=[("a", 0, False, "{}")],
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------- schema
+
+
+def test_schema_version_is_recorded_in_meta(store_path: Path) -> None:
+    SqliteStore(store_path).list_runs()  # opening creates the store
+    with sqlite3.connect(store_path) as db:
+        (value,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert int(value) == SCHEMA_VERSION
+
+
+def test_store_from_a_newer_schema_is_refused_and_left_untouched(store_path: Path) -> None:
+    store = SqliteStore(store_path)
+    _new_run(store)
+    store.close()
+    with sqlite3.connect(store_path) as db:
+        db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
+        )
+    db.close()
+    before = store_path.read_bytes()
+
+    with pytest.raises(StoreError, match=rf"schema version {SCHEMA_VERSION + 1}, newer than"):
+        SqliteStore(store_path).list_runs()
+    with pytest.raises(StoreError, match="upgrade reflow"):
+        _tiny().run_local(store_path.parent / "r", store=store_path)
+    assert store_path.read_bytes() == before
+    # no handle is kept on it: no -wal / -shm files appear beside it
+    assert [p.name for p in store_path.parent.glob("manifest.db*")] == ["manifest.db"]
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(store_path: Path) -> None:
+    store_path.write_bytes(b"these are my notes, not a database\n" * 200)
+    before = store_path.read_bytes()
+    with pytest.raises(StoreError, match="is not a reflow store or is corrupt") as caught:
+        SqliteStore(store_path).list_runs()
+    assert "left untouched" in str(caught.value)
+    assert isinstance(caught.value, ReflowError)
+    assert store_path.read_bytes() == before
+    assert sorted(p.name for p in store_path.parent.iterdir()) == ["home", "manifest.db"]
+
+
+def test_another_sqlite_database_is_refused_and_left_untouched(store_path: Path) -> None:
+    with sqlite3.connect(store_path) as db:
+        db.execute("CREATE TABLE mine (x INTEGER)")
+        db.execute("INSERT INTO mine VALUES (1)")
+    db.close()
+    before = store_path.read_bytes()
+    with pytest.raises(StoreError, match="not a reflow store"):
+        SqliteStore(store_path).list_runs()
+    assert store_path.read_bytes() == before
+
+
+def test_a_directory_is_not_a_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is a directory"):
+        SqliteStore(tmp_path).list_runs()
+
+
+# ---------------------------------------------------------------------- where the store is
+
+
+def _write_config(text: str) -> None:
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "reflow" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(text)
+
+
+def _runs_in(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as db:
+        (n,) = db.execute("SELECT COUNT(*) FROM runs").fetchone()
+    db.close()
+    return int(n)
+
+
+def test_default_store_is_under_xdg_cache_home_and_private(tmp_path: Path) -> None:
+    cache = Path(os.environ["XDG_CACHE_HOME"])
+    run = _tiny().run_local(tmp_path / "r")
+    default = cache / "reflow" / "manifest.db"
+    assert run.store.path == default
+    assert _runs_in(default) == 1
+    assert stat.S_IMODE(default.stat().st_mode) == 0o600
+    assert stat.S_IMODE(default.parent.stat().st_mode) == 0o700
+    assert SqliteStore().path == default
+
+
+def test_config_store_path_overrides_the_default(tmp_path: Path) -> None:
+    configured = tmp_path / "team" / "config-store.db"
+    _write_config(f'[defaults]\nstore_path = "{configured}"\n')
+    run = _tiny().run_local(tmp_path / "r")
+    assert run.store.path == configured
+    assert _runs_in(configured) == 1
+    assert not (Path(os.environ["XDG_CACHE_HOME"]) / "reflow" / "manifest.db").exists()
+
+
+def test_environment_overrides_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configured = tmp_path / "config-store.db"
+    from_env = tmp_path / "env-store.db"
+    _write_config(f'[defaults]\nstore_path = "{configured}"\n')
+    monkeypatch.setenv("REFLOW_STORE_PATH", str(from_env))
+    run = _tiny().run_local(tmp_path / "r")
+    assert run.store.path == from_env
+    assert _runs_in(from_env) == 1 and _runs_in(configured) == 0
+    assert SqliteStore().path == from_env
+
+
+def test_explicit_store_overrides_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_path: Path
+) -> None:
+    monkeypatch.setenv("REFLOW_STORE_PATH", str(tmp_path / "env-store.db"))
+    _tiny().run_local(tmp_path / "r", store=store_path)
+    _tiny().run_local(tmp_path / "r", store=SqliteStore(store_path))
+    assert _runs_in(store_path) == 2
+    assert not (tmp_path / "env-store.db").exists()
+
+
+# ---------------------------------------------------------------------- runs
+
+
+def test_run_ids_have_the_documented_form_and_are_unique(store_path: Path) -> None:
+    store = SqliteStore(store_path)
+    today = dt.date.today().strftime("%Y%m%d")
+    ids = [_new_run(store, "etl") for _ in range(2000)]
+    pattern = re.compile(rf"^etl-{today}-[0-9a-f]{{4,}}$")
+    assert all(pattern.match(i) for i in ids), [i for i in ids if not pattern.match(i)][:3]
+    assert len(set(ids)) == 2000
+    assert len(store.list_runs()) == 2000
+
+
+def test_run_id_of_a_real_run(tmp_path: Path, store_path: Path) -> None:
+    run = _tiny("my-pipeline").run_local(tmp_path / "r", store=store_path)
+    assert re.match(r"^my-pipeline-\d{8}-[0-9a-f]{4,}$", run.run_id)
+    assert run.run_dir == (tmp_path / "r").absolute()
+
+
+def test_list_runs_filters_newest_first(store_path: Path) -> None:
+    store = SqliteStore(store_path)
+    day = dt.datetime(2026, 3, 10, 12, 0)
+    made: dict[str, tuple[str, dt.datetime, str]] = {}
+    plan = [  # recorded in another order than their creation times
+        ("other", day, "SUCCESS"),
+        ("etl", day - dt.timedelta(days=3), "SUCCESS"),
+        ("etl", day + dt.timedelta(days=2), "RUNNING"),
+        ("etl", day - dt.timedelta(days=1), "FAILED"),
+        ("etl", day + dt.timedelta(hours=1), "SUCCESS"),
+    ]
+    for name, when, status in plan:
+        rid = _new_run(store, name)
+        store.set_run_status(rid, status)
+        made[rid] = (name, when, status)
+    with sqlite3.connect(store_path) as db:
+        db.executemany(
+            "UPDATE runs SET created_at = ? WHERE run_id = ?",
+            [(when.timestamp(), rid) for rid, (_, when, _) in made.items()],
+        )
+    db.close()
+    newest_first = [rid for rid, _ in sorted(made.items(), key=lambda kv: kv[1][1], reverse=True)]
+
+    def ids(**kw: Any) -> list[str]:
+        return [r["run_id"] for r in store.list_runs(**kw)]
+
+    everything = store.list_runs()
+    assert [r["run_id"] for r in everything] == newest_first
+    assert {"run_id", "graph_name", "status", "created_at"} <= set(everything[0])
+    assert ids(graph_name="other") == [newest_first[2]]
+    assert ids(graph_name="etl") == [r for r in newest_first if made[r][0] == "etl"]
+    assert ids(limit=2) == newest_first[:2]
+    assert ids(status="SUCCESS") == [r for r in newest_first if made[r][2] == "SUCCESS"]
+    assert ids(status="failed") == [r for r in newest_first if made[r][2] == "FAILED"]
+    assert ids(since=day) == newest_first[:3]
+    assert ids(since="2026-03-10") == newest_first[:3]
+    assert ids(until=dt.date(2026, 3, 10)) == newest_first[1:]  # a date includes its whole day
+    assert ids(until="2026-03-09") == newest_first[3:]
+    assert ids(since="2026-03-09", until="2026-03-10", graph_name="etl") == [
+        newest_first[1],
+        newest_first[3],
+    ]
+    with pytest.raises(StoreError, match="since='last week' is not a date"):
+        store.list_runs(since="last week")
+
+
+def test_unknown_run_id_is_a_clear_error(tmp_path: Path, store_path: Path) -> None:
+    run = _tiny().run_local(tmp_path / "r", store=store_path)
+    store = SqliteStore(store_path)
+    with pytest.raises(KeyError) as caught:
+        store.get_run(run.run_id[:-1] + "x")
+    assert f"Did you mean '{run.run_id}'?" in str(caught.value)
+    with pytest.raises(ReflowError, match="no run 'nothing-like-it'"):
+        Run("nothing-like-it", store).status()
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+def _outputs_workflow(calls: Calls) -> Workflow:
+    wf = Workflow("outs")
+
+    @wf.job()
+    def numbers() -> list[int]:
+        calls("numbers")
+        return [3, 1, 2]
+
+    @wf.array_job()
+    def double(x: Annotated[int, Result(step="numbers")]) -> int:
+        calls("double")
+        if x == 2:
+            raise ValueError("no twos")
+        return 2 * x
+
+    @wf.job()
+    def label() -> str:
+        return "done"
+
+    return wf
+
+
+def test_singleton_and_array_outputs(tmp_path: Path, store_path: Path, calls: Calls) -> None:
+    run = _outputs_workflow(calls).run_local(tmp_path / "r", store=store_path, on_error="continue")
+    store = SqliteStore(store_path)
+    assert store.get_singleton_output(run.run_id, "numbers") == [3, 1, 2]
+    assert store.get_singleton_output(run.run_id, "label") == "done"
+    assert run.output("label") == "done"
+
+    with pytest.raises(StoreError, match=r"'double'\[2\] of run .* is FAILED, so it has no output"):
+        store.get_array_outputs(run.run_id, "double")
+    with pytest.raises(StoreError, match="has no task 'nope'"):
+        run.output("nope")
+
+
+def test_array_outputs_come_in_index_order(tmp_path: Path, store_path: Path) -> None:
+    wf = Workflow("order")
+
+    @wf.job()
+    def items() -> list[int]:
+        return list(range(15))
+
+    @wf.array_job()
+    def ident(x: Annotated[int, Result(step="items")]) -> int:
+        return x
+
+    run = wf.run_local(tmp_path / "r", store=store_path)
+    store = SqliteStore(store_path)
+    assert store.get_array_outputs(run.run_id, "ident") == list(range(15))
+    assert run.outputs("ident") == list(range(15))
+    with pytest.raises(StoreError, match="'ident' is an array task: use get_array_outputs"):
+        store.get_singleton_output(run.run_id, "ident")
+    with pytest.raises(StoreError, match="'items' is not an array task"):
+        store.get_array_outputs(run.run_id, "items")
+
+
+# ---------------------------------------------------------------------- integrity
+
+
+def test_one_instance_row_per_run_task_index_and_attempt(tmp_path: Path, store_path: Path) -> None:
+    run = _tiny().run_local(tmp_path / "r", store=store_path)
+    with sqlite3.connect(store_path) as db:
+        (count,) = db.execute(
+            "SELECT COUNT(*) FROM instances WHERE run_id = ?", (run.run_id,)
+        ).fetchone()
+        assert count == 1
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            db.execute(
+                "INSERT INTO instances (run_id, task_name, array_index, attempt, state) "
+                "VALUES (?, 'hello', -1, 1, 'PENDING')",
+                (run.run_id,),
+            )
+        # a second attempt is a row of its own
+        db.execute(
+            "INSERT INTO instances (run_id, task_name, array_index, attempt, state, current) "
+            "VALUES (?, 'hello', -1, 2, 'PENDING', 0)",
+            (run.run_id,),
+        )
+    db.close()
+
+
+def test_a_success_row_cannot_lack_its_output(tmp_path: Path, store_path: Path) -> None:
+    wf = Workflow("check")
+
+    @wf.job()
+    def broken() -> int:
+        raise RuntimeError("no")
+
+    run = wf.run_local(tmp_path / "r", store=store_path)
+    with sqlite3.connect(store_path) as db:
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            db.execute("UPDATE instances SET state = 'SUCCESS' WHERE run_id = ?", (run.run_id,))
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            db.execute(
+                "UPDATE instances SET state = 'SUCCESS', output = '1' WHERE run_id = ?",
+                (run.run_id,),
+            )  # an output without its hash is no better
+        db.execute(
+            "UPDATE instances SET state = 'SUCCESS', output = '1', output_hash = 'h' "
+            "WHERE run_id = ?",
+            (run.run_id,),
+        )
+        db.rollback()
+    db.close()
+
+
+# ---------------------------------------------------------------------- status
+
+
+def test_status_dict_has_the_documented_keys(
+    tmp_path: Path, store_path: Path, calls: Calls
+) -> None:
+    run = _outputs_workflow(calls).run_local(tmp_path / "r", store=store_path, on_error="continue")
+    doc = run.status(as_dict=True)
+    assert doc is not None
+    assert {"run", "summary", "instances", "failed_instances"} <= set(doc)
+    assert doc["run"]["run_id"] == run.run_id
+    assert doc["run"]["status"] == "FAILED"
+    assert doc["run"]["graph_name"] == "outs"
+    assert doc["summary"] == {
+        "numbers": {"SUCCESS": 1},
+        "double": {"SUCCESS": 2, "FAILED": 1},
+        "label": {"SUCCESS": 1},
+    }
+    assert len(doc["instances"]) == 5
+    (failed,) = doc["failed_instances"]
+    assert {"task_name", "array_index", "state", "job_id", "error_text"} <= set(failed)
+    assert (failed["task_name"], failed["array_index"], failed["state"]) == ("double", 2, "FAILED")
+    assert failed["job_id"] is None
+    assert "ValueError: no twos" in failed["error_text"]
+
+    only = run.status(task="double", as_dict=True)
+    assert only is not None
+    assert set(only["summary"]) == {"double"}
+    assert {i["task_name"] for i in only["instances"]} == {"double"}
+
+
+def test_status_prints_each_tasks_counts(
+    tmp_path: Path, store_path: Path, calls: Calls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = _outputs_workflow(calls)
+    run = wf.run_local(tmp_path / "r", store=store_path, on_error="continue")
+    assert run.status() is None
+    out = capsys.readouterr().out
+    assert run.run_id in out and "FAILED" in out
+    lines = out.splitlines()
+
+    def line(task: str) -> str:
+        return next(x for x in lines if x.split()[:1] == [task])
+
+    assert re.search(r"numbers\s+1\s+1 SUCCESS$", line("numbers"))
+    assert re.search(r"double\s+3\s+2 SUCCESS, 1 FAILED$", line("double"))
+    assert re.search(r"label\s+1\s+1 SUCCESS$", line("label"))
+    assert any("double[2]  FAILED" in x and "ValueError: no twos" in x for x in lines)
+
+    again = wf.run_local(tmp_path / "r", store=store_path, on_error="continue")
+    again.status()
+    assert "1 SUCCESS (1 cached)" in capsys.readouterr().out
+
+
+def test_status_of_an_unknown_task_is_an_error(tmp_path: Path, store_path: Path) -> None:
+    run = _tiny().run_local(tmp_path / "r", store=store_path)
+    with pytest.raises(ReflowError, match=r"has no task 'helo'\. Did you mean 'hello'\?"):
+        run.status(task="helo")
+
+
+# ---------------------------------------------------------------------- cancel
+
+
+def test_cancel_from_elsewhere_stops_a_running_run(
+    tmp_path: Path, store_path: Path, calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reflow.local
+
+    monkeypatch.setattr(reflow.local, "_CANCEL_POLL_SECONDS", 0.0)
+    wf = Workflow("cancel_me")
+    cancelled: list[int] = []
+
+    @wf.job()
+    def items() -> list[int]:
+        return list(range(6))
+
+    @wf.array_job()
+    def each(x: Annotated[int, Result(step="items")]) -> int:
+        calls(f"each{x}")
+        if x == 1 and not cancelled:  # another terminal runs `cancel` while the run goes
+            store = SqliteStore(store_path)
+            (info,) = store.list_runs()
+            assert info["status"] == "RUNNING"
+            cancelled.append(Run(info["run_id"], store).cancel())
+            store.close()
+        return x
+
+    @wf.job()
+    def total(xs: Annotated[list[int], Result(step="each")]) -> int:
+        calls("total")
+        return sum(xs)
+
+    run = wf.run_local(tmp_path / "r", store=store_path)
+    assert run.state is RunState.CANCELLED
+    ran = calls.take()
+    assert "total" not in ran and "each5" not in ran
+    summary = run.status(as_dict=True)["summary"]  # type: ignore[index]
+    # each[0] finished before the cancel; each[1] was running, so it is cancelled with
+    # the four that were waiting (its late result does not undo the cancel)
+    assert summary["each"] == {"SUCCESS": 1, "CANCELLED": 5}
+    assert cancelled == [5]
+    assert run.cancel() == 0  # nothing left to cancel
+
+    run.retry()
+    assert calls.take() == {f"each{i}": 1 for i in range(1, 6)} | {"total": 1}
+    assert run.state is RunState.SUCCESS
+
+
+def test_cancel_of_one_task(tmp_path: Path, store_path: Path) -> None:
+    store = SqliteStore(store_path)
+    rid = _new_run(store)
+    run = Run(rid, store)
+    with pytest.raises(ReflowError, match=r"has no task 'b'"):
+        run.cancel(task="b")
+    assert run.cancel(task="a") == 0
+    assert run.state is RunState.RUNNING  # cancelling one task leaves the run as it was
+    assert run.cancel() == 0
+    assert run.state is RunState.CANCELLED
+
+
+# ---------------------------------------------------------------------- batching
+
+
+def test_writes_are_batched_per_wave_not_per_instance(tmp_path: Path, store_path: Path) -> None:
+    wf = Workflow("batched")
+
+    @wf.job()
+    def items(n: int) -> list[int]:
+        return list(range(n))
+
+    @wf.array_job()
+    def each(x: Annotated[int, Result(step="items")]) -> int:
+        return x
+
+    @wf.array_job()
+    def chained(x: Annotated[int, Result(step="each")]) -> int:
+        return x + 1
+
+    store = SqliteStore(store_path)
+    store.list_runs()  # open it before counting
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+
+    def transactions() -> int:
+        n = sum(1 for s in statements if s.startswith("BEGIN"))
+        statements.clear()
+        return n
+
+    run = wf.run_local(tmp_path / "r", store=store, n=1000)
+    assert run.outputs("chained")[-1] == 1000
+    assert transactions() < 100  # 2,001 instances
+    wf.run_local(tmp_path / "r", store=store, n=1000)  # all cache hits
+    assert transactions() <= 10
