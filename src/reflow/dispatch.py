@@ -173,6 +173,44 @@ def _ingest(store: SqliteStore, run_id: str, run_dir: Path) -> int:
     return len(outcomes)
 
 
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _failure_text(
+    executor: Executor, run_dir: Path, task: str, index: int, job: str, status: JobStatus
+) -> str:
+    """Why an instance's job ended without a result, in the words a user needs.
+
+    The reason goes last: `status` shows an error's last line, as for a traceback.
+    """
+    scheduler_log = _tail(run_dir / "logs" / task / "scheduler" / f"{job}.log", 3)
+    state = status.state
+    if state is JobState.FAILED and "memory limit" in scheduler_log.lower():
+        state = JobState.OUT_OF_MEMORY  # killed by the memory sampler, reported as FAILED
+    reason = _REASONS.get(state, "the job ended without a result")
+    code = status.exit_code
+    said = status.reason or status.state.value
+    if code and ":" in code and code.split(":", 1)[1] not in ("", "0"):
+        number = int(code.split(":", 1)[1]) if code.split(":", 1)[1].isdigit() else 0
+        said += f", killed by {_signal_name(number)}" if number else f", exit code {code}"
+    elif code:
+        said += f", exit code {code}"
+    parts = []
+    stderr = _tail(log_paths(run_dir, task, index)[1])
+    if stderr:
+        parts.append(f"last lines of stderr:\n{stderr}")
+    if scheduler_log:
+        parts.append(f"last lines of the scheduler's log:\n{scheduler_log}")
+    parts.append(f"{reason} ({executor.name}: job {job} {said})")
+    return "\n".join(parts)
+
+
 def _base_job(job_id: str) -> str:
     return job_id.split("_", 1)[0]
 
@@ -213,13 +251,9 @@ def _reconcile(
                 if status is not None and status.state is JobState.RUNNING and state == "SUBMITTED":
                     running.append((task, index, att))
                 continue
-            reason = _REASONS.get(status.state, "the job ended without a result")
-            detail = f"{reason} ({executor.name}: job {job} {status.reason or status.state.value}"
-            detail += f", exit code {status.exit_code})" if status.exit_code else ")"
-            tail = _tail(log_paths(run_dir, task, index)[1])
-            # the reason goes last: `status` shows an error's last line, as for a traceback
-            before = f"last lines of stderr:\n{tail}\n" if tail else ""
-            failed.append((task, index, att, before + detail))
+            failed.append(
+                (task, index, att, _failure_text(executor, run_dir, task, index, job or "", status))
+            )
         if running:
             store.mark_job_running(run_id, running)
         if failed:

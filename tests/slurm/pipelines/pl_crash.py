@@ -41,7 +41,7 @@ def slow(seconds: float) -> float:
 memory_wf = Workflow("rt-memory")
 
 
-@memory_wf.job(time="00:05:00", mem="50M")
+@memory_wf.job(time="00:05:00", mem="200M")
 def greedy(megabytes: int) -> int:
     block = bytearray(megabytes << 20)
     for i in range(0, len(block), 4096):  # touch every page, so the memory is really used
