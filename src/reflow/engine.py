@@ -378,9 +378,7 @@ class Engine:
         # write the new rows in one transaction
         new = [i for i in decisions if i not in keep]
         supersede = [i for i in existing if i not in keep]
-        for i in supersede:
-            if existing[i].state != SUCCESS:
-                self.reset += 1
+        self.reset += len(supersede)  # every replaced attempt runs again (or is reused)
         attempts = self.store.max_attempts(self.run_id, name) if existing else {}
         att = {i: attempts.get(i, 0) + 1 for i in new}
         pending = [

@@ -193,7 +193,7 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
                                 "importable by name, e.g. a closure); running it in this "
                                 "process instead",
                                 RuntimeWarning,
-                                stacklevel=3,
+                                stacklevel=5,  # the caller of run_local
                             )
                     (queue_ if sendable[w.task] else inline).append(w)
             if engine.stopping:
@@ -202,6 +202,10 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
             busy = [s for s in slots if s.works]
             if not queue_ and not inline and not busy:
                 break
+            # an idle worker may have died (e.g. the kernel's OOM killer): replace it
+            for dead in [s for s in slots if not s.works and not s.proc.is_alive()]:
+                dead.stop()
+                slots.remove(dead)
             # feed idle workers, starting processes as they are needed
             while queue_ and (len(slots) < max_workers or any(not s.works for s in slots)):
                 slot = next((s for s in slots if not s.works), None)
@@ -212,7 +216,13 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
                 batch = [queue_.popleft() for _ in range(min(size, len(queue_)))]
                 engine.mark_running(batch)
                 slot.works.extend(batch)
-                slot.conn.send([(_func(engine, w.task), w) for w in batch])
+                try:
+                    slot.conn.send([(_func(engine, w.task), w) for w in batch])
+                except OSError:  # it died between the check and the send: try another
+                    slot.works.clear()
+                    queue_.extendleft(reversed(batch))
+                    slot.stop()
+                    slots.remove(slot)
             if inline:
                 w = inline.pop(0)
                 engine.mark_running([w])

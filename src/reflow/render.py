@@ -34,7 +34,10 @@ def render_status(doc: dict[str, Any], *, errors: bool = False) -> str:
     for task in doc["tasks"]:
         counts = doc["summary"].get(task, {})
         if not counts:
-            lines.append(f"  {task:<{width}}  not started")
+            done = run["status"] == "SUCCESS"
+            lines.append(
+                f"  {task:<{width}}  {'0 instances (empty fan-out)' if done else 'not started'}"
+            )
             continue
         total = sum(counts.values())
         parts = [f"{counts[s]} {s}" for s in _ORDER if counts.get(s)]
