@@ -64,7 +64,11 @@ def make_executor(spec: str | Executor | Mapping[str, Any] | None, config: Confi
     if mode == "sbatch":
         from .executors.slurm import SlurmExecutor
 
-        return SlurmExecutor(**{k: commands.get(k) for k in _SLURM_COMMANDS})
+        limit = spec.get("max_array_size") if isinstance(spec, Mapping) else None
+        return SlurmExecutor(
+            **{k: commands.get(k) for k in _SLURM_COMMANDS},
+            max_array_size=limit if isinstance(limit, int) else None,
+        )
     if mode == "local":
         from .executors.local import LocalExecutor
 
@@ -91,7 +95,11 @@ def executor_record(executor: Executor) -> dict[str, Any]:
         k: getattr(executor, k) for k in _COMMANDS if isinstance(getattr(executor, k, None), str)
     }
     mode = {"slurm": "sbatch"}.get(executor.name, executor.name)
-    return {"mode": mode, "commands": commands}
+    record: dict[str, Any] = {"mode": mode, "commands": commands}
+    limit = getattr(executor, "max_array_override", None)
+    if isinstance(limit, int):
+        record["max_array_size"] = limit
+    return record
 
 
 class DispatchResult:

@@ -434,3 +434,43 @@ def test_time_limit_fails_with_timeout(timeout_run: Run) -> None:
     assert cli.returncode == 0, cli.stderr
     assert f"slow  FAILED job {failed['job_id']}: the job hit its time limit" in cli.stdout
     assert not squeue_ids() & run_job_ids(run)
+
+
+# ------------------------------------------------------------------ robustness of the chain
+
+
+def test_a_dispatcher_that_dies_is_noticed_and_retry_resumes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    run = cluster.submit(pl_hold.hold_wf, gate=str(gate))
+    dispatcher = run.info()["dispatcher"]
+    assert dispatcher
+    subprocess.run(["scancel", dispatcher], check=True, timeout=30)
+
+    def warned() -> str | None:
+        doc = run.status(as_dict=True)
+        assert doc is not None
+        hits = [w for w in doc["warnings"] if f"dispatcher job {dispatcher} ended" in w]
+        return hits[0] if hits else None
+
+    warning = wait_until(warned, 30, "status to notice the dead dispatcher", run)
+    assert f"retry {run.run_id}" in warning
+    assert f"warning: {warning}" in render_status(run.status(as_dict=True) or {})
+    gate.touch()  # the task jobs finish, but nothing would ingest them
+    wait_until(
+        lambda: not squeue_ids() & run_job_ids(run), 60, "the task jobs to leave the queue", run
+    )
+    assert run.state is RunState.RUNNING  # stalled, not lost
+    run.retry()
+    assert wait_final(run, 60) is RunState.SUCCESS, status_text(run)
+    assert run.output("after_hold") == "OPENED"
+
+
+def test_arrays_above_the_limit_are_split_into_several_jobs(cluster: Cluster) -> None:
+    run = cluster.submit(pl_fanout.wf, executor=SlurmExecutor(max_array_size=3), n=7)
+    assert wait_final(run, 90) is RunState.SUCCESS, status_text(run)
+    assert run.outputs("plus") == [x * x + 1 for x in range(7)]
+    assert run.output("total") == sum(x * x + 1 for x in range(7))
+    jobs = {i["job_id"].split("_", 1)[0] for i in run.store.instances(run.run_id, task="square")}
+    assert len(jobs) == 3  # elements 0-2, 3-5 and 6: three arrays of at most 3

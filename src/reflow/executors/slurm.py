@@ -106,6 +106,7 @@ class SlurmExecutor(Executor):
         self.scancel = scancel or "scancel"
         self.scontrol = scontrol or "scontrol"
         self._max_array = max_array_size
+        self.max_array_override = max_array_size  # given, not read from the cluster
         self._accounting: bool | None = None
         self.calls: dict[str, int] = {"sbatch": 0, "sacct": 0, "squeue": 0, "scancel": 0}
 
