@@ -368,6 +368,13 @@ def dispatch_pass(
         ahead = _submit_ahead(sub, engine, graph, options)
     result.jobs = submitted + ahead
     result.reset = engine.reset
+    if result.jobs and store.get_run(run_id)["status"] == RunState.CANCELLED.value:
+        # cancelled while this pass was submitting: take back what it submitted
+        executor.cancel(result.jobs)
+        store.cancel_instances(run_id, None, "cancelled by the user")
+        store.set_dispatcher(run_id, None)
+        result.state = RunState.CANCELLED
+        return result
     if engine.in_flight == 0:
         state = engine.final_state()
         if run_state == RunState.CANCELLED.value:
