@@ -385,7 +385,7 @@ def dispatch_pass(
         return result
     if chain:
         waits = _dispatcher_waits(sub, engine, graph) or submitted or sorted(live)
-        result.dispatcher = _chain(wf, store, run_id, executor, config, options, run_dir, waits)
+        result.dispatcher = sub.chain(waits)
     return result
 
 
@@ -403,6 +403,7 @@ class _Submitter:
         run_dir: Path,
     ) -> None:
         self.wf, self.store, self.run_id, self.executor = wf, store, run_id, executor
+        self.config = config
         self.options, self.run_dir = options, run_dir
         self.python = str(options.get("python") or config.python)
         self.submit_options = dict(options.get("submit_options") or config.submit_options)
@@ -470,6 +471,41 @@ class _Submitter:
                     self.run_id, task, [(w.index, w.attempt, j) for w, j in ids]
                 )
         return jobs
+
+    def chain(self, dependencies: Sequence[str]) -> str:
+        """Submit the next dispatcher pass as a small job behind `dependencies`."""
+        command = [
+            self.python,
+            "-m",
+            "reflow.dispatch",
+            "--run-id",
+            self.run_id,
+            "--store",
+            str(self.store.path),
+            "--origin",
+            json.dumps(self.options.get("origin") or {}),
+            "--workflow",
+            self.wf.name,
+        ]
+        log_dir = self.run_dir / "logs" / "_dispatcher"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        partition, account, _ = merge_options({}, self.submit_options, "partition")
+        log = self.executor.log_pattern(str(log_dir), False)
+        res = JobResources(
+            name=f"{self.wf.name}.dispatch",
+            cpus=self.config.dispatch_cpus,
+            time=self.config.dispatch_time,
+            mem=self.config.dispatch_mem,
+            partition=partition,
+            account=account,
+            dependencies=tuple(dependencies),
+            stdout=log,
+            stderr=log,
+            workdir=self.options.get("cwd"),
+        )
+        job = self.executor.submit(command, res)
+        self.store.set_dispatcher(self.run_id, job)
+        return job
 
     def flight_jobs(self) -> dict[str, set[str]]:
         """task -> the jobs (base ids) of its instances still in flight."""
@@ -561,53 +597,6 @@ def _dispatcher_waits(sub: _Submitter, engine: Engine, graph: Any) -> list[str]:
         if all(_known(sub, engine, d) is not None for d in deps):
             needs |= set().union(*(flight.get(d, set()) for d in deps))
     return sorted(needs) or everything
-
-
-def _chain(
-    wf: Workflow,
-    store: SqliteStore,
-    run_id: str,
-    executor: Executor,
-    config: Config,
-    options: Mapping[str, Any],
-    run_dir: Path,
-    dependencies: Sequence[str],
-) -> str:
-    """Submit the next dispatcher pass as a small job behind `dependencies`."""
-    python = str(options.get("python") or config.python)
-    command = [
-        python,
-        "-m",
-        "reflow.dispatch",
-        "--run-id",
-        run_id,
-        "--store",
-        str(store.path),
-        "--origin",
-        json.dumps(options.get("origin") or {}),
-        "--workflow",
-        wf.name,
-    ]
-    log_dir = run_dir / "logs" / "_dispatcher"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    partition, account, _ = merge_options(
-        {}, dict(options.get("submit_options") or {}), "partition"
-    )
-    res = JobResources(
-        name=f"{wf.name}.dispatch",
-        cpus=config.dispatch_cpus,
-        time=config.dispatch_time,
-        mem=config.dispatch_mem,
-        partition=partition,
-        account=account,
-        dependencies=tuple(dependencies),
-        stdout=executor.log_pattern(str(log_dir), False),
-        stderr=executor.log_pattern(str(log_dir), False),
-        workdir=options.get("cwd"),
-    )
-    job = executor.submit(command, res)
-    store.set_dispatcher(run_id, job)
-    return job
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 
 from .engine import Engine
 from .states import RunState
-from .worker import Outcome, Work, execute
+from .worker import Outcome, Work, execute, failure
 
 __all__ = ["drive"]
 
@@ -262,20 +262,7 @@ def _collect(engine: Engine, slots: list[_Slot], timeout: float) -> list[Outcome
             if s.works and (eof or (s.proc.sentinel in ready and not s.conn.poll())):
                 s.proc.join()
                 w = s.works.popleft()
-                now = time.time()
-                done.append(
-                    Outcome(
-                        w.task,
-                        w.index,
-                        w.attempt,
-                        False,
-                        None,
-                        None,
-                        _death_reason(s.proc),
-                        now,
-                        now,
-                    )
-                )
+                done.append(failure(w, _death_reason(s.proc)))
                 # the rest of its batch never started: run it on a new worker
                 rest = list(s.works)
                 s.works.clear()

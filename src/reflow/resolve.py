@@ -21,7 +21,7 @@ from .identity import compute_identity, returns_paths, verify_output
 from .inputs import InputError, per_item, whole
 from .results import result_path
 from .wiring import Mode
-from .worker import Outcome, Work, execute
+from .worker import Outcome, Work, execute, failure
 
 if TYPE_CHECKING:
     from .stores.sqlite import SqliteStore
@@ -132,18 +132,7 @@ def run_deferred(
     up = FileUpstream(run_dir, run_id, store, attempts)
     why = _blocked(wf, work.task, work.index, up)
     if why is not None:
-        return Outcome(
-            work.task,
-            work.index,
-            work.attempt,
-            False,
-            None,
-            None,
-            why,
-            started,
-            time.time(),
-            skipped=True,
-        )
+        return failure(work, why, started, skipped=True)
     try:
         hashes: dict[str, str] = {}
         getters: dict[str, Any] = {}
@@ -155,17 +144,7 @@ def run_deferred(
             else:
                 hashes[inp.arg], getters[inp.arg] = whole(up, inp)
     except (InputError, IndexError) as exc:
-        return Outcome(
-            work.task,
-            work.index,
-            work.attempt,
-            False,
-            None,
-            None,
-            f"task '{work.task}' cannot start: {exc}",
-            started,
-            time.time(),
-        )
+        return failure(work, f"task '{work.task}' cannot start: {exc}", started)
     params = {arg: codec.hash_value(work.kwargs[arg]) for arg in graph.param_keys(work.task)}
     identity, parts = compute_identity(graph.name, work.task, spec.version, params, hashes)
     if not deferred.get("no_cache"):

@@ -54,6 +54,33 @@ def _label(task: str, index: int) -> str:
     return f"'{task}'" if index < 0 else f"'{task}'[{index}]"
 
 
+def failure(
+    work: Work, error: str, started: float | None = None, *, skipped: bool = False
+) -> Outcome:
+    """A failed (or, with `skipped`, skipped) Outcome for `work` with its error text."""
+    now = time.time()
+    return Outcome(
+        work.task,
+        work.index,
+        work.attempt,
+        False,
+        None,
+        None,
+        error,
+        now if started is None else started,
+        now,
+        skipped=skipped,
+    )
+
+
+def traceback_text(exc: BaseException, *, skip_frames: int = 0) -> str:
+    """The formatted traceback of `exc`, without its first `skip_frames` frames."""
+    tb = exc.__traceback__
+    for _ in range(skip_frames):
+        tb = tb.tb_next if tb else None
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
 def execute(func: Callable[..., Any], work: Work) -> Outcome:
     """Run one instance; exceptions (and exits) become a failed Outcome with the traceback."""
     started = time.time()
@@ -61,18 +88,12 @@ def execute(func: Callable[..., Any], work: Work) -> Outcome:
         value = func(**work.kwargs)
     except (Exception, SystemExit) as exc:
         # drop this frame: the user's traceback starts in their own function
-        tb = exc.__traceback__.tb_next if exc.__traceback__ else None
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-        return Outcome(
-            work.task, work.index, work.attempt, False, None, None, text, started, time.time()
-        )
+        return failure(work, traceback_text(exc, skip_frames=1), started)
     try:
         text = codec.dumps(value)
     except EncodeError as exc:
-        error = f"task {_label(work.task, work.index)} returned a value reflow cannot store: {exc}"
-        return Outcome(
-            work.task, work.index, work.attempt, False, None, None, error, started, time.time()
-        )
+        where = _label(work.task, work.index)
+        return failure(work, f"task {where} returned a value reflow cannot store: {exc}", started)
     return Outcome(
         work.task,
         work.index,
@@ -166,17 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         wf = load_workflow(json.loads(ns.origin), ns.workflow)
         func = wf.tasks[work.task].func
     except BaseException as exc:  # the user's script failed to import: the instance fails
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        outcome = Outcome(
-            work.task,
-            work.index,
-            work.attempt,
-            False,
-            None,
-            None,
-            "cannot load the workflow in the job:\n" + text,
-            started,
-            time.time(),
+        outcome = failure(
+            work, "cannot load the workflow in the job:\n" + traceback_text(exc), started
         )
     else:
         if item.deferred is not None:
@@ -185,17 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 outcome = run_deferred(wf, work, item.deferred, run_dir, item.run_id)
             except Exception as exc:  # e.g. the store cannot be read from this node
-                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                outcome = Outcome(
-                    work.task,
-                    work.index,
-                    work.attempt,
-                    False,
-                    None,
-                    None,
-                    "cannot resolve the inputs in the job:\n" + text,
-                    started,
-                    time.time(),
+                outcome = failure(
+                    work, "cannot resolve the inputs in the job:\n" + traceback_text(exc), started
                 )
         else:
             outcome = execute(func, work)
