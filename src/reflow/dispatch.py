@@ -50,56 +50,57 @@ _LOST_AFTER_SECONDS = 120.0  # a job unknown to the scheduler this long after su
 
 def make_executor(spec: str | Executor | Mapping[str, Any] | None, config: Config) -> Executor:
     """An executor from a name, a recorded description, or the config's `[executor] mode`."""
+    import importlib
+
     from .config import MODE_ALIASES
+    from .executors.base import EXECUTORS
 
     if isinstance(spec, Executor):
         return spec
     if isinstance(spec, Mapping):
         mode = str(spec.get("mode", "sbatch"))
         commands: Mapping[str, Any] = spec.get("commands", {})
+        settings: Mapping[str, Any] = spec.get("settings", {})
     else:
         mode = spec or config.mode
-        commands = {k: getattr(config, k) for k in _COMMANDS}
+        commands = {k: getattr(config, k, None) for k in _COMMANDS}
+        settings = {}
     mode = MODE_ALIASES.get(mode, mode)
-    if mode == "sbatch":
-        from .executors.slurm import SlurmExecutor
-
-        limit = spec.get("max_array_size") if isinstance(spec, Mapping) else None
-        return SlurmExecutor(
-            **{k: commands.get(k) for k in _SLURM_COMMANDS},
-            max_array_size=limit if isinstance(limit, int) else None,
-        )
-    if mode == "local":
-        from .executors.local import LocalExecutor
-
-        return LocalExecutor()
-    if mode == "dry-run":
-        from .executors.dryrun import DryRunExecutor
-
-        return DryRunExecutor()
-    known = "sbatch (slurm), local, dry-run"
-    if mode in ("qsub-pbs", "bsub", "qsub-sge", "flux"):
+    known = ", ".join(sorted(EXECUTORS))
+    if mode not in EXECUTORS:
+        raise ValidationError(f"unknown executor '{mode}': use one of: {known}")
+    module, name = EXECUTORS[mode]
+    try:
+        cls = getattr(importlib.import_module(f"reflow.executors.{module}"), name)
+    except (ImportError, AttributeError):
         raise ValidationError(
-            f"executor '{mode}' is not available in this version of reflow; use one of: {known}"
-        )
-    raise ValidationError(f"unknown executor '{mode}': use one of: {known}")
+            f"executor '{mode}' is not available in this version of reflow"
+        ) from None
+    executor: Executor = cls.create(commands, settings)
+    return executor
 
 
-_SLURM_COMMANDS = ("sbatch", "sacct", "squeue", "scancel", "scontrol")
-_COMMANDS = (*_SLURM_COMMANDS, "qsub", "qstat", "qdel", "qacct", "bsub", "bjobs", "bkill", "flux")
+_COMMANDS = (
+    "sbatch",
+    "sacct",
+    "squeue",
+    "scancel",
+    "scontrol",
+    "qsub",
+    "qstat",
+    "qdel",
+    "qacct",
+    "bsub",
+    "bjobs",
+    "bkill",
+    "flux",
+)
 
 
 def executor_record(executor: Executor) -> dict[str, Any]:
     """What a later dispatcher pass needs to rebuild the executor."""
-    commands = {
-        k: getattr(executor, k) for k in _COMMANDS if isinstance(getattr(executor, k, None), str)
-    }
-    mode = {"slurm": "sbatch"}.get(executor.name, executor.name)
-    record: dict[str, Any] = {"mode": mode, "commands": commands}
-    limit = getattr(executor, "max_array_override", None)
-    if isinstance(limit, int):
-        record["max_array_size"] = limit
-    return record
+    commands = {k: getattr(executor, k) for k in executor.commands}
+    return {"mode": executor.mode, "commands": commands, "settings": executor.settings()}
 
 
 class DispatchResult:

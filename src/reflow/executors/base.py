@@ -17,7 +17,18 @@ from typing import Any
 
 from ..errors import ReflowError
 
-__all__ = ["Executor", "JobResources", "JobState", "JobStatus", "SchedulerError"]
+__all__ = ["EXECUTORS", "Executor", "JobResources", "JobState", "JobStatus", "SchedulerError"]
+
+#: the config's `[executor] mode` -> (module in reflow.executors, class); imported on use
+EXECUTORS: dict[str, tuple[str, str]] = {
+    "sbatch": ("slurm", "SlurmExecutor"),
+    "qsub-pbs": ("pbs", "PBSExecutor"),
+    "bsub": ("lsf", "LSFExecutor"),
+    "qsub-sge": ("sge", "SGEExecutor"),
+    "flux": ("flux", "FluxExecutor"),
+    "local": ("local", "LocalExecutor"),
+    "dry-run": ("dryrun", "DryRunExecutor"),
+}
 
 
 class SchedulerError(ReflowError):
@@ -105,8 +116,21 @@ class Executor(ABC):
     """Runs jobs: renders a job script from resources, submits it, asks and cancels."""
 
     name: str = "executor"
+    #: the config's `[executor] mode` naming this executor
+    mode: str = ""
+    #: the scheduler commands it runs: constructor arguments and config keys
+    commands: tuple[str, ...] = ()
     #: how the array index in the job's environment maps to 0-based elements
     index_base: int = 0
+
+    @classmethod
+    def create(cls, commands: Mapping[str, Any], settings: Mapping[str, Any]) -> Executor:
+        """An executor from command paths (None: found on PATH) and recorded settings."""
+        return cls(**{k: commands.get(k) for k in cls.commands}, **settings)
+
+    def settings(self) -> dict[str, Any]:
+        """What a later dispatcher pass needs, besides command paths, to rebuild this one."""
+        return {}
 
     @abstractmethod
     def render(self, command: Sequence[str], resources: JobResources) -> str:

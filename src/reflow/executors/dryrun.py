@@ -16,6 +16,7 @@ class DryRunExecutor(Executor):
     """Shows what would be submitted (rendered as Slurm scripts by default)."""
 
     name = "dry-run"
+    mode = "dry-run"
 
     def __init__(self, renderer: Executor | None = None, out: TextIO | None = None) -> None:
         self.renderer = renderer or SlurmExecutor()

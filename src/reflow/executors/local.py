@@ -67,6 +67,7 @@ class LocalExecutor(Executor):
     """Runs jobs as detached processes on this machine (arrays in parallel)."""
 
     name = "local"
+    mode = "local"
     index_base = 0
 
     def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ValidationError
@@ -88,6 +88,8 @@ class SlurmExecutor(Executor):
     """Submits to Slurm with sbatch; arrays `--array=0-N%P`; states from one sacct call."""
 
     name = "slurm"
+    mode = "sbatch"
+    commands = ("sbatch", "sacct", "squeue", "scancel", "scontrol")
     index_base = 0
 
     def __init__(
@@ -109,6 +111,11 @@ class SlurmExecutor(Executor):
         self.max_array_override = max_array_size  # given, not read from the cluster
         self._accounting: bool | None = None
         self.calls: dict[str, int] = {"sbatch": 0, "sacct": 0, "squeue": 0, "scancel": 0}
+
+    def settings(self) -> dict[str, Any]:
+        return (
+            {} if self.max_array_override is None else {"max_array_size": self.max_array_override}
+        )
 
     def render(self, command: Sequence[str], resources: JobResources) -> str:
         """The sbatch script: #SBATCH directives, then the command, every word quoted."""
@@ -265,14 +272,3 @@ class SlurmExecutor(Executor):
             # elements are numbered 0..MaxArraySize-1
             self._max_array = int(m.group(1)) if m else None
         return self._max_array
-
-
-def slurm_from_config(commands: Mapping[str, str | None]) -> SlurmExecutor:
-    """A SlurmExecutor with command paths from the config (None: found on PATH)."""
-    return SlurmExecutor(
-        sbatch=commands.get("sbatch"),
-        sacct=commands.get("sacct"),
-        squeue=commands.get("squeue"),
-        scancel=commands.get("scancel"),
-        scontrol=commands.get("scontrol"),
-    )
