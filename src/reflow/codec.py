@@ -583,6 +583,23 @@ def dumps(value: object) -> str:
         raise EncodeError(f"cannot encode this value as JSON: {exc}") from None
 
 
+def dumps_hashed(value: object) -> tuple[str, str]:
+    """`(dumps(value), hash_value(value))`, encoding the value only once."""
+    tree = encode(value)
+    try:
+        text = _dump_text(tree)
+    except RecursionError:
+        raise EncodeError(
+            "cannot encode a value nested this deeply (Python's json module stops near "
+            "its recursion limit); flatten it first"
+        ) from None
+    except ValueError as exc:
+        raise EncodeError(f"cannot encode this value as JSON: {exc}") from None
+    if "{" not in text:  # no objects: nothing to sort, the stored text is canonical
+        return text, _sha256(_utf8(text))
+    return text, _sha256(_utf8(_canonical_text(tree, EncodeError)))
+
+
 def loads(text: str) -> object:
     """The inverse of `dumps`; invalid JSON or typed JSON raises `DecodeError`."""
     return decode(_parse(text))

@@ -8,17 +8,33 @@ next to the identity so a cache miss can be explained later.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
-from .codec import hash_parts
-
 __all__ = ["compute_identity", "returns_paths", "verify_output"]
 
 IDENTITY_VERSION = "1"
+
+
+def _hash_map(items: Mapping[str, str]) -> str:
+    # argument names are Python identifiers and values hex digests: no escaping needed,
+    # so this is the canonical JSON object (sorted keys, no spaces) of the mapping
+    return "{" + ",".join(f'"{k}":"{v}"' for k, v in sorted(items.items())) + "}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _head(workflow: str, task: str, version: str) -> str:
+    return json.dumps(
+        {"task": task, "v": IDENTITY_VERSION, "version": version, "workflow": workflow},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
 def compute_identity(
@@ -31,17 +47,12 @@ def compute_identity(
     """Return (identity, ingredients as JSON) for one task instance.
 
     `params` and `inputs` map argument names to the hashes of their values.
+    The ingredients are canonical JSON (sorted keys, no spaces); the identity
+    is the SHA-256 of a version prefix and that text.
     """
-    parts = {
-        "v": IDENTITY_VERSION,
-        "workflow": workflow,
-        "task": task,
-        "version": version,
-        "params": dict(sorted(params.items())),
-        "inputs": dict(sorted(inputs.items())),
-    }
-    text = json.dumps(parts, separators=(",", ":"), sort_keys=True)
-    return hash_parts("identity", [text]), text
+    head = _head(workflow, task, version)
+    text = f'{{"inputs":{_hash_map(inputs)},"params":{_hash_map(params)},{head[1:]}'
+    return hashlib.sha256(b"reflow-identity\n" + text.encode("utf-8")).hexdigest(), text
 
 
 def returns_paths(annotation: Any) -> bool:

@@ -29,6 +29,7 @@ __all__ = ["drive"]
 
 _FLUSH_SECONDS = 0.5  # how long finished work may wait before it is committed
 _CANCEL_POLL_SECONDS = 1.0
+_MARK_RUNNING_UP_TO = 16  # batches up to this size are marked RUNNING before they run
 
 
 class _CancelWatch:
@@ -81,7 +82,12 @@ def _drive_inline(engine: Engine) -> None:
         i, chunk = 0, 1
         while i < len(works) and not engine.stopping:
             batch = works[i : i + chunk]
-            engine.mark_running(batch)
+            # Shown RUNNING only while batches are small, i.e. while instances take long
+            # enough for anyone to see it; a batch of hundreds of tiny instances is
+            # recorded once, as it finishes (an interrupted one reruns either way).
+            marked = len(batch) <= _MARK_RUNNING_UP_TO
+            if marked:
+                engine.mark_running(batch)
             done: list[Outcome] = []
             started = time.monotonic()
             try:
@@ -92,7 +98,8 @@ def _drive_inline(engine: Engine) -> None:
                         break
             finally:
                 engine.record(done)
-                engine.unmark_running(batch[len(done) :])
+                if marked:
+                    engine.unmark_running(batch[len(done) :])
             i += len(done)
             # grow batches while they are quick, so tiny tasks cost few transactions
             elapsed = time.monotonic() - started

@@ -90,7 +90,7 @@ def execute(func: Callable[..., Any], work: Work) -> Outcome:
         # drop this frame: the user's traceback starts in their own function
         return failure(work, traceback_text(exc, skip_frames=1), started)
     try:
-        text = codec.dumps(value)
+        text, ohash = codec.dumps_hashed(value)
     except EncodeError as exc:
         where = _label(work.task, work.index)
         return failure(work, f"task {where} returned a value reflow cannot store: {exc}", started)
@@ -100,7 +100,7 @@ def execute(func: Callable[..., Any], work: Work) -> Outcome:
         work.attempt,
         True,
         text,
-        codec.hash_text(text),
+        ohash,
         None,
         started,
         time.time(),

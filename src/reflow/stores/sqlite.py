@@ -656,15 +656,20 @@ class SqliteStore:
     def mark_running(
         self, run_id: str, items: Sequence[tuple[str, int, int]], job_id: str | None = None
     ) -> None:
-        """Mark (task, index, attempt) instances RUNNING, in one transaction."""
+        """Mark (task, index, attempt) instances RUNNING, in one transaction.
+
+        Consecutive indices of a task are marked by one statement per range,
+        so a big wave of tiny tasks costs a few statements, not one per row.
+        """
         now = _now()
         with self._write() as conn:
-            conn.executemany(
-                "UPDATE instances SET state = 'RUNNING', started_at = ?, job_id = ? "
-                "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
-                "AND state IN ('PENDING', 'SUBMITTED')",
-                [(now, job_id, run_id, t, i, a) for t, i, a in items],
-            )
+            for task, lo, hi in _ranges(items):
+                conn.execute(
+                    "UPDATE instances SET state = 'RUNNING', started_at = ?, job_id = ? "
+                    "WHERE run_id = ? AND task_name = ? AND current = 1 "
+                    "AND array_index BETWEEN ? AND ? AND state IN ('PENDING', 'SUBMITTED')",
+                    (now, job_id, run_id, task, lo, hi),
+                )
 
     def mark_submitted(self, run_id: str, items: Sequence[tuple[str, int, int, str]]) -> None:
         """Record (task, index, attempt, job id) instances as SUBMITTED, in one transaction."""
@@ -1015,6 +1020,17 @@ class SqliteStore:
 
         rows = self._read("SELECT parts FROM identities WHERE identity = ?", (identity,))
         return json.loads(rows[0][0]) if rows else None
+
+
+def _ranges(items: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """(task, first, last) runs of consecutive array indices among (task, index, attempt)."""
+    out: list[tuple[str, int, int]] = []
+    for task, index, _ in sorted(items):
+        if out and out[-1][0] == task and out[-1][2] == index - 1:
+            out[-1] = (task, out[-1][1], index)
+        else:
+            out.append((task, index, index))
+    return out
 
 
 def _user() -> str:
