@@ -353,6 +353,7 @@ def dispatch_pass(
         on_error=str(options.get("on_error", "continue")),
         resume=True,
         keep_in_flight=True,
+        verify_kept=retry,
     )
     if run_state == RunState.CANCELLED.value:
         engine.stop(cancelled=True)

@@ -82,6 +82,7 @@ class Engine:
         on_error: str = "stop",
         resume: bool = False,
         keep_in_flight: bool = False,
+        verify_kept: bool = True,
     ) -> None:
         self.graph = graph
         self.store = store
@@ -97,6 +98,9 @@ class Engine:
         # a dispatcher pass keeps submitted and running instances (their jobs are alive);
         # a local resume replaces them (the process that ran them is gone)
         self.keep_in_flight = keep_in_flight
+        # re-check the run's own successes too (a retry), not only outputs reused from
+        # the cache; a routine dispatcher pass leaves what it already accepted alone
+        self.verify_kept = verify_kept
         self.stopping = False
         self.cancelled = False
         self.reset = 0  # failed/cancelled/skipped/interrupted instances given a new attempt
@@ -355,7 +359,7 @@ class Engine:
             elif what == "?" and self._still_holds(old, same, retryable):
                 keep[i] = _Row(old.state, old.attempt, new_ident, None)
         check = self._verifying(name)
-        if check and keep:
+        if check and keep and self.verify_kept:
             stale = self._stale(name, [i for i, r in keep.items() if r.state == SUCCESS])
             for i in stale:
                 del keep[i]
