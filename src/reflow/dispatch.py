@@ -225,15 +225,21 @@ def _base_job(job_id: str) -> str:
 
 
 def _reconcile(
-    store: SqliteStore, run_id: str, run_dir: Path, executor: Executor, *, wait: bool
+    store: SqliteStore,
+    run_id: str,
+    run_dir: Path,
+    executor: Executor,
+    *,
+    wait_for: frozenset[str] = frozenset(),
 ) -> tuple[int, set[str]]:
     """Fail in-flight instances whose jobs ended without a result; return (failed, live jobs).
 
-    With `wait`, ask again for a few seconds while the scheduler still calls
-    ended jobs running (sacct lags squeue by up to a second).
+    `wait_for`: the jobs this dispatcher was chained behind, so they have
+    ended; while the scheduler still calls one of them live (sacct lags squeue
+    by up to a second) ask again for a few seconds.
     """
     failed_total = 0
-    for attempt in range(6 if wait else 1):
+    for attempt in range(6 if wait_for else 1):
         flight = store.in_flight(run_id)
         if not flight:
             return failed_total, set()
@@ -277,7 +283,7 @@ def _reconcile(
             ]
             store.record_outcomes(run_id, rows)
             failed_total += len(rows)
-        if not wait or not live:
+        if not live & wait_for:
             return failed_total, live
         time.sleep(1.0 + attempt * 0.5)
         _ingest(store, run_id, run_dir)
@@ -323,7 +329,7 @@ def dispatch_pass(
     retry: bool = False,
     retry_tasks: Sequence[str] | None = None,
     verify: bool | None = None,
-    wait: bool = False,
+    wait_for: Sequence[str] = (),
     chain: bool = True,
 ) -> DispatchResult:
     """One pass of the dispatcher over a run (see the module docstring)."""
@@ -336,7 +342,7 @@ def dispatch_pass(
 
     params = resolve_params(graph, info["params"] if isinstance(info["params"], dict) else {})
     result.ingested = _ingest(store, run_id, run_dir)
-    failed, live = _reconcile(store, run_id, run_dir, executor, wait=wait)
+    failed, live = _reconcile(store, run_id, run_dir, executor, wait_for=frozenset(wait_for))
     result.failed_by_scheduler = failed
     run_state = store.get_run(run_id)["status"]
     engine = Engine(
@@ -488,6 +494,8 @@ class _Submitter:
             json.dumps(self.options.get("origin") or {}),
             "--workflow",
             self.wf.name,
+            "--after",
+            ",".join(dependencies),
         ]
         log_dir = self.run_dir / "logs" / "_dispatcher"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -614,6 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--store", required=True)
     parser.add_argument("--origin", required=True)
     parser.add_argument("--workflow", required=True)
+    parser.add_argument("--after", default="", help="the jobs this pass was chained behind")
     ns = parser.parse_args(argv)
     config = load_config()
     store = SqliteStore(ns.store)
@@ -625,7 +634,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     executor = make_executor(options.get("executor"), config)
     wf = load_workflow(json.loads(ns.origin), ns.workflow)
     try:
-        res = dispatch_pass(wf, store, ns.run_id, executor, config=config, wait=True)
+        after = [j for j in ns.after.split(",") if j]
+        res = dispatch_pass(wf, store, ns.run_id, executor, config=config, wait_for=after)
     except ReflowError as exc:
         print(f"reflow: dispatcher pass failed: {exc}", file=sys.stderr)
         store.set_dispatcher(ns.run_id, None)
