@@ -347,7 +347,37 @@ def _console_parser() -> _Parser:
         action="store_true",
         help="write a fully commented example config file if there is none",
     )
+    p = sub.add_parser(
+        "doctor",
+        help="check the store's health (changes nothing unless --fix)",
+        description="Check the store's integrity and schema, that every SUCCESS instance has "
+        "its output, runs left RUNNING by a process that is gone, and result files nobody "
+        "will ingest. Read-only unless --fix.",
+    )
+    p.add_argument(
+        "--fix",
+        action="store_true",
+        help="mark runs whose driver died FAILED (retry resumes them) and remove leftover "
+        "result files",
+    )
+    _store_option(p)
     return parser
+
+
+def _cmd_doctor(ns: argparse.Namespace, cfg: Config) -> int:
+    from .doctor import check_store
+
+    path = Path(getattr(ns, "store_path", None) or cfg.resolved_store_path()).expanduser()
+    report = check_store(path, fix=ns.fix)
+    print(f"store {path}")
+    for line in report.lines:
+        print(f"  {line}")
+    if report.problems and not ns.fix:
+        print(
+            f"{report.problems} problem{'s' if report.problems != 1 else ''}; "
+            "'reflow doctor --fix' repairs what it safely can"
+        )
+    return EXIT_FAILED if report.problems else EXIT_OK
 
 
 def _cmd_config(ns: argparse.Namespace) -> int:
@@ -739,6 +769,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
         if ns.command == "config":
             return _cmd_config(ns)
+        if ns.command == "doctor":
+            return _cmd_doctor(ns, _config())
         return _store_command(ns, _config(), None)
 
     return _guard(body)
