@@ -141,6 +141,8 @@ def array_element(environ: dict[str, str] | None = None) -> int:
 def _job_id(env: dict[str, str] | os._Environ[str]) -> str | None:
     if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
         return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    if env.get("JOB_ID") and env.get("SGE_TASK_ID", "").isdigit():  # an SGE array task
+        return f"{env['JOB_ID']}.{env['SGE_TASK_ID']}"
     for name in ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID", "FLUX_JOB_ID"):
         if env.get(name):
             return env[name]
@@ -206,7 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(outcome.error or "")
     sys.stdout.flush()
     sys.stderr.flush()
-    write_result(run_dir, item.run_id, outcome, job_id)
+    try:
+        write_result(run_dir, item.run_id, outcome, job_id)
+    except OSError as exc:  # a full disk or quota: say so in a small result, if that fits
+        why = f"the result could not be written: {exc.strerror or exc} ({exc.filename or run_dir})"
+        sys.stderr.write(why + "\n")
+        write_result(run_dir, item.run_id, failure(work, why, started), job_id)
     return 0
 
 

@@ -217,14 +217,12 @@ class SqliteStore:
                     "or --store-path to a writable location"
                 ) from None
         try:
-            conn = sqlite3.connect(
-                str(path), timeout=self.timeout, isolation_level=None, check_same_thread=False
-            )
+            conn = self._connect(path)
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: big waves stay in memory
             try:
-                self._check_schema(conn)
+                self._check_schema(conn, created)
                 self._set_journal(conn)
             except BaseException:
                 conn.close()  # a refused store keeps no handle (nor -wal/-shm files) open
@@ -233,12 +231,34 @@ class SqliteStore:
             raise StoreError(self._describe_open_error(exc)) from None
         return conn
 
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                str(path), timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            if os.access(path.parent, os.W_OK) or not path.exists():
+                raise
+        # a store on a read-only mount (SQLite cannot make its -shm file there): it can
+        # still be read; any write fails with "attempt to write a readonly database"
+        uri = f"{path.absolute().as_uri()}?mode=ro&immutable=1"
+        return sqlite3.connect(
+            uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+
     def _describe_open_error(self, exc: sqlite3.DatabaseError) -> str:
         msg = str(exc)
         if "not a database" in msg or "malformed" in msg or "file is encrypted" in msg:
             return (
                 f"{self.path} is not a reflow store or is corrupt ({msg}); it was left "
                 "untouched: move it aside, or point REFLOW_STORE_PATH elsewhere"
+            )
+        if "full" in msg or "disk i/o" in msg:
+            return (
+                f"cannot write the store {self.path} ({msg}): free some space or move the "
+                "store; nothing was lost, the transaction was rolled back"
             )
         if "readonly" in msg or "unable to open" in msg:
             return (
@@ -266,9 +286,14 @@ class SqliteStore:
             "PRAGMA synchronous = NORMAL" if wanted == "wal" else "PRAGMA synchronous = FULL"
         )
 
-    def _check_schema(self, conn: sqlite3.Connection) -> None:
+    def _check_schema(self, conn: sqlite3.Connection, created: bool) -> None:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not tables:
+            if not created and not self._fresh_empty_file():
+                raise StoreError(
+                    f"{self.path} exists but holds no reflow store (an empty file); it was left "
+                    "untouched: remove it, or choose another store path"
+                )
             self._retry(lambda: self._create_schema(conn))
             return
         if "meta" not in tables:
@@ -285,6 +310,14 @@ class SqliteStore:
             )
         if version < SCHEMA_VERSION:
             self._retry(lambda: self._migrate(conn, version))
+
+    def _fresh_empty_file(self) -> bool:
+        """An empty file made moments ago: another reflow process is creating the store."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return True
+        return st.st_size == 0 and time.time() - st.st_mtime < 10
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -344,8 +377,13 @@ class SqliteStore:
             raise StoreError(self._describe_open_error(exc)) from None
         try:
             yield conn
+        except sqlite3.OperationalError as exc:  # read-only, disk full, I/O error: say so
+            with contextlib.suppress(sqlite3.DatabaseError):
+                conn.execute("ROLLBACK")
+            raise StoreError(self._describe_open_error(exc)) from None
         except BaseException:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.DatabaseError):
+                conn.execute("ROLLBACK")
             raise
         try:
             self._retry(lambda: conn.execute("COMMIT"))
