@@ -361,3 +361,61 @@ def test_hostile_values_survive_the_command_line_and_a_scheduler_job(tmp_path: P
     assert dry.returncode == 0, dry.stderr
     assert "#SBATCH" in dry.stdout
     assert "rm -rf" not in dry.stdout and "touch" not in dry.stdout
+
+
+def test_a_tampered_store_cannot_choose_what_the_jobs_run(tmp_path: Path) -> None:
+    """Whoever can write a shared store must not be able to run code as its users."""
+    evil_dir = tmp_path / "evil"
+    evil_dir.mkdir()
+    marker = tmp_path / "evil-ran"
+    (evil_dir / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    (evil_dir / "python").write_text(f"#!/bin/sh\ntouch {marker}\n")
+    (evil_dir / "python").chmod(0o755)
+    pipeline = tmp_path / "two.py"
+    pipeline.write_text(
+        textwrap.dedent(
+            """
+            import time
+            from typing import Annotated
+            from reflow import Result, Workflow
+
+            wf = Workflow("two")
+
+            @wf.job()
+            def first() -> list[int]:
+                time.sleep(1.0)
+                return [1, 2]
+
+            @wf.array_job()  # a fan-out: submitted by a later dispatcher pass
+            def second(x: Annotated[int, Result(step="first")]) -> int:
+                return x + 1
+            """
+        )
+    )
+    script = textwrap.dedent(
+        f"""
+        import json, sqlite3, sys, time
+        sys.path.insert(0, {str(tmp_path)!r})
+        import two
+        run = two.wf.submit({str(tmp_path / "r")!r}, executor="local",
+                            store={str(tmp_path / "m.db")!r})
+        # someone with write access to the store rewrites what the next passes read
+        db = sqlite3.connect({str(tmp_path / "m.db")!r})
+        (text,) = db.execute("SELECT options FROM runs").fetchone()
+        options = json.loads(text)
+        options.update(origin={{"script": {str(evil_dir / "evil.py")!r}}},
+                       python={str(evil_dir / "python")!r}, cwd={str(evil_dir)!r},
+                       executor={{"mode": "local", "commands": {{"flux": "/bin/false"}}}})
+        db.execute("UPDATE runs SET options = ?", (json.dumps(options),))
+        db.commit()
+        deadline = time.time() + 60
+        while run.state.value == "RUNNING" and time.time() < deadline:
+            time.sleep(0.2)
+        print(run.state.value, run.outputs("second"))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.stdout.strip() == "SUCCESS [2, 3]", done.stdout + done.stderr
+    assert not marker.exists()

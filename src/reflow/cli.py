@@ -512,7 +512,11 @@ def _cmd_submit(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
     state = info["status"]
     prog = sys.argv[0] if sys.argv and sys.argv[0] else "pipeline.py"
     if state == "RUNNING":
-        jobs = sorted({j.split("_", 1)[0] for *_, j, _ in run.store.in_flight(run.run_id) if j})
+        from .dispatch import make_executor
+
+        options = info["options"] if isinstance(info["options"], dict) else {}
+        job_of = make_executor(options.get("executor"), cfg).job_of
+        jobs = sorted({job_of(j) for *_, j, _ in run.store.in_flight(run.run_id) if j})
         print(
             f"submitted run {run.run_id} to {info['executor']}: {len(jobs)} job"
             f"{'s' if len(jobs) != 1 else ''} ({', '.join(jobs)}), dispatcher "

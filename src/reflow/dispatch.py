@@ -57,19 +57,21 @@ def make_executor(spec: str | Executor | Mapping[str, Any] | None, config: Confi
 
     if isinstance(spec, Executor):
         return spec
+    commands = {k: getattr(config, k, None) for k in _COMMANDS}
     if isinstance(spec, Mapping):
         mode = str(spec.get("mode", "sbatch"))
-        commands: Mapping[str, Any] = spec.get("commands", {})
-        settings: Mapping[str, Any] = spec.get("settings", {})
+        recorded = spec.get("settings", {})
+        settings: Mapping[str, Any] = recorded if isinstance(recorded, Mapping) else {}
     else:
         mode = spec or config.mode
-        commands = {k: getattr(config, k, None) for k in _COMMANDS}
         settings = {}
     mode = MODE_ALIASES.get(mode, mode)
     known = ", ".join(sorted(EXECUTORS))
     if mode not in EXECUTORS:
         raise ValidationError(f"unknown executor '{mode}': use one of: {known}")
     module, name = EXECUTORS[mode]
+    # command paths always come from this process's configuration: a path read from a
+    # shared store would let whoever can write the store choose what you run
     try:
         cls = getattr(importlib.import_module(f"reflow.executors.{module}"), name)
     except (ImportError, AttributeError):
@@ -98,9 +100,8 @@ _COMMANDS = (
 
 
 def executor_record(executor: Executor) -> dict[str, Any]:
-    """What a later dispatcher pass needs to rebuild the executor."""
-    commands = {k: getattr(executor, k) for k in executor.commands}
-    return {"mode": executor.mode, "commands": commands, "settings": executor.settings()}
+    """What a later dispatcher pass needs to rebuild the executor (no command paths)."""
+    return {"mode": executor.mode, "settings": executor.settings()}
 
 
 class DispatchResult:
@@ -220,10 +221,6 @@ def _failure_text(
     return "\n".join(parts)
 
 
-def _base_job(job_id: str) -> str:
-    return job_id.split("_", 1)[0]
-
-
 def _reconcile(
     store: SqliteStore,
     run_id: str,
@@ -243,14 +240,14 @@ def _reconcile(
         flight = store.in_flight(run_id)
         if not flight:
             return failed_total, set()
-        jobs = sorted({_base_job(j) for *_, j, _ in flight if j})
+        jobs = sorted({executor.job_of(j) for *_, j, _ in flight if j})
         states: dict[str, JobStatus] = executor.states(jobs) if jobs else {}
         now = time.time()
         running: list[tuple[str, int, int]] = []
         failed: list[tuple[str, int, int, str]] = []
         live: set[str] = set()
         for task, index, att, state, job, submitted in flight:
-            status = states.get(job or "") or states.get(_base_job(job or ""))
+            status = states.get(job or "") or states.get(executor.job_of(job or ""))
             if status is None or not status.state.final:
                 if status is None and submitted and now - submitted > _LOST_AFTER_SECONDS:
                     failed.append(
@@ -262,7 +259,7 @@ def _reconcile(
                         )
                     )
                     continue
-                live.add(_base_job(job or ""))
+                live.add(executor.job_of(job or ""))
                 if status is not None and status.state is JobState.RUNNING and state == "SUBMITTED":
                     running.append((task, index, att))
                 continue
@@ -331,8 +328,15 @@ def dispatch_pass(
     verify: bool | None = None,
     wait_for: Sequence[str] = (),
     chain: bool = True,
+    origin: Mapping[str, str] | None = None,
 ) -> DispatchResult:
-    """One pass of the dispatcher over a run (see the module docstring)."""
+    """One pass of the dispatcher over a run (see the module docstring).
+
+    What the jobs run (the workflow's `origin`, the Python, the working
+    directory, scheduler commands and options) comes from this process and its
+    configuration, never from the store: a shared store must not be a way to
+    make someone else's jobs run other code.
+    """
     result = DispatchResult()
     info = store.get_run(run_id)
     options: dict[str, Any] = info["options"] if isinstance(info["options"], dict) else {}
@@ -367,7 +371,10 @@ def dispatch_pass(
     by_task: dict[str, list[Work]] = {}
     for w in works:
         by_task.setdefault(w.task, []).append(w)
-    sub = _Submitter(wf, store, run_id, executor, config, options, run_dir)
+    from .loader import workflow_origin
+
+    trusted = dict(origin) if origin is not None else workflow_origin(wf)
+    sub = _Submitter(wf, store, run_id, executor, config, options, run_dir, trusted)
     submitted: list[str] = []
     for task, items in by_task.items():
         submitted.extend(sub.wave(task, items))
@@ -409,12 +416,15 @@ class _Submitter:
         config: Config,
         options: Mapping[str, Any],
         run_dir: Path,
+        origin: Mapping[str, str],
     ) -> None:
         self.wf, self.store, self.run_id, self.executor = wf, store, run_id, executor
         self.config = config
         self.options, self.run_dir = options, run_dir
-        self.python = str(options.get("python") or config.python)
-        self.submit_options = dict(options.get("submit_options") or config.submit_options)
+        self.origin = json.dumps(dict(origin))
+        self.python = config.python
+        self.cwd = os.getcwd()
+        self.submit_options = dict(config.submit_options)
         self.native = "queue" if executor.name in ("pbs", "lsf", "sge") else "partition"
         self.limit = executor.max_array_size()
 
@@ -447,7 +457,7 @@ class _Submitter:
                 "--run-dir",
                 str(self.run_dir),
                 "--origin",
-                json.dumps(self.options.get("origin") or {}),
+                self.origin,
                 "--workflow",
                 self.wf.name,
             ]
@@ -461,7 +471,7 @@ class _Submitter:
                 self.submit_options,
                 self.native,
                 log,
-                self.options.get("cwd"),
+                self.cwd,
                 dependencies,
             )
             job = self.executor.submit(command, res)
@@ -491,7 +501,7 @@ class _Submitter:
             "--store",
             str(self.store.path),
             "--origin",
-            json.dumps(self.options.get("origin") or {}),
+            self.origin,
             "--workflow",
             self.wf.name,
             "--after",
@@ -511,7 +521,7 @@ class _Submitter:
             dependencies=tuple(dependencies),
             stdout=log,
             stderr=log,
-            workdir=self.options.get("cwd"),
+            workdir=self.cwd,
         )
         job = self.executor.submit(command, res)
         self.store.set_dispatcher(self.run_id, job)
@@ -522,7 +532,7 @@ class _Submitter:
         jobs: dict[str, set[str]] = {}
         for task, _, _, _, job, _ in self.store.in_flight(self.run_id):
             if job:
-                jobs.setdefault(task, set()).add(_base_job(job))
+                jobs.setdefault(task, set()).add(self.executor.job_of(job))
         return jobs
 
 
@@ -632,10 +642,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     options = info["options"] if isinstance(info["options"], dict) else {}
     executor = make_executor(options.get("executor"), config)
-    wf = load_workflow(json.loads(ns.origin), ns.workflow)
+    origin = json.loads(ns.origin)
+    wf = load_workflow(origin, ns.workflow)
     try:
         after = [j for j in ns.after.split(",") if j]
-        res = dispatch_pass(wf, store, ns.run_id, executor, config=config, wait_for=after)
+        res = dispatch_pass(
+            wf, store, ns.run_id, executor, config=config, wait_for=after, origin=origin
+        )
     except ReflowError as exc:
         print(f"reflow: dispatcher pass failed: {exc}", file=sys.stderr)
         store.set_dispatcher(ns.run_id, None)

@@ -86,7 +86,7 @@ class Run:
             if j and (task is None or t == task)
         ]
         # whole array jobs when every element of theirs goes, elements otherwise
-        ids = sorted({j.split("_", 1)[0] for j in jobs}) if task is None else sorted(set(jobs))
+        ids = sorted({executor.job_of(j) for j in jobs}) if task is None else sorted(set(jobs))
         if task is None and info.get("dispatcher"):
             ids.append(str(info["dispatcher"]))
             self.store.set_dispatcher(self.run_id, None)
@@ -189,7 +189,7 @@ def _liveness(
     dispatcher = info.get("dispatcher")
     try:
         executor = make_executor(options.get("executor"), load_config())
-        bases = sorted({j.split("_", 1)[0] for j in jobs} | ({dispatcher} if dispatcher else set()))
+        bases = sorted({executor.job_of(j) for j in jobs} | ({dispatcher} if dispatcher else set()))
         states = executor.states(bases) if bases else {}
     except ReflowError as exc:
         return [f"cannot ask the scheduler about the run's jobs: {exc}"]

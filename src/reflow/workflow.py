@@ -273,7 +273,7 @@ class Workflow(Flow):
 
 def _abandon(store: SqliteStore, run_id: str, executor: Executor) -> None:
     """After a failed submission: cancel what was submitted; the run ends FAILED."""
-    jobs = sorted({j.split("_", 1)[0] for *_, j, _ in store.in_flight(run_id) if j})
+    jobs = sorted({executor.job_of(j) for *_, j, _ in store.in_flight(run_id) if j})
     if jobs:
         executor.cancel(jobs)
     store.cancel_instances(run_id, None, "the submission of the run failed")

@@ -122,6 +122,9 @@ class Executor(ABC):
     commands: tuple[str, ...] = ()
     #: how the array index in the job's environment maps to 0-based elements
     index_base: int = 0
+    #: the scheduler's own name for where a job goes, "partition" or "queue": the one
+    #: that wins when a task (or the config) gives both
+    queue_key: str = "partition"
 
     @classmethod
     def create(cls, commands: Mapping[str, Any], settings: Mapping[str, Any]) -> Executor:
@@ -154,6 +157,10 @@ class Executor(ABC):
     def element_id(self, job_id: str, element: int) -> str:
         """The id of element `element` (0-based) of array job `job_id`."""
         return f"{job_id}_{element}"
+
+    def job_of(self, job_id: str) -> str:
+        """The job a job or array element id belongs to (the inverse of `element_id`)."""
+        return job_id.split("_", 1)[0]
 
     def max_array_size(self) -> int | None:
         """The largest array the scheduler accepts (None: no limit known)."""
