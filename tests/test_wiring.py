@@ -578,3 +578,14 @@ def test_validate_raises_value_error() -> None:
 
     with pytest.raises(ValueError):
         wf.validate()
+
+
+@pytest.mark.parametrize("name", ["store", "executor", "verify", "force_tasks", "on_error"])
+def test_a_parameter_named_like_a_run_option_is_refused(name: str) -> None:
+    wf = Workflow("clash")
+    src = f"def task({name}: str) -> str:\n    return {name}\n"
+    scope: dict[str, object] = {}
+    exec(src, scope)
+    wf.job()(scope["task"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=f"parameter '{name}' of task 'task' has the name of an"):
+        wf.validate()

@@ -331,6 +331,12 @@ def _topological(deps: Mapping[str, Sequence[str]], names: Sequence[str]) -> lis
     return order
 
 
+#: keyword arguments of run_local() / submit(): a run parameter cannot share their names
+RESERVED_PARAMS = frozenset(
+    {"run_dir", "store", "force", "force_tasks", "verify", "max_workers", "on_error", "executor"}
+)
+
+
 def _collect_params(tasks: Mapping[str, TaskSpec], order: Sequence[str]) -> dict[str, ParamSpec]:
     params: dict[str, ParamSpec] = {}
     for n in order:
@@ -340,6 +346,11 @@ def _collect_params(tasks: Mapping[str, TaskSpec], order: Sequence[str]) -> dict
             assert a.param is not None
             local = a.param.namespace == "local"
             key = f"{n}_{a.name}" if local else a.name
+            if key in RESERVED_PARAMS:
+                raise ValidationError(
+                    f"parameter '{key}' of task '{n}' has the name of an argument of run_local() "
+                    f"and submit() ({', '.join(sorted(RESERVED_PARAMS))}): rename it"
+                )
             old = params.get(key)
             if old is None:
                 params[key] = ParamSpec(
