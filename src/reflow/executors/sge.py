@@ -1,0 +1,605 @@
+"""SGEExecutor: job scripts for Grid Engine's qsub, states from one qstat call per pass.
+
+- The job script goes to `qsub -terse` on stdin (never `qsub -b y`, whose
+  command words go through a second shell); `#$` lines carry the options.
+- Array elements are SGE's own `<job>.<task>`, `task` counting from 1
+  (element k of reflow's 0-based wave is task k + 1), and the scheduler's log
+  of an element is `<job>.<task>.log`: the id in the store, the key of
+  `states()` and the log file name are one string.
+- States: one `qstat -u '*' -xml` for every job asked about; a job that has
+  left qstat is looked up with `qacct -j` (a record per array task).  A job
+  in error state (`Eqw`) would hold its successors forever: it is reported
+  FAILED with the reason `qstat -j` gives and deleted with `qdel`.
+- The job never passes exit code 99 (SGE requeues the job) or 100 (SGE puts
+  it into error state) on to SGE.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..errors import ValidationError
+from .base import Executor, JobResources, JobState, JobStatus, SchedulerError, run_command
+
+__all__ = ["SGEExecutor"]
+
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:=+/@%$\-\[\]]*$")
+_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
+_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_TIME = re.compile(r"(?:(?P<d>[0-9]+)-)?(?P<h>[0-9]+):(?P<m>[0-9]{1,2}):(?P<s>[0-9]{1,2})")
+_MEM = re.compile(r"(?P<n>[0-9]+)\s*(?:(?P<unit>[KMGT])B?)?", re.IGNORECASE)
+_KIB = {"K": 1, "M": 1 << 10, "G": 1 << 20, "T": 1 << 30}
+
+#: task options that are qsub flags (key -> flag); every other key is a resource: -l key=value
+_FLAGS: Mapping[str, str] = {
+    "project": "-P",
+    "priority": "-p",
+    "mail_user": "-M",
+    "mail_options": "-m",
+    "reserve": "-R",
+    "rerun": "-r",
+    "notify": "-notify",
+    "ckpt": "-ckpt",
+    "binding": "-binding",
+    "ar": "-ar",
+    "js": "-js",
+    "masterq": "-masterq",
+}
+_YES_NO = frozenset({"-R", "-r"})  # flags that take y/n
+_BARE = frozenset({"-notify"})  # flags without a value
+#: qacct `failed` codes: killed for a limit (h_rt, h_cpu, h_vmem) by qmaster or execd
+_LIMIT_FAILURES = frozenset({37, 40, 44})
+_KILLED_AFTER_START = 100  # "assumedly after job": the job's shell was killed (qdel: SIGKILL)
+_MEMORY_LIMITS = ("h_vmem", "h_rss", "h_data", "s_vmem", "s_rss", "mem_free")
+
+
+def _value(key: str, value: Any) -> str:
+    """A value for a `#$` line, double-quoted when it has anything but plain characters."""
+    text = str(value)
+    if "\n" in text or "\r" in text or '"' in text:
+        raise ValidationError(
+            f"scheduler option {key}={text!r} contains a newline or a double quote: remove it"
+        )
+    return f'"{text}"' if not _SAFE_VALUE.match(text) else text
+
+
+def _resource(key: str, value: Any) -> str:
+    """`key=value` for `-l`: SGE splits resource lists at commas and spaces."""
+    text = "true" if value is True else str(value)
+    if not _KEY.match(key):
+        raise ValidationError(f"scheduler option name {key!r} is not valid")
+    if not text or re.search(r"[\s,\"'=]", text):
+        raise ValidationError(
+            f"scheduler option {key}={text!r} cannot be an SGE resource request (-l {key}=...): "
+            "it must be non-empty, without spaces, commas, quotes or '='"
+        )
+    return f"{key}={text}"
+
+
+def _log_path(key: str, path: str) -> str:
+    """An -o/-e path: SGE reads `host:path` and comma-separated lists there."""
+    if "," in path or ":" in path:
+        raise ValidationError(
+            f"the scheduler log path {path!r} contains ',' or ':', which SGE reads as a list "
+            "or a host name: use a run directory without them"
+        )
+    return _value(key, path)
+
+
+def h_rt(text: str) -> str:
+    """reflow's `HH:MM:SS` / `D-HH:MM:SS` (or seconds) as SGE's h_rt `H:MM:SS`."""
+    text = str(text).strip()
+    if text.isdigit():
+        return text
+    found = _TIME.fullmatch(text)
+    if found is None:
+        raise ValidationError(f"time={text!r} is not a time limit: use 'HH:MM:SS' or 'D-HH:MM:SS'")
+    hours = int(found["d"] or 0) * 24 + int(found["h"])
+    return f"{hours}:{int(found['m']):02d}:{int(found['s']):02d}"
+
+
+def per_slot_memory(text: str, slots: int) -> str:
+    """The job's memory `text` ('4G', '500M', a plain number is MB) divided among `slots`.
+
+    SGE counts memory requests per slot: a job with `-pe smp 4 -l h_vmem=1G`
+    may use 4G.  The result is rounded up, in the largest unit that is exact.
+    """
+    found = _MEM.fullmatch(str(text).strip())
+    if found is None or int(found["n"]) == 0:
+        raise ValidationError(f"mem={text!r} is not a memory size: use e.g. '500M' or '4G'")
+    kib = int(found["n"]) * _KIB[(found["unit"] or "M").upper()]
+    each = math.ceil(kib / max(1, slots))
+    for unit in ("T", "G", "M"):
+        if unit != "T" and each % _KIB[unit] == 0:
+            return f"{each // _KIB[unit]}{unit}"
+    return f"{each}K"
+
+
+def _seconds(text: str) -> float | None:
+    """SGE's time values: `3`, `3.5`, `4s`, `0:1:00`; None if unreadable."""
+    text = text.strip().rstrip("s")
+    try:
+        if ":" in text:
+            total = 0.0
+            for part in text.split(":"):
+                total = total * 60 + float(part)
+            return total
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _task_ids(spec: str) -> list[int]:
+    """qstat's ja-task list `1-10:1`, `3,4`, `5` -> the task ids."""
+    ids: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        m = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part)
+        if not m:
+            continue
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) else lo
+        ids.extend(range(lo, hi + 1, int(m.group(3) or 1)))
+    return ids
+
+
+def parse_qstat_xml(text: str) -> dict[str, dict[int | None, str]]:
+    """`qstat -xml` -> job number -> {task id (None: not an array) -> state letters}."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise SchedulerError(f"cannot read qstat's XML output: {exc}") from None
+    jobs: dict[str, dict[int | None, str]] = {}
+    for entry in root.iter("job_list"):
+        number = (entry.findtext("JB_job_number") or "").strip()
+        letters = (entry.findtext("state") or "").strip()
+        if not number:
+            continue
+        tasks = (entry.findtext("tasks") or "").strip()
+        slot = jobs.setdefault(number, {})
+        if tasks:
+            for task in _task_ids(tasks):
+                slot[task] = letters
+        else:
+            slot[None] = letters
+    return jobs
+
+
+def qstat_state(letters: str) -> JobState:
+    """qstat's state letters (`r`, `qw`, `hqw`, `Eqw`, `dr`, `Rr`, `s`...) as a JobState."""
+    if "E" in letters:
+        return JobState.FAILED  # error state: it never runs unless someone clears it
+    if "d" in letters:
+        return JobState.CANCELLED  # being deleted
+    if "r" in letters or "t" in letters:
+        return JobState.RUNNING
+    if any(c in letters for c in "sST"):
+        return JobState.RUNNING  # suspended while running
+    if any(c in letters for c in "qwh"):
+        return JobState.PENDING
+    return JobState.UNKNOWN
+
+
+def parse_error_reasons(text: str) -> dict[str, dict[int, str]]:
+    """`qstat -j ID,ID` -> job number -> {task id -> the `error reason` text}."""
+    reasons: dict[str, dict[int, str]] = {}
+    job = ""
+    for line in text.splitlines():
+        m = re.match(r"^job_number:\s*(\d+)", line)
+        if m:
+            job = m.group(1)
+            continue
+        m = re.match(r"^error reason\s+(\d+):\s*(.*)$", line)
+        if m and job:
+            # "11/25/2026 01:15:12 [0:9911]: error: can't open output file ..." -> the message
+            why = re.sub(r"^\S+ \S+ \[\d+:\d+\]:\s*", "", m.group(2).strip())
+            reasons.setdefault(job, {})[int(m.group(1))] = why
+    return reasons
+
+
+def parse_qacct(text: str) -> list[dict[str, str]]:
+    """`qacct -j ID` -> one dict per accounting record (a record per array task)."""
+    records: list[dict[str, str]] = []
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        if line.startswith("====="):
+            current = {}
+            records.append(current)
+            continue
+        if current is None or not line.strip():
+            continue
+        key, _, value = line.partition(" ")
+        current[key.strip()] = value.strip()
+    return records
+
+
+def _limits(category: str) -> dict[str, str]:
+    """The `-l` requests in qacct's `category` (`-l h_rt=60,h_vmem=150M -pe smp 2`)."""
+    found: dict[str, str] = {}
+    for m in re.finditer(r"(?:^|\s)-l\s+(\S+)", category):
+        for item in m.group(1).split(","):
+            key, _, value = item.partition("=")
+            found[key] = value
+    return found
+
+
+def qacct_status(record: Mapping[str, str]) -> JobStatus:
+    """One qacct record as a JobStatus; exit codes as `exit:signal` like Slurm's."""
+    failed_text = record.get("failed", "0")
+    m = re.match(r"^(\d+)\s*(?::\s*(.*))?$", failed_text)
+    failed = int(m.group(1)) if m else 0
+    said = (m.group(2) or "").strip() if m else failed_text
+    exit_words = record.get("exit_status", "0").split()
+    status = int(exit_words[0]) if exit_words and exit_words[0].isdigit() else 0
+    code = f"0:{status - 128}" if 128 < status < 128 + 65 else f"{status}:0"
+    if failed == 0:
+        state = JobState.COMPLETED if status == 0 else JobState.FAILED
+        return JobStatus(state, state.value, code)
+    if failed in _LIMIT_FAILURES or "limit" in said:
+        state = _limit_state(record)
+    elif failed == _KILLED_AFTER_START and status == 137:
+        state = JobState.CANCELLED  # qdel (SIGKILL to the job's shell)
+    else:
+        state = JobState.FAILED
+    return JobStatus(state, f"{state.value} (failed {failed}: {said})", code)
+
+
+def _limit_state(record: Mapping[str, str]) -> JobState:
+    """Which limit killed the job: its run time, its cpu time, or else its memory."""
+    limits = _limits(record.get("category", ""))
+    for limit, used in (("h_rt", "ru_wallclock"), ("h_cpu", "cpu")):
+        allowed = _seconds(limits.get(limit, ""))
+        spent = _seconds(record.get(used, ""))
+        if allowed is not None and spent is not None and spent >= allowed - 1:
+            return JobState.TIMEOUT
+    if any(k in limits for k in _MEMORY_LIMITS):
+        return JobState.OUT_OF_MEMORY
+    return JobState.TIMEOUT
+
+
+def _split(job_id: str) -> tuple[str, int | None]:
+    base, _, task = job_id.partition(".")
+    return base, int(task) if task.isdigit() else None
+
+
+class SGEExecutor(Executor):
+    """Submits to (Son of) Grid Engine with qsub; arrays `-t 1-N -tc P`; `-hold_jid`."""
+
+    name = "sge"
+    mode = "qsub-sge"
+    commands = ("qsub", "qstat", "qdel", "qacct")
+    index_base = 1
+
+    def __init__(
+        self,
+        *,
+        qsub: str | None = None,
+        qstat: str | None = None,
+        qdel: str | None = None,
+        qacct: str | None = None,
+        pe: str = "smp",
+        mem_resource: str = "h_vmem",
+        max_array_size: int | None = None,
+    ) -> None:
+        self.qsub = qsub or "qsub"
+        self.qstat = qstat or "qstat"
+        self.qdel = qdel or "qdel"
+        self.qacct = qacct or "qacct"
+        for what, value in (("pe", pe), ("mem_resource", mem_resource)):
+            if not isinstance(value, str) or not _KEY.match(value):
+                raise ValidationError(f"SGEExecutor({what}={value!r}): not a valid SGE name")
+        self.pe = pe
+        self.mem_resource = mem_resource
+        self._max_array = max_array_size
+        self._limit_read = max_array_size is not None
+        self.calls: dict[str, int] = {"qsub": 0, "qstat": 0, "qacct": 0, "qdel": 0, "qconf": 0}
+
+    def settings(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"pe": self.pe, "mem_resource": self.mem_resource}
+        limit = self.max_array_size()  # read once at submission, kept for every later pass
+        if limit is not None:
+            found["max_array_size"] = limit
+        return found
+
+    # ------------------------------------------------------------------ ids and logs
+
+    def element_id(self, job_id: str, element: int) -> str:
+        return f"{job_id}.{element + 1}"
+
+    def job_of(self, job_id: str) -> str:
+        return job_id.split(".", 1)[0]
+
+    def log_pattern(self, directory: str, array: bool) -> str:
+        return f"{directory}/$JOB_ID.$TASK_ID.log" if array else f"{directory}/$JOB_ID.log"
+
+    # ------------------------------------------------------------------ job scripts
+
+    def render(self, command: Sequence[str], resources: JobResources) -> str:
+        """The qsub script: `#$` directives, then the command, every word quoted."""
+        r = resources
+        name = _NAME.sub("_", r.name)[:100] or "reflow"
+        if not name[0].isalpha():
+            name = "j" + name  # SGE refuses names that start with a digit
+        extra = dict(r.extra)
+        pe = str(extra.pop("pe", None) or self.pe)
+        if not _KEY.match(pe):
+            raise ValidationError(f"scheduler option pe={pe!r} is not a parallel environment name")
+        lines = [
+            "#!/bin/bash",
+            f"#$ -N {name}",
+            "#$ -S /bin/bash",
+            "#$ -V",
+            f"#$ -wd {_value('workdir', r.workdir)}" if r.workdir else "#$ -cwd",
+        ]
+        if r.stdout and r.stdout == r.stderr:
+            lines += ["#$ -j y", f"#$ -o {_log_path('stdout', r.stdout)}"]
+        else:
+            if r.stdout:
+                lines.append(f"#$ -o {_log_path('stdout', r.stdout)}")
+            if r.stderr:
+                lines.append(f"#$ -e {_log_path('stderr', r.stderr)}")
+        if r.array_size is not None:
+            lines.append(f"#$ -t 1-{max(1, int(r.array_size))}")
+            if r.array_parallelism:
+                lines.append(f"#$ -tc {int(r.array_parallelism)}")
+        if r.dependencies:
+            lines.append("#$ -hold_jid " + ",".join(self._hold_ids(r.dependencies)))
+        slots = int(r.cpus or 1)
+        if slots > 1:
+            lines.append(f"#$ -pe {pe} {slots}")
+        if r.time:
+            lines.append(f"#$ -l h_rt={h_rt(r.time)}")
+        if r.mem:
+            lines.append(f"#$ -l {self.mem_resource}={per_slot_memory(r.mem, slots)}")
+        if r.partition:
+            lines.append(f"#$ -q {_value('queue', r.partition)}")
+        if r.account:
+            lines.append(f"#$ -A {_value('account', r.account)}")
+        for key, value in sorted(extra.items()):
+            if value is None or (value is False and key not in ("reserve", "rerun")):
+                continue
+            flag = _FLAGS.get(key)
+            if flag is None:
+                lines.append(f"#$ -l {_resource(key, value)}")
+            elif flag in _BARE:
+                lines.append(f"#$ {flag}")
+            elif flag in _YES_NO and isinstance(value, bool):
+                lines.append(f"#$ {flag} {'y' if value else 'n'}")
+            else:
+                lines.append(f"#$ {flag} {_value(key, value)}")
+        lines.append("")
+        for key, value in sorted(r.env.items()):
+            lines.append(f"export {key}={shlex.quote(value)}")
+        lines += [
+            shlex.join(command),
+            "status=$?",
+            "# SGE requeues a job that exits with 99 and holds one that exits with 100 in",
+            "# error state (Eqw), which would block the jobs after it: never pass them on",
+            'if [ "$status" -eq 99 ] || [ "$status" -eq 100 ]; then exit 1; fi',
+            'exit "$status"',
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _hold_ids(self, ids: Iterable[str]) -> list[str]:
+        out: list[str] = []
+        for job in ids:
+            base = self.job_of(str(job))
+            if not base.isdigit():
+                raise ValidationError(f"cannot wait for job {job!r}: not an SGE job id")
+            if base not in out:
+                out.append(base)
+        return out
+
+    # ------------------------------------------------------------------ submit and cancel
+
+    def submit(self, command: Sequence[str], resources: JobResources) -> str:
+        script = self.render(command, resources)
+        self.calls["qsub"] += 1
+        try:
+            proc = subprocess.run(
+                [self.qsub, "-terse"],
+                input=script,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise SchedulerError(
+                f"cannot submit to SGE: '{self.qsub}' was not found; install Grid Engine's client "
+                "or set REFLOW_QSUB / [executor] qsub"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise SchedulerError("cannot submit to SGE: qsub did not answer in 120 s") from None
+        if proc.returncode != 0:
+            err = (proc.stderr or proc.stdout).strip().splitlines()
+            said = [line for line in err if line.strip() and line.strip() != "Exiting."]
+            raise SchedulerError(
+                "qsub refused the job: " + (said[-1] if said else f"exit {proc.returncode}")
+            )
+        # `123` for a job, `123.1-4:1` for an array
+        m = re.match(r"^\s*(\d+)(?:\.\S*)?\s*$", proc.stdout)
+        if not m:
+            raise SchedulerError(f"qsub answered {proc.stdout.strip()!r}, not a job id")
+        return m.group(1)
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        targets = self._qdel_targets(job_ids)
+        if not targets:
+            return
+        self.calls["qdel"] += 1
+        try:
+            proc = subprocess.run(
+                [self.qdel, *targets], capture_output=True, text=True, timeout=120, check=False
+            )
+        except FileNotFoundError:
+            raise SchedulerError(
+                f"cannot cancel SGE jobs: '{self.qdel}' was not found; set REFLOW_QDEL / "
+                "[executor] qdel"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise SchedulerError("cannot cancel SGE jobs: qdel did not answer in 120 s") from None
+        if proc.returncode != 0:
+            # qdel goes on past ids that already ended ('denied: job "7" does not exist')
+            other = [
+                line.strip()
+                for line in (proc.stdout + "\n" + proc.stderr).splitlines()
+                if line.strip()
+                and "does not exist" not in line
+                and " has deleted " not in line
+                and " has registered " not in line
+            ]
+            if other:
+                raise SchedulerError(f"cannot cancel SGE jobs: qdel said: {other[-1]}")
+
+    def _qdel_targets(self, job_ids: Iterable[str]) -> list[str]:
+        """qdel's job_task_list: whole jobs, or `job.first-last` ranges of their tasks."""
+        whole: list[str] = []
+        tasks: dict[str, set[int]] = {}
+        for job in job_ids:
+            base, task = _split(str(job))
+            if not base.isdigit():
+                continue
+            if task is None:
+                if base not in whole:
+                    whole.append(base)
+            else:
+                tasks.setdefault(base, set()).add(task)
+        targets = list(whole)
+        for base, numbers in tasks.items():
+            if base in whole:
+                continue
+            ordered = sorted(numbers)
+            start = prev = ordered[0]
+            for n in [*ordered[1:], None]:
+                if n is not None and n == prev + 1:
+                    prev = n
+                    continue
+                targets.append(f"{base}.{start}" if start == prev else f"{base}.{start}-{prev}")
+                if n is not None:
+                    start = prev = n
+        return targets
+
+    # ------------------------------------------------------------------ states
+
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """One `qstat` for every job; `qacct` for each job that has left qstat.
+
+        Keys: `<job>` for a job, `<job>.<task>` for each array task.  Jobs in
+        error state are reported FAILED and deleted (one `qstat -j`, one `qdel`).
+        """
+        asked: dict[str, set[int]] = {}
+        for job in job_ids:
+            base, task = _split(str(job))
+            if base.isdigit():
+                numbers = asked.setdefault(base, set())
+                if task is not None:
+                    numbers.add(task)
+        if not asked:
+            return {}
+        self.calls["qstat"] += 1
+        listing = parse_qstat_xml(
+            run_command([self.qstat, "-u", "*", "-xml"], what="ask SGE for job states")
+        )
+        found: dict[str, JobStatus] = {}
+        in_error: list[str] = []
+        ended: list[str] = []
+        for base, numbers in asked.items():
+            entries = listing.get(base)
+            if entries is None:
+                ended.append(base)
+                continue
+            for task, letters in entries.items():
+                key = base if task is None else f"{base}.{task}"
+                state = qstat_state(letters)
+                found[key] = JobStatus(state, f"{state.value} ({letters})")
+                if "E" in letters:
+                    in_error.append(key)
+            if any(f"{base}.{n}" not in found for n in numbers):
+                ended.append(base)  # some tasks of a live array have ended
+        if in_error:
+            found.update(self._fail_in_error(in_error))
+        for base in ended:
+            for key, status in self._accounting(base).items():
+                found.setdefault(key, status)  # what qstat still shows wins
+        return found
+
+    def _fail_in_error(self, keys: Sequence[str]) -> dict[str, JobStatus]:
+        """Jobs in error state (Eqw): FAILED with SGE's reason, then deleted."""
+        bases = sorted({self.job_of(k) for k in keys}, key=int)
+        self.calls["qstat"] += 1
+        try:
+            text = run_command(
+                [self.qstat, "-j", ",".join(bases)], what="ask SGE why jobs are in error state"
+            )
+        except SchedulerError as exc:
+            text = ""
+            fallback = str(exc)
+        else:
+            fallback = "no reason given"
+        reasons = parse_error_reasons(text)
+        try:
+            self.cancel(keys)
+            deleted = "reflow deleted the job"
+        except SchedulerError as exc:  # still failed: it will not run unless someone clears it
+            deleted = f"reflow could not delete the job: {exc}"
+        found: dict[str, JobStatus] = {}
+        for key in keys:
+            base, task = _split(key)
+            by_task = reasons.get(base, {})
+            why = by_task.get(task if task is not None else 1) or next(
+                iter(by_task.values()), fallback
+            )
+            found[key] = JobStatus(JobState.FAILED, f"FAILED (error state Eqw: {why}; {deleted})")
+        return found
+
+    def _accounting(self, base: str) -> dict[str, JobStatus]:
+        """qacct's records of an ended job: `<job>` or `<job>.<task>` -> status."""
+        self.calls["qacct"] += 1
+        try:
+            proc = subprocess.run(
+                [self.qacct, "-j", base], capture_output=True, text=True, timeout=120, check=False
+            )
+        except FileNotFoundError:
+            raise SchedulerError(
+                f"cannot ask SGE about ended jobs: '{self.qacct}' was not found; set "
+                "REFLOW_QACCT / [executor] qacct"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise SchedulerError("cannot ask SGE about ended jobs: qacct did not answer") from None
+        if proc.returncode != 0:
+            return {}  # no record (yet, or never: deleted while pending): asked again later
+        found: dict[str, JobStatus] = {}
+        for record in parse_qacct(proc.stdout):
+            if record.get("jobnumber") != base:
+                continue
+            task = record.get("taskid", "")
+            key = f"{base}.{task}" if task.isdigit() else base
+            found[key] = qacct_status(record)  # a later record (a rerun) wins
+        return found
+
+    # ------------------------------------------------------------------ limits
+
+    def max_array_size(self) -> int | None:
+        """The cluster's `max_aj_tasks` (qconf -sconf), read once; None if unknown."""
+        if not self._limit_read:
+            self._limit_read = True
+            # qconf beside the configured qsub (an installation outside PATH), else on PATH
+            beside = os.path.join(os.path.dirname(self.qsub), "qconf")
+            qconf = beside if os.path.dirname(self.qsub) and os.path.exists(beside) else "qconf"
+            self.calls["qconf"] += 1
+            try:
+                out = run_command([qconf, "-sconf"], what="read SGE's configuration", timeout=30)
+            except SchedulerError:
+                return None
+            m = re.search(r"^max_aj_tasks\s+(\d+)", out, re.MULTILINE)
+            limit = int(m.group(1)) if m else 0
+            self._max_array = limit or None  # 0: no limit
+        return self._max_array
