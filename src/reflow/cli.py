@@ -302,8 +302,8 @@ def _script_parser(
         "--executor",
         metavar="NAME",
         default=None,
-        help="slurm (sbatch), local or dry-run (default: [executor] mode in the config, "
-        "or REFLOW_MODE)",
+        help="slurm, sge, pbs, lsf, flux, local or dry-run (default: [executor] mode in the "
+        "config, or REFLOW_MODE)",
     )
     _param_options(submit, graph)
     if broken is not None:
@@ -582,7 +582,8 @@ def _cmd_retry(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
     progress.clear()
     print(f"retried {reset} instance{'s' if reset != 1 else ''}")
     print(_summary_line(run, time.monotonic() - started, before))
-    return EXIT_OK if run.state.value == "SUCCESS" else EXIT_FAILED
+    # RUNNING: a scheduler run handed back to its jobs and dispatcher, as `submit` does
+    return EXIT_OK if run.state.value in ("SUCCESS", "RUNNING") else EXIT_FAILED
 
 
 def _cmd_status(ns: argparse.Namespace, cfg: Config) -> int:

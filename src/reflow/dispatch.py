@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -316,6 +316,48 @@ def _resources(
     )
 
 
+class DispatchBusy(ReflowError):
+    """Another dispatcher pass held the run's pass lock for longer than this one waits."""
+
+
+@contextlib.contextmanager
+def _pass_lock(run_dir: Path, run_id: str, wait: float) -> Iterator[None]:
+    """Hold the run's pass lock (a file lock in its work folder) for one pass.
+
+    Two passes over one run at once (a dispatcher job whose submitter was
+    killed before recording it, and the `retry` that `status` then asks for)
+    would expand and submit the same instances twice; locked, they take turns
+    and each sees what the other committed.
+    """
+    path = run_files(run_dir, run_id, "work") / "dispatch.lock"
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except (ImportError, OSError):  # nowhere to lock: passes are not serialized
+        yield
+        return
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise DispatchBusy(
+                        f"run '{run_id}' is being dispatched by another pass right now (it "
+                        f"holds {path}): try again when that pass is done"
+                    ) from None
+                time.sleep(0.05)
+            except OSError:  # a filesystem without flock (e.g. Lustre mounted without it)
+                break
+        yield
+    finally:
+        os.close(fd)
+
+
 def dispatch_pass(
     wf: Workflow,
     store: SqliteStore,
@@ -329,14 +371,37 @@ def dispatch_pass(
     wait_for: Sequence[str] = (),
     chain: bool = True,
     origin: Mapping[str, str] | None = None,
+    lock_wait: float = 30.0,
 ) -> DispatchResult:
     """One pass of the dispatcher over a run (see the module docstring).
 
     What the jobs run (the workflow's `origin`, the Python, the working
     directory, scheduler commands and options) comes from this process and its
     configuration, never from the store: a shared store must not be a way to
-    make someone else's jobs run other code.
+    make someone else's jobs run other code.  Passes over one run take turns
+    (`_pass_lock`); DispatchBusy if another one holds it past `lock_wait` seconds.
     """
+    with _pass_lock(Path(store.get_run(run_id)["run_dir"]), run_id, lock_wait):
+        return _one_pass(
+            wf, store, run_id, executor, config=config, retry=retry, retry_tasks=retry_tasks,
+            verify=verify, wait_for=wait_for, chain=chain, origin=origin,
+        )  # fmt: skip
+
+
+def _one_pass(
+    wf: Workflow,
+    store: SqliteStore,
+    run_id: str,
+    executor: Executor,
+    *,
+    config: Config,
+    retry: bool,
+    retry_tasks: Sequence[str] | None,
+    verify: bool | None,
+    wait_for: Sequence[str],
+    chain: bool,
+    origin: Mapping[str, str] | None,
+) -> DispatchResult:
     result = DispatchResult()
     info = store.get_run(run_id)
     options: dict[str, Any] = info["options"] if isinstance(info["options"], dict) else {}
@@ -425,7 +490,7 @@ class _Submitter:
         self.python = config.python
         self.cwd = os.getcwd()
         self.submit_options = dict(config.submit_options)
-        self.native = "queue" if executor.name in ("pbs", "lsf", "sge") else "partition"
+        self.native = executor.queue_key
         self.limit = executor.max_array_size()
 
     def wave(
@@ -451,7 +516,8 @@ class _Submitter:
             command = [
                 self.python,
                 "-m",
-                "reflow.worker",
+                "reflow",
+                "worker",
                 "--wave",
                 str(wave),
                 "--run-dir",
@@ -495,7 +561,8 @@ class _Submitter:
         command = [
             self.python,
             "-m",
-            "reflow.dispatch",
+            "reflow",
+            "dispatch",
             "--run-id",
             self.run_id,
             "--store",
@@ -509,7 +576,7 @@ class _Submitter:
         ]
         log_dir = self.run_dir / "logs" / "_dispatcher"
         log_dir.mkdir(parents=True, exist_ok=True)
-        partition, account, _ = merge_options({}, self.submit_options, "partition")
+        partition, account, _ = merge_options({}, self.submit_options, self.native)
         log = self.executor.log_pattern(str(log_dir), False)
         res = JobResources(
             name=f"{self.wf.name}.dispatch",
@@ -627,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .loader import load_workflow
     from .stores.sqlite import SqliteStore
 
-    parser = argparse.ArgumentParser(prog="python -m reflow.dispatch")
+    parser = argparse.ArgumentParser(prog="python -m reflow dispatch")
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--store", required=True)
     parser.add_argument("--origin", required=True)
@@ -647,8 +714,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         after = [j for j in ns.after.split(",") if j]
         res = dispatch_pass(
-            wf, store, ns.run_id, executor, config=config, wait_for=after, origin=origin
-        )
+            wf, store, ns.run_id, executor, config=config, wait_for=after, origin=origin,
+            lock_wait=600.0,  # a job can wait for another pass; the run is not failed for it
+        )  # fmt: skip
+    except DispatchBusy as exc:
+        print(f"reflow: {exc}", file=sys.stderr)
+        return 1
     except ReflowError as exc:
         print(f"reflow: dispatcher pass failed: {exc}", file=sys.stderr)
         store.set_dispatcher(ns.run_id, None)

@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .loader import load_workflow
     from .results import log_paths, read_element, write_result
 
-    parser = argparse.ArgumentParser(prog="python -m reflow.worker")
+    parser = argparse.ArgumentParser(prog="python -m reflow worker")
     parser.add_argument("--wave", required=True)
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--origin", required=True, help="JSON: {script: ...} or {module: ...}")

@@ -151,7 +151,8 @@ class Executor(ABC):
     def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """The state of each job or array element, in one scheduler query.
 
-        Keys are the ids asked for; array jobs are expanded to `<id>_<element>`.
+        Keys are the ids asked for; array jobs are expanded to their elements' ids
+        (`element_id`).
         """
 
     def element_id(self, job_id: str, element: int) -> str:

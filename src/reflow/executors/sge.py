@@ -276,6 +276,7 @@ class SGEExecutor(Executor):
     mode = "qsub-sge"
     commands = ("qsub", "qstat", "qdel", "qacct")
     index_base = 1
+    queue_key = "queue"  # -q; `partition` is the synonym
 
     def __init__(
         self,

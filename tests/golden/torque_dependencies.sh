@@ -1,0 +1,15 @@
+#!/bin/bash
+#PBS -N etl.dispatch
+#PBS -S /bin/bash
+#PBS -V
+#PBS -l walltime=00:10:00
+#PBS -l nodes=1:ppn=1
+#PBS -l mem=1gb
+#PBS -j oe
+#PBS -o /scratch/runs/r1/logs/_dispatcher/
+#PBS -W depend=afterany:2001.torque-server,afteranyarray:2002[].torque-server
+
+exec >>/scratch/runs/r1/logs/_dispatcher/"${PBS_JOBID}".log 2>&1
+export GREETING='hello world'
+export REFLOW_STORE_PATH=/shared/team/manifest.db
+exec /opt/venv/bin/python -m reflow.dispatch --run-id etl-20260401-a1b2
