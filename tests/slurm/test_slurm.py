@@ -410,7 +410,7 @@ def test_cli_submit_dry_run_prints_script_and_records_nothing(
     assert "#!/bin/bash" in res.stdout
     assert "#SBATCH --job-name=rt-fanout.make" in res.stdout
     assert "#SBATCH --time=00:05:00" in res.stdout
-    assert "-m reflow.worker" in res.stdout
+    assert "-m reflow worker" in res.stdout
     assert "nothing was submitted and nothing was recorded" in res.stdout
     assert SqliteStore(cluster.store_path).list_runs() == []
     assert not list((tmp_path / "dry").glob("work/*"))
