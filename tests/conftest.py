@@ -40,3 +40,10 @@ def store_path(tmp_path: Path) -> Path:
 def calls(tmp_path: Path) -> Calls:
     """A fresh execution counter for one test."""
     return Calls(tmp_path / "calls.log")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that drive the scheduler simulators are integration tests: mark them."""
+    for item in items:
+        if "sims" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.simulators)
