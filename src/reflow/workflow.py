@@ -350,12 +350,18 @@ def prepare_run_dir(run_dir: str | os.PathLike[str]) -> Path:
     return directory
 
 
-def _process_start(pid: int) -> str:
+def _process_stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...); [] if none."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
+            return fh.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return ""
+        return []
+
+
+def _process_start(pid: int) -> str:
+    fields = _process_stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def current_owner() -> tuple[str, int, str]:
@@ -376,7 +382,10 @@ def owner_alive(host: str | None, pid: int | None, start: str | None) -> bool:
         return False
     except PermissionError:
         pass
-    return not start or _process_start(pid) == start
+    fields = _process_stat(pid)
+    if fields and fields[0] in ("Z", "X"):  # killed, but its parent has not reaped it yet
+        return False
+    return not start or (fields[19] if len(fields) > 19 else "") == start
 
 
 # ---------------------------------------------------------------------- parameters

@@ -12,6 +12,7 @@ import datetime as dt
 import getpass
 import os
 import random
+import re
 import secrets
 import socket
 import sqlite3
@@ -115,18 +116,24 @@ class InstanceRow:
     cached_from: int | None
 
 
+#: the mount table `_filesystem_type` reads (a test points it at a fake one)
+MOUNT_TABLE = "/proc/mounts"
+
+
 def _filesystem_type(path: Path) -> str:
     """The type of the filesystem holding `path`, from the mount table ('' if unknown)."""
     try:
-        with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
+        with open(MOUNT_TABLE, encoding="utf-8", errors="replace") as fh:
             mounts = [line.split()[1:3] for line in fh if len(line.split()) >= 3]
     except OSError:
         return ""
     target = str(path.resolve())
     best, fstype = -1, ""
     for mount_point, kind in mounts:
-        mp = mount_point.replace("\\040", " ")
-        if (target == mp or target.startswith(mp.rstrip("/") + "/")) and len(mp) > best:
+        # the table escapes space, tab, newline and backslash as octal (\040, ...)
+        mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), mount_point)
+        # `>=`: of two mounts on one point (autofs, then the NFS it mounts) the later wins
+        if (target == mp or target.startswith(mp.rstrip("/") + "/")) and len(mp) >= best:
             best, fstype = len(mp), kind
     return fstype
 
@@ -209,11 +216,10 @@ class SqliteStore:
                     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 else:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                # create the file private to the user before SQLite opens it
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+                self._create_file(path)
             except OSError as exc:
                 raise StoreError(
-                    f"cannot create the store {path}: {exc.strerror}; set REFLOW_STORE_PATH "
+                    f"cannot create the store {path}: {exc.strerror or exc}; set REFLOW_STORE_PATH "
                     "or --store-path to a writable location"
                 ) from None
         try:
@@ -318,6 +324,34 @@ class SqliteStore:
         except OSError:
             return True
         return st.st_size == 0 and time.time() - st.st_mtime < 10
+
+    def _create_file(self, path: Path) -> None:
+        """Make a new store: the schema is written under a temporary name, then linked in.
+
+        So a process killed while creating the store never leaves an empty or
+        half-made file at `path`; two processes creating it at once both end
+        up using whichever file was linked first.
+        """
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # private
+        try:
+            conn = sqlite3.connect(str(tmp), isolation_level=None)
+            try:
+                self._create_schema(conn)
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, path)  # never replaces a store another process made meanwhile
+            except FileExistsError:
+                pass
+            except OSError:  # a filesystem without hard links
+                if not path.exists():
+                    os.replace(tmp, path)
+        except sqlite3.DatabaseError as exc:
+            raise OSError(f"cannot write a new database ({exc})") from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
