@@ -490,3 +490,18 @@ def test_writes_are_batched_per_wave_not_per_instance(tmp_path: Path, store_path
     assert transactions() < 100  # 2,001 instances
     wf.run_local(tmp_path / "r", store=store, n=1000)  # all cache hits
     assert transactions() <= 10
+
+
+def test_a_team_store_keeps_the_permissions_its_owner_gave_it(tmp_path: Path) -> None:
+    team = tmp_path / "team"
+    team.mkdir()
+    path = team / "manifest.db"
+    _tiny().run_local(tmp_path / "r", store=path).store.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # created private, like every store
+    team.chmod(0o2775)  # the owner shares it with the group
+    path.chmod(0o664)
+    run = _tiny().run_local(tmp_path / "r2", store=path, who="team")
+    assert run.state is RunState.SUCCESS
+    run.store.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o664
+    assert stat.S_IMODE(team.stat().st_mode) == 0o2775
