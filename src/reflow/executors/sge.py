@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ValidationError
+from ._common import run_scheduler
 from .base import Executor, JobResources, JobState, JobStatus, SchedulerError, run_command
 
 __all__ = ["SGEExecutor"]
@@ -403,22 +404,7 @@ class SGEExecutor(Executor):
     def submit(self, command: Sequence[str], resources: JobResources) -> str:
         script = self.render(command, resources)
         self.calls["qsub"] += 1
-        try:
-            proc = subprocess.run(
-                [self.qsub, "-terse"],
-                input=script,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise SchedulerError(
-                f"cannot submit to SGE: '{self.qsub}' was not found; install Grid Engine's client "
-                "or set REFLOW_QSUB / [executor] qsub"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise SchedulerError("cannot submit to SGE: qsub did not answer in 120 s") from None
+        proc = run_scheduler([self.qsub, "-terse"], what="submit to SGE", stdin=script)
         if proc.returncode != 0:
             err = (proc.stderr or proc.stdout).strip().splitlines()
             said = [line for line in err if line.strip() and line.strip() != "Exiting."]

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ValidationError
+from ._common import run_scheduler
 from .base import Executor, JobResources, JobState, JobStatus, SchedulerError, run_command
 
 __all__ = ["SlurmExecutor"]
@@ -162,22 +163,7 @@ class SlurmExecutor(Executor):
     def submit(self, command: Sequence[str], resources: JobResources) -> str:
         script = self.render(command, resources)
         self.calls["sbatch"] += 1
-        try:
-            proc = subprocess.run(
-                [self.sbatch, "--parsable"],
-                input=script,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise SchedulerError(
-                f"cannot submit to Slurm: '{self.sbatch}' was not found; install Slurm's client "
-                "or set REFLOW_SBATCH / [executor] sbatch"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise SchedulerError("cannot submit to Slurm: sbatch did not answer in 120 s") from None
+        proc = run_scheduler([self.sbatch, "--parsable"], what="submit to Slurm", stdin=script)
         if proc.returncode != 0:
             err = (proc.stderr or proc.stdout).strip().splitlines()
             raise SchedulerError(
