@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .engine import Engine
 from .errors import ReflowError, ValidationError
+from .executors._common import signal_name
 from .executors.base import Executor, JobResources, JobState, JobStatus, merge_options
 from .results import log_paths, read_results, run_files, write_wave
 from .states import RunState
@@ -183,15 +184,6 @@ def _ingest(store: SqliteStore, run_id: str, run_dir: Path) -> int:
     return len(outcomes)
 
 
-def _signal_name(number: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def _failure_text(
     executor: Executor, run_dir: Path, task: str, index: int, job: str, status: JobStatus
 ) -> str:
@@ -208,7 +200,7 @@ def _failure_text(
     said = status.reason or status.state.value
     if code and ":" in code and code.split(":", 1)[1] not in ("", "0"):
         number = int(code.split(":", 1)[1]) if code.split(":", 1)[1].isdigit() else 0
-        said += f", killed by {_signal_name(number)}" if number else f", exit code {code}"
+        said += f", killed by {signal_name(number)}" if number else f", exit code {code}"
     elif code:
         said += f", exit code {code}"
     parts = []

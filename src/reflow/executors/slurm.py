@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ValidationError
+from ._common import directive_value as _value
 from ._common import run_scheduler
 from .base import Executor, JobResources, JobState, JobStatus, SchedulerError, run_command
 
 __all__ = ["SlurmExecutor"]
 
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:=+/@%\-\[\]]*$")
 _NAME = re.compile(r"[^A-Za-z0-9_.\-]")
 
 _STATE_MAP = {
@@ -46,15 +46,6 @@ _STATE_MAP = {
 
 # why a job waited in the queue; they say nothing about how it ended
 _WAIT_REASONS = frozenset({"Dependency", "JobArrayTaskLimit", "Priority", "Resources", "BeginTime"})
-
-
-def _value(key: str, value: Any) -> str:
-    text = str(value)
-    if "\n" in text or "\r" in text or '"' in text:
-        raise ValidationError(
-            f"scheduler option {key}={text!r} contains a newline or a double quote: remove it"
-        )
-    return f'"{text}"' if not _SAFE_VALUE.match(text) else text
 
 
 def _option_flag(key: str) -> str:
