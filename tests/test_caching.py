@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from counting import Calls
 from reflow import Result, RunState, TaskState, Workflow
+from reflow.identity import compute_identity, identity_maker
 from reflow.stores.sqlite import SqliteStore
 
 
@@ -647,3 +650,27 @@ def test_typed_outputs_round_trip_and_reach_downstream_with_their_types(
     assert second.output("inspect")["price"] == "Decimal"
     assert _summary(second) == {"make": {"SUCCESS": 1}, "inspect": {"SUCCESS": 1}}
     assert second.status(as_dict=True)["instances"][0]["state"] == TaskState.SUCCESS  # type: ignore[index]
+
+
+@given(
+    workflow=st.text(min_size=1, max_size=12),
+    version=st.text(max_size=6),
+    params=st.dictionaries(
+        st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), st.text(max_size=8)
+    ),
+    args=st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), unique=True, max_size=4),
+    data=st.data(),
+)
+@settings(max_examples=300, deadline=None)
+def test_identities_built_from_a_template_equal_the_one_by_one_computation(
+    workflow: str, version: str, params: dict[str, str], args: list[str], data: st.DataObject
+) -> None:
+    # the engine builds one template per task and fills in each element's hashes;
+    # a job resolving its own inputs computes the identity one by one: they must agree
+    varying = data.draw(st.lists(st.sampled_from(args), unique=True)) if args else []
+    hexes = st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
+    fixed = {a: data.draw(hexes) for a in args if a not in varying}
+    own = {a: data.draw(hexes) for a in varying}
+    make = identity_maker(workflow, "t%s", version, params, fixed, varying)
+    expected = compute_identity(workflow, "t%s", version, params, {**fixed, **own})
+    assert make(tuple(own[a] for a in sorted(varying))) == expected

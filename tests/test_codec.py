@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reflow import codec
 from reflow.codec import (
     canonical_bytes,
     canonical_tree_bytes,
@@ -613,3 +614,30 @@ values = st.recursive(
 def test_round_trip_property(value: Any) -> None:
     round_trip(value)
     assert canonical_bytes(loads(dumps(value))) == canonical_bytes(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, -7, 10**40, True, False, None, "", "plain", 'q"uo\\te\n\t\u00e9\U0001f600', "\ud800",
+     1.5, -0.0, 1e300, 5e-324, 2.0**53 + 1],
+)  # fmt: skip
+def test_scalar_outputs_take_a_shortcut_that_stores_and_hashes_exactly_as_the_general_path(
+    value: Any,
+) -> None:
+    # the general path: encode, dump, canonical text; the shortcut must give the same bytes
+    tree = codec.encode(value)
+    assert codec.dumps_hashed(value) == (codec.dumps(value), codec.hash_value(value))
+    assert codec.dumps(value) == json.dumps(tree, ensure_ascii=False, separators=(",", ":"))
+    assert codec.hash_tree(tree) == codec.hash_value(value)
+    assert codec.loads(codec.dumps_hashed(value)[0]) == value or value != value
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "huge int"])
+def test_scalars_json_cannot_hold_still_take_the_general_path(value: Any) -> None:
+    if value == "huge int":
+        value = 10**5000
+        with pytest.raises(EncodeError, match="cannot encode"):
+            codec.dumps_hashed(value)
+        return
+    text, digest = codec.dumps_hashed(value)
+    assert text.startswith('{"$float":') and digest == codec.hash_value(value)

@@ -78,7 +78,7 @@ def test_a_run_whose_driver_died_is_found_marked_with_fix_and_retry_resumes_it(
         options="{}", tasks=task_rows(graph), owner=_dead_owner(),
     )  # fmt: skip
     store.write_expansion(
-        run_id, "items", supersede=[], pending=[(-1, 1, None)], hits=[], skipped=[]
+        run_id, "items", supersede=[], pending=[(-1, 1, None, None)], hits=[], skipped=[]
     )
     store.mark_running(run_id, [("items", -1, 1)])
     before = store_path.read_bytes()

@@ -7,6 +7,7 @@ import os
 import re
 import sqlite3
 import stat
+import subprocess
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -505,3 +506,81 @@ def test_a_team_store_keeps_the_permissions_its_owner_gave_it(tmp_path: Path) ->
     run.store.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o664
     assert stat.S_IMODE(team.stat().st_mode) == 0o2775
+
+
+# ---------------------------------------------------------------------- migration
+
+
+def _legacy(ran: list[int]) -> Workflow:
+    """The workflow tests/golden/store-v1.sql was made with (by reflow 0.1.0, schema 1)."""
+    wf = Workflow("legacy")
+
+    @wf.job()
+    def items(n: int) -> list[int]:
+        return list(range(n))
+
+    @wf.array_job()
+    def square(x: Annotated[int, Result(step="items")]) -> int:
+        ran.append(x)
+        return x * x
+
+    @wf.job()
+    def total(xs: Annotated[list[int], Result(step="square")]) -> int:
+        return sum(xs)
+
+    return wf
+
+
+def _v1_store(path: Path) -> Path:
+    dump = Path(__file__).parent / "golden" / "store-v1.sql"
+    with sqlite3.connect(path) as db:
+        db.executescript(dump.read_text())
+    db.close()
+    return path
+
+
+def test_a_schema_1_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
+    store_path: Path, tmp_path: Path
+) -> None:
+    _v1_store(store_path)
+    store = SqliteStore(store_path)
+    runs = store.list_runs()
+    assert len(runs) == 2 and {r["status"] for r in runs} == {"SUCCESS"}
+    with sqlite3.connect(store_path) as db:
+        (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert int(version) == SCHEMA_VERSION == 2
+    assert "identities" not in tables  # folded into the instances that computed them
+    for r in runs:
+        run = Run(r["run_id"], store)
+        assert run.output("total") == 5 and run.outputs("square") == [0, 1, 4]
+    # the ingredients of every identity survived, for the rows that ran and the cached ones
+    for row in store.instances(runs[0]["run_id"]) + store.instances(runs[1]["run_id"]):
+        parts = store.identity_parts(row["identity"])
+        assert parts is not None and parts["task"] == row["task_name"]
+
+    # the cache of the old runs serves a new run: nothing executes
+    ran: list[int] = []
+    run = _legacy(ran).run_local(tmp_path / "r", store=store, n=3)
+    assert run.state is RunState.SUCCESS and run.output("total") == 5
+    assert ran == []
+    assert all(i["cached"] for i in store.instances(run.run_id))
+
+
+def test_a_schema_1_store_that_cannot_be_written_says_how_to_upgrade_it(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    store_path = _v1_store(folder / "m.db")
+    before = store_path.read_bytes()
+    mount = subprocess.run(
+        ["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True, check=False
+    )
+    if mount.returncode != 0:
+        pytest.skip(f"cannot make a read-only mount here: {mount.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=False)
+        with pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 2.*writable"):
+            SqliteStore(store_path).list_runs()
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+    assert store_path.read_bytes() == before

@@ -113,6 +113,9 @@ _dump_text = _make_dump(sort_keys=False)
 _dump_canonical = _make_dump(sort_keys=True)
 
 
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # what the encoder uses
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -583,8 +586,30 @@ def dumps(value: object) -> str:
         raise EncodeError(f"cannot encode this value as JSON: {exc}") from None
 
 
+def _scalar_text(value: Any) -> str | None:
+    """The stored (and canonical) text of a str, int, finite float, bool or None; else None."""
+    t = type(value)
+    if t is str:
+        return _encode_str(value)
+    if t is int:
+        try:
+            return int.__repr__(value)
+        except ValueError:  # longer than Python will print: the slow path says so
+            return None
+    if t is float:
+        return float.__repr__(value) if value - value == 0.0 else None
+    if t is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return None
+
+
 def dumps_hashed(value: object) -> tuple[str, str]:
     """`(dumps(value), hash_value(value))`, encoding the value only once."""
+    text = _scalar_text(value)
+    if text is not None:  # the common case of tiny outputs: no tree, nothing to sort
+        return text, _sha256(_utf8(text))
     tree = encode(value)
     try:
         text = _dump_text(tree)
@@ -712,6 +737,9 @@ def hash_value(value: object) -> str:
 
 def hash_tree(tree: JSONValue) -> str:
     """Full SHA-256 hex of `canonical_tree_bytes(tree)`; equals `hash_value(decode(tree))`."""
+    text = _scalar_text(tree)
+    if text is not None:
+        return _sha256(_utf8(text))
     return _sha256(canonical_tree_bytes(tree))
 
 

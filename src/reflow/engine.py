@@ -9,6 +9,7 @@ the `Work` it hands out and give back `Outcome`s.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +17,13 @@ from typing import Any
 
 from . import codec
 from .errors import DecodeError
-from .identity import compute_identity, returns_paths, verify_output
+from .identity import identity_maker, returns_paths, verify_output
 from .inputs import Feed, InputError, per_item, whole
 from .params import MISSING
 from .states import RunState, TaskState
 from .stores.sqlite import InstanceRow, SqliteStore
 from .wiring import Graph, Mode
-from .worker import Outcome, Work
+from .worker import NO_VALUE, Outcome, Work
 
 __all__ = ["Engine"]
 
@@ -32,7 +33,7 @@ _FINAL = frozenset({SUCCESS, FAILED, CANCELLED, SKIPPED})
 _BAD = frozenset({FAILED, CANCELLED, SKIPPED})
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     state: str
     attempt: int
@@ -58,6 +59,16 @@ class _Task:
     @property
     def indices(self) -> list[int]:
         return sorted(self.rows)
+
+
+class _Ones(dict[int, int]):
+    """The attempt number of every instance of a task expanded for the first time."""
+
+    def __missing__(self, key: int) -> int:
+        return 1
+
+
+_ONE = _Ones()
 
 
 def _label(task: str, index: int) -> str:
@@ -107,6 +118,17 @@ class Engine:
         self.cache_hits = 0
         self._tasks = {name: _Task() for name in graph.order}
         self.on_progress: Callable[[Engine], None] | None = None
+        # which tasks may expand: a task is ready once all its upstream tasks are
+        # complete; kept by counting, so a long chain costs O(tasks), not O(tasks^2)
+        self._position = {name: k for k, name in enumerate(graph.order)}
+        self._dependants: dict[str, list[str]] = {name: [] for name in graph.order}
+        self._waiting: dict[str, int] = {}
+        for name in graph.order:
+            ups = set(graph.tasks[name].upstream)
+            self._waiting[name] = len(ups)
+            for up in ups:
+                self._dependants[up].append(name)
+        self._ready = [(k, n) for k, n in enumerate(graph.order) if self._waiting[n] == 0]
 
     # ------------------------------------------------------------------ public
 
@@ -115,14 +137,20 @@ class Engine:
         works: list[Work] = []
         if self.stopping:
             return works
-        for name in self.graph.order:
-            t = self._tasks[name]
-            if t.expanded:
-                continue
-            if all(self._tasks[d].complete for d in self.graph.tasks[name].upstream):
-                works.extend(self._expand(name))
+        ready = self._ready
+        while ready:  # in graph order; expanding one task may make its dependants ready
+            _, name = heapq.heappop(ready)
+            works.extend(self._expand(name))
+            if self._tasks[name].unfinished == 0:
+                self._completed(name)
         self._notify()
         return works
+
+    def _completed(self, name: str) -> None:
+        for dep in self._dependants[name]:
+            self._waiting[dep] -= 1
+            if self._waiting[dep] == 0:
+                heapq.heappush(self._ready, (self._position[dep], dep))
 
     def mark_running(self, works: Sequence[Work], job_id: str | None = None) -> None:
         """Record that these instances are about to run (before they do)."""
@@ -160,10 +188,14 @@ class Engine:
             if row.state in _FINAL:
                 continue
             t.unfinished -= 1
+            if t.unfinished == 0 and t.expanded:
+                self._completed(o.task)
             if o.ok:
                 row.state, row.output_hash = SUCCESS, o.output_hash
                 assert o.output is not None
                 t.texts[o.index] = o.output
+                if o.value is not NO_VALUE:  # an immutable value run here: no need to decode
+                    t.values[o.index] = o.value
             else:
                 row.state = FAILED
                 t.bad += 1
@@ -299,24 +331,27 @@ class Engine:
     def _expand(self, name: str) -> list[Work]:
         spec = self.graph.tasks[name]
         t = self._tasks[name]
-        inputs = self.graph.inputs[name]
         existing = (
             {r.array_index: r for r in self.store.current_rows(self.run_id, name)}
-            if (self.resume)
+            if self.resume
             else {}
         )
         skip_all, skip_some = self._blockers(name)
         pvalues, phashes = self._param_hashes(name)
 
-        decisions: dict[int, tuple[str, str | None, str | None]] = {}  # index -> (what, ident, why)
-        parts: list[tuple[str, str]] = []
+        # decide each instance: by identity (`order`/`idents`, ascending indices), or
+        # SKIPPED/FAILED outright (`special`: index -> (state, reason))
+        special: dict[int, tuple[str, str]] = {}
+        order: list[int] = []
+        idents: list[str] = []
+        parts: list[str] = []
         feeds: dict[str, Feed] = {}
         wholes: dict[str, tuple[str, Callable[[], Any]]] = {}
         if skip_all is not None:
-            decisions[-1] = (SKIPPED, None, skip_all)
+            special[-1] = (SKIPPED, skip_all)
         else:
             try:
-                for inp in inputs:
+                for inp in self.graph.inputs[name]:
                     if inp.mode.per_item:
                         feeds[inp.arg] = per_item(self, inp)
                     else:
@@ -328,36 +363,40 @@ class Engine:
                         + ", ".join(f"{a}: {n}" for a, n in sizes.items())
                         + "); give them the same number of items"
                     )
-                indices = list(range(next(iter(sizes.values())))) if spec.array else [-1]
+                indices = range(next(iter(sizes.values()))) if spec.array else range(-1, 0)
             except InputError as exc:
-                decisions[-1] = (FAILED, None, f"task '{name}' cannot start: {exc}")
-                indices = []
-            whole_hashes = {arg: h for arg, (h, _) in wholes.items()}
+                special[-1] = (FAILED, f"task '{name}' cannot start: {exc}")
+                indices = range(0)
+            make = identity_maker(
+                self.graph.name, name, spec.version, phashes,
+                {arg: h for arg, (h, _) in wholes.items()}, list(feeds),
+            )  # fmt: skip
+            columns = [feeds[arg].hashes for arg in sorted(feeds)]
             for i in indices:
                 if i in skip_some:
-                    decisions[i] = (SKIPPED, None, skip_some[i])
+                    special[i] = (SKIPPED, skip_some[i])
                     continue
-                ins = dict(whole_hashes)
-                for arg, f in feeds.items():
-                    ins[arg] = f.hashes[i]
-                ident, text = compute_identity(self.graph.name, name, spec.version, phashes, ins)
-                parts.append((ident, text))
-                decisions[i] = ("?", ident, None)
+                ident, text = make(tuple([c[i] for c in columns]))
+                order.append(i)
+                idents.append(ident)
+                parts.append(text)
 
         # existing rows (a resumed run): keep what still holds, replace the rest
         keep: dict[int, _Row] = {}
-        retryable = self.retry_tasks is None or name in self.retry_tasks
-        for i, (what, new_ident, _why) in list(decisions.items()):
-            old = existing.get(i)
-            if old is None:
-                continue
-            same = old.identity == new_ident
-            if what == SKIPPED and old.state == SKIPPED:
-                keep[i] = _Row(SKIPPED, old.attempt, old.identity, None)
-            elif what == "?" and same and old.state == SUCCESS:
-                keep[i] = _Row(SUCCESS, old.attempt, new_ident, old.output_hash)
-            elif what == "?" and self._still_holds(old, same, retryable):
-                keep[i] = _Row(old.state, old.attempt, new_ident, None)
+        if existing:
+            retryable = self.retry_tasks is None or name in self.retry_tasks
+            ident_of = dict(zip(order, idents, strict=True))
+            for i, old in existing.items():
+                if i in special:
+                    if special[i][0] == SKIPPED and old.state == SKIPPED:
+                        keep[i] = _Row(SKIPPED, old.attempt, old.identity, None)
+                elif i in ident_of:
+                    new_ident = ident_of[i]
+                    same = old.identity == new_ident
+                    if same and old.state == SUCCESS:
+                        keep[i] = _Row(SUCCESS, old.attempt, new_ident, old.output_hash)
+                    elif self._still_holds(old, same, retryable):
+                        keep[i] = _Row(old.state, old.attempt, new_ident, None)
         check = self._verifying(name)
         if check and keep and self.verify_kept:
             stale = self._stale(name, [i for i, r in keep.items() if r.state == SUCCESS])
@@ -366,13 +405,21 @@ class Engine:
 
         # cache look-ups for the rest
         no_cache = self.force or name in self.force_tasks or not spec.cache
-        todo = {
-            i: ident for i, (what, ident, _) in decisions.items() if what == "?" and i not in keep
-        }
+        todo = (
+            list(zip(order, idents, parts, strict=True))
+            if not keep
+            else [
+                (i, ident, p)
+                for i, ident, p in zip(order, idents, parts, strict=True)
+                if i not in keep
+            ]
+        )
+        del parts
         hits: dict[int, tuple[int, str]] = {}
         if todo and not no_cache:
-            found = self.store.lookup_cache(v for v in todo.values() if v)
-            hits = {i: found[ident] for i, ident in todo.items() if ident in found}
+            found = self.store.lookup_cache(ident for _, ident, _ in todo)
+            if found:
+                hits = {i: found[ident] for i, ident, _ in todo if ident in found}
             if check and hits:
                 texts = self.store.cached_output_texts([src for src, _ in hits.values()])
                 for i in list(hits):
@@ -380,45 +427,50 @@ class Engine:
                         del hits[i]
 
         # write the new rows in one transaction
-        new = [i for i in decisions if i not in keep]
         supersede = [i for i in existing if i not in keep]
         self.reset += len(supersede)  # every replaced attempt runs again (or is reused)
         attempts = self.store.max_attempts(self.run_id, name) if existing else {}
-        att = {i: attempts.get(i, 0) + 1 for i in new}
-        pending = [
-            (i, att[i], decisions[i][1]) for i in new if decisions[i][0] == "?" and i not in hits
-        ]
-        hit_rows = [(i, att[i], decisions[i][1] or "", hits[i][0]) for i in new if i in hits]
+        att = {i: attempts.get(i, 0) + 1 for i in (*order, *special)} if attempts else _ONE
+        to_run = [(i, att[i], ident, p) for i, ident, p in todo if i not in hits]
+        hit_rows = [(i, att[i], ident, *hits[i], p) for i, ident, p in todo if i in hits]
+        del todo
         skipped = [
-            (i, att[i], None, decisions[i][2] or "") for i in new if decisions[i][0] == SKIPPED
+            (i, att[i], None, why)
+            for i, (st, why) in special.items()
+            if st == SKIPPED and i not in keep
         ]
-        failed = [
-            (i, att[i], None, decisions[i][2] or "") for i in new if decisions[i][0] == FAILED
-        ]
+        failed = [(i, att[i], None, why) for i, (st, why) in special.items() if st == FAILED]
         lost = self.store.write_expansion(
-            self.run_id, name, supersede=supersede, pending=pending, hits=hit_rows,
-            skipped=skipped, failed=failed, parts=parts,
+            self.run_id, name, supersede=supersede, pending=to_run, hits=hit_rows,
+            skipped=skipped, failed=failed,
         )  # fmt: skip
-        for i in lost:
-            del hits[i]
-            pending.append((i, att[i], decisions[i][1]))
+        pending: list[tuple[int, int, str | None]] = [(i, a, d) for i, a, d, _ in to_run]
+        del to_run
+        if lost:
+            hit_ident = {h[0]: h[2] for h in hit_rows}
+            for i in lost:
+                del hits[i]
+                pending.append((i, att[i], hit_ident[i]))
         self.cache_hits += len(hits)
 
-        # the in-memory picture of the task
-        t.rows = dict(keep)
-        for i, a, pending_ident in pending:
-            t.rows[i] = _Row(PENDING, a, pending_ident, None)
-        for i, (_, ohash) in hits.items():
-            t.rows[i] = _Row(SUCCESS, att[i], decisions[i][1], ohash)
-        for i, a, _, _ in skipped:
-            t.rows[i] = _Row(SKIPPED, a, None, None)
-        for i, a, _, _ in failed:
-            t.rows[i] = _Row(FAILED, a, None, None)
-        t.expanded = True
         # instances written earlier but never handed to a job are handed out again
-        pending.extend((i, r.attempt, r.identity) for i, r in keep.items() if r.state == PENDING)
-        t.unfinished = sum(1 for r in t.rows.values() if r.state not in _FINAL)
-        t.bad = sum(1 for r in t.rows.values() if r.state in _BAD)
+        again = [(i, r.attempt, r.identity) for i, r in keep.items() if r.state == PENDING]
+
+        # the in-memory picture of the task
+        rows = t.rows = keep
+        for i, a, pending_ident in pending:
+            rows[i] = _Row(PENDING, a, pending_ident, None)
+        for i, a, ident, _, ohash, _ in hit_rows:
+            if i in hits:
+                rows[i] = _Row(SUCCESS, a, ident, ohash)
+        for i, a, _, _ in skipped:
+            rows[i] = _Row(SKIPPED, a, None, None)
+        for i, a, _, _ in failed:
+            rows[i] = _Row(FAILED, a, None, None)
+        t.expanded = True
+        pending.extend(again)
+        t.unfinished = sum(1 for r in rows.values() if r.state not in _FINAL)
+        t.bad = sum(1 for r in rows.values() if r.state in _BAD)
         if failed and self.on_error == "stop":  # only new failures stop; kept ones are history
             self.stopping = True
 
@@ -431,9 +483,13 @@ class Engine:
                 shared[arg_spec.name] = self.run_dir
         for arg, (_, getter) in wholes.items():
             shared[arg] = getter()  # once: every element gets the same object
-        for i, a, _ in sorted(pending):
+        pending.sort()
+        if not feeds:
+            return [Work(name, i, a, dict(shared)) for i, a, _ in pending]
+        getters = list(feeds.items())
+        for i, a, _ in pending:
             kwargs = dict(shared)
-            for arg, f in feeds.items():
+            for arg, f in getters:
                 kwargs[arg] = f.value(i)
             works.append(Work(name, i, a, kwargs))
         return works

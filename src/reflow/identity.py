@@ -12,11 +12,11 @@ import functools
 import hashlib
 import json
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["compute_identity", "returns_paths", "verify_output"]
+__all__ = ["compute_identity", "identity_maker", "returns_paths", "verify_output"]
 
 IDENTITY_VERSION = "1"
 
@@ -53,6 +53,40 @@ def compute_identity(
     head = _head(workflow, task, version)
     text = f'{{"inputs":{_hash_map(inputs)},"params":{_hash_map(params)},{head[1:]}'
     return hashlib.sha256(b"reflow-identity\n" + text.encode("utf-8")).hexdigest(), text
+
+
+def identity_maker(
+    workflow: str,
+    task: str,
+    version: str,
+    params: Mapping[str, str],
+    fixed: Mapping[str, str],
+    varying: Sequence[str],
+) -> Callable[[tuple[str, ...]], tuple[str, str]]:
+    """`compute_identity` for many instances of one task, built once.
+
+    `fixed` holds the input hashes every instance shares; the returned function
+    takes the hashes of the `varying` arguments, in the order of
+    `sorted(varying)`, and returns what `compute_identity` would for the
+    merged inputs.
+    """
+    marker = "\x00"
+    merged = dict(fixed)
+    for arg in varying:
+        merged[arg] = marker
+    text = compute_identity(workflow, task, version, params, merged)[1]
+    # names and versions are JSON-escaped in `text`, so a raw NUL can only be a marker
+    if text.count(f'"{marker}"') != len(varying):  # pragma: no cover - args are identifiers
+        raise ValueError("cannot build an identity template")
+    template = text.replace("%", "%%").replace(f'"{marker}"', '"%s"')
+    prefix = b"reflow-identity\n"
+    sha256 = hashlib.sha256
+
+    def make(hashes: tuple[str, ...]) -> tuple[str, str]:
+        t = template % hashes
+        return sha256(prefix + t.encode("utf-8")).hexdigest(), t
+
+    return make
 
 
 def returns_paths(annotation: Any) -> bool:

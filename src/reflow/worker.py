@@ -11,16 +11,22 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import codec
 from .errors import EncodeError
 
-__all__ = ["Outcome", "Work", "execute", "execute_batch"]
+__all__ = ["NO_VALUE", "Outcome", "Work", "execute", "execute_batch"]
+
+NO_VALUE: Any = type("NoValue", (), {"__repr__": lambda self: "NO_VALUE"})()
+"""`Outcome.value` when the value itself is not kept (only `output`, its stored text)."""
+
+# returned values the engine may keep as they are: nothing can change them later
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Work:
     """One instance to run: which task, which element, which attempt, and its arguments."""
 
@@ -30,7 +36,7 @@ class Work:
     kwargs: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What running one instance produced."""
 
@@ -48,6 +54,17 @@ class Outcome:
     parts: str | None = None
     cached_from: int | None = None
     skipped: bool = False
+    # the returned value itself when it is immutable and was produced in this
+    # process, so the engine need not decode `output` again; never sent anywhere
+    value: Any = field(default=NO_VALUE, compare=False, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:  # a worker process sends only the text
+        return {f: getattr(self, f) for f in self.__slots__ if f != "value"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key, val in state.items():
+            object.__setattr__(self, key, val)
+        object.__setattr__(self, "value", NO_VALUE)
 
 
 def _label(task: str, index: int) -> str:
@@ -104,6 +121,7 @@ def execute(func: Callable[..., Any], work: Work) -> Outcome:
         None,
         started,
         time.time(),
+        value=value if type(value) in _IMMUTABLE else NO_VALUE,
     )
 
 

@@ -27,7 +27,7 @@ from ..errors import RunNotFoundError, StoreError
 
 __all__ = ["SCHEMA_VERSION", "InstanceRow", "SqliteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Network and cluster filesystems on which SQLite's WAL mode is unsafe (WAL needs
 # shared memory between all processes using the file, which these cannot give).
@@ -72,10 +72,6 @@ CREATE TABLE tasks (
     spec      TEXT NOT NULL,
     PRIMARY KEY (run_id, task_name)
 ) WITHOUT ROWID;
-CREATE TABLE identities (
-    identity TEXT PRIMARY KEY,
-    parts    TEXT NOT NULL
-) WITHOUT ROWID;
 CREATE TABLE instances (
     id           INTEGER PRIMARY KEY,
     run_id       TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
@@ -85,6 +81,7 @@ CREATE TABLE instances (
     current      INTEGER NOT NULL DEFAULT 1,
     state        TEXT NOT NULL,
     identity     TEXT,
+    parts        TEXT,
     output       TEXT,
     output_hash  TEXT,
     cached_from  INTEGER REFERENCES instances (id),
@@ -98,10 +95,27 @@ CREATE TABLE instances (
            (output_hash IS NOT NULL AND (output IS NOT NULL OR cached_from IS NOT NULL)))
 );
 CREATE INDEX instances_current ON instances (run_id, task_name, state) WHERE current = 1;
-CREATE INDEX instances_cache ON instances (identity) WHERE state = 'SUCCESS';
+CREATE INDEX instances_cache ON instances (identity) WHERE cached_from IS NULL;
 """
 
-_MIGRATIONS: dict[int, str] = {}  # version -> SQL that upgrades from version - 1
+# Why the schema is as it is, for speed at 100,000 instances: `parts` (the
+# ingredients of the identity, kept to explain a cache miss) lives in the row
+# written anyway, not in a table keyed by identity that every new instance
+# would update at a random place; the cache index holds each identity's own
+# rows only (hits point at them through cached_from) and does not depend on
+# `state`, so it is written once, when a row is inserted, not again when the
+# instance finishes.
+
+_MIGRATIONS: dict[int, str] = {  # version -> SQL that upgrades from version - 1
+    2: """
+ALTER TABLE instances ADD COLUMN parts TEXT;
+UPDATE instances SET parts = (SELECT parts FROM identities d WHERE d.identity = instances.identity)
+    WHERE cached_from IS NULL AND identity IS NOT NULL;
+DROP TABLE identities;
+DROP INDEX instances_cache;
+CREATE INDEX instances_cache ON instances (identity) WHERE cached_from IS NULL;
+""",
+}
 
 
 @dataclass(frozen=True)
@@ -226,7 +240,8 @@ class SqliteStore:
             conn = self._connect(path)
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: big waves stay in memory
+            # 16 MiB: at 100,000 instances 64 MiB cost 100 MB more peak RSS and was no faster
+            conn.execute("PRAGMA cache_size = -16384")
             try:
                 self._check_schema(conn, created)
                 self._set_journal(conn)
@@ -315,7 +330,16 @@ class SqliteStore:
                 f"understands ({SCHEMA_VERSION}): upgrade reflow to use it"
             )
         if version < SCHEMA_VERSION:
-            self._retry(lambda: self._migrate(conn, version))
+            try:
+                self._retry(lambda: self._migrate(conn, version))
+            except sqlite3.OperationalError as exc:
+                if "readonly" not in str(exc) and "read-only" not in str(exc):
+                    raise
+                raise StoreError(
+                    f"the store {self.path} has schema version {version} and this reflow needs "
+                    f"{SCHEMA_VERSION}, but it cannot upgrade it here ({exc}): open it once "
+                    "with this reflow where it is writable (the upgrade keeps every run)"
+                ) from None
 
     def _fresh_empty_file(self) -> bool:
         """An empty file made moments ago: another reflow process is creating the store."""
@@ -637,8 +661,8 @@ class SqliteStore:
         for i in range(0, len(unique), 500):
             chunk = unique[i : i + 500]
             rows = self._read(
-                "SELECT identity, COALESCE(cached_from, id), output_hash FROM instances "
-                f"WHERE state = 'SUCCESS' AND identity IN ({','.join('?' * len(chunk))})",
+                "SELECT identity, id, output_hash FROM instances WHERE cached_from IS NULL "
+                f"AND state = 'SUCCESS' AND identity IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
             for ident, source, ohash in rows:
@@ -651,27 +675,23 @@ class SqliteStore:
         task: str,
         *,
         supersede: Sequence[int],
-        pending: Sequence[tuple[int, int, str | None]],
-        hits: Sequence[tuple[int, int, str, int]],
+        pending: Sequence[tuple[int, int, str | None, str | None]],
+        hits: Sequence[tuple[int, int, str, int, str, str | None]],
         skipped: Sequence[tuple[int, int, str | None, str]],
         failed: Sequence[tuple[int, int, str | None, str]] = (),
-        parts: Sequence[tuple[str, str]] = (),
         interrupted: str = "interrupted before it finished; rerun by a later attempt",
     ) -> list[int]:
         """Write one task's new instances in one transaction.
 
         `supersede`: array indices whose current row is replaced; `pending`:
-        (index, attempt, identity) to run; `hits`: (index, attempt, identity,
-        source id) reused from the cache; `skipped`/`failed`: (index, attempt,
-        identity, reason).  A hit whose source vanished meanwhile is written as
-        PENDING instead; the indices of such hits are returned.
+        (index, attempt, identity, its ingredients) to run; `hits`: (index,
+        attempt, identity, source id, output hash, ingredients) reused from the
+        cache; `skipped`/`failed`: (index, attempt, identity, reason).  A hit
+        whose source vanished meanwhile is written as PENDING instead; the
+        indices of such hits are returned.
         """
         now = _now()
         with self._write() as conn:
-            if parts:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO identities (identity, parts) VALUES (?, ?)", parts
-                )
             if supersede:
                 conn.executemany(
                     "UPDATE instances SET current = 0, finished_at = COALESCE(finished_at, ?), "
@@ -685,36 +705,43 @@ class SqliteStore:
             if pending:
                 conn.executemany(
                     "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
-                    "identity) VALUES (?,?,?,?,'PENDING',?)",
-                    [(run_id, task, i, a, ident) for i, a, ident in pending],
+                    "identity, parts) VALUES (?,?,?,?,'PENDING',?,?)",
+                    [(run_id, task, i, a, ident, parts) for i, a, ident, parts in pending],
                 )
             lost: list[int] = []
             if hits:
-                before = conn.total_changes
-                # one statement per hit: the row is SUCCESS only if its source still is
+                # a hit is SUCCESS only if its source still is (a run deleted meanwhile
+                # takes its rows along): checked inside this transaction
+                sources = list({h[3] for h in hits})
+                alive: set[int] = set()
+                for k in range(0, len(sources), 500):
+                    chunk = sources[k : k + 500]
+                    alive.update(
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT id FROM instances WHERE state = 'SUCCESS' AND id IN "
+                            f"({','.join('?' * len(chunk))})",
+                            chunk,
+                        )
+                    )
                 conn.executemany(
                     "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
                     "identity, output_hash, cached_from, started_at, finished_at) "
-                    "SELECT ?, ?, ?, ?, 'SUCCESS', ?, output_hash, COALESCE(cached_from, id), "
-                    "?, ? FROM instances WHERE id = ? AND state = 'SUCCESS'",
-                    [(run_id, task, i, a, ident, now, now, src) for i, a, ident, src in hits],
+                    "VALUES (?,?,?,?,'SUCCESS',?,?,?,?,?)",
+                    [
+                        (run_id, task, i, a, ident, ohash, src, now, now)
+                        for i, a, ident, src, ohash, _ in hits
+                        if src in alive
+                    ],
                 )
-                if conn.total_changes - before != len(hits):
-                    have = {
-                        r[0]
-                        for r in conn.execute(
-                            "SELECT array_index FROM instances WHERE run_id = ? AND "
-                            "task_name = ? AND current = 1",
-                            (run_id, task),
-                        )
-                    }
-                    missing = [(i, a, ident) for i, a, ident, _ in hits if i not in have]
+                if len(alive) != len(sources):
+                    missing = [(i, a, d, p) for i, a, d, src, _, p in hits if src not in alive]
                     conn.executemany(
                         "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
-                        "identity) VALUES (?,?,?,?,'PENDING',?)",
-                        [(run_id, task, i, a, ident) for i, a, ident in missing],
+                        "identity, parts) VALUES (?,?,?,?,'PENDING',?,?)",
+                        [(run_id, task, *m) for m in missing],
                     )
-                    lost = [i for i, _, _ in missing]
+                    lost = [m[0] for m in missing]
             for state, rows in (("SKIPPED", skipped), ("FAILED", failed)):
                 if rows:
                     conn.executemany(
@@ -844,15 +871,15 @@ class SqliteStore:
         source is still SUCCESS, so no SUCCESS row is ever left without an output.
         """
         now = _now()
+        parts_of = dict(parts)
         with self._write() as conn:
-            if parts:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO identities (identity, parts) VALUES (?, ?)", parts
-                )
             conn.executemany(
-                "UPDATE instances SET identity = ? WHERE run_id = ? AND task_name = ? "
+                "UPDATE instances SET identity = ?, parts = ? WHERE run_id = ? AND task_name = ? "
                 "AND array_index = ? AND attempt = ? AND identity IS NULL",
-                [(ident, run_id, t, i, a) for t, i, a, ident, *_ in rows],
+                [
+                    (ident, parts_of.get(ident) if src is None else None, run_id, t, i, a)
+                    for t, i, a, ident, _, src, _, _ in rows
+                ],
             )
             hits = [r for r in rows if r[5] is not None]
             conn.executemany(
@@ -1090,7 +1117,11 @@ class SqliteStore:
         """The ingredients an identity was computed from, or None if unknown."""
         import json
 
-        rows = self._read("SELECT parts FROM identities WHERE identity = ?", (identity,))
+        rows = self._read(
+            "SELECT parts FROM instances WHERE identity = ? AND cached_from IS NULL "
+            "AND parts IS NOT NULL LIMIT 1",
+            (identity,),
+        )
         return json.loads(rows[0][0]) if rows else None
 
 
