@@ -656,7 +656,8 @@ def test_typed_outputs_round_trip_and_reach_downstream_with_their_types(
     workflow=st.text(min_size=1, max_size=12),
     version=st.text(max_size=6),
     params=st.dictionaries(
-        st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), st.text(max_size=8)
+        st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True),
+        st.from_regex(r"[0-9a-f]{64}", fullmatch=True),  # parameters enter as hashes
     ),
     args=st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), unique=True, max_size=4),
     data=st.data(),

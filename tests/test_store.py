@@ -8,6 +8,7 @@ import re
 import sqlite3
 import stat
 import subprocess
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -584,3 +585,38 @@ def test_a_schema_1_store_that_cannot_be_written_says_how_to_upgrade_it(tmp_path
     finally:
         subprocess.run(["umount", str(folder)], check=False)
     assert store_path.read_bytes() == before
+
+
+def test_a_long_task_is_seen_running_by_others_while_it_runs(
+    tmp_path: Path, store_path: Path
+) -> None:
+    # the driver keeps its writes in one transaction while tasks are quick; one that
+    # takes long must still be visible (and the ones finished before it committed)
+    wf = Workflow("visible")
+    seen: list[dict[str, int]] = []
+
+    @wf.job()
+    def quick() -> int:
+        return 1
+
+    @wf.job()
+    def slow(q: Annotated[int, Result(step="quick")]) -> int:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with sqlite3.connect(store_path, timeout=0.2) as db:
+                counts = dict(
+                    db.execute(
+                        "SELECT task_name || ':' || state, COUNT(*) FROM instances "
+                        "WHERE current = 1 GROUP BY task_name, state"
+                    ).fetchall()
+                )
+            db.close()
+            if counts.get("slow:RUNNING"):
+                seen.append(counts)
+                break
+            time.sleep(0.01)
+        return q + 1
+
+    run = wf.run_local(tmp_path / "r", store=store_path)
+    assert run.output("slow") == 2
+    assert seen == [{"quick:SUCCESS": 1, "slow:RUNNING": 1}]

@@ -16,6 +16,7 @@ import multiprocessing.connection as mp_connection
 import os
 import pickle
 import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from .worker import Outcome, Work, execute, failure
 __all__ = ["drive"]
 
 _FLUSH_SECONDS = 0.5  # how long finished work may wait before it is committed
+_GROUP_SECONDS = 0.05  # how long the inline driver keeps its writes in one transaction
 _CANCEL_POLL_SECONDS = 1.0
 _MARK_RUNNING_UP_TO = 16  # batches up to this size are marked RUNNING before they run
 
@@ -93,38 +95,90 @@ def _func(engine: Engine, task: str) -> Callable[..., Any]:
     return engine.graph.tasks[task].func
 
 
+class _Committer:
+    """Commits the transaction the inline driver holds once it is `_GROUP_SECONDS` old.
+
+    A thread, because the driver cannot know beforehand whether the next task
+    takes a millisecond or an hour: a long one must not keep its RUNNING mark
+    (nor the instances finished before it) uncommitted, nor other writers waiting.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.store = engine.store
+        self.stopped = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="reflow-committer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(_GROUP_SECONDS / 4):
+            held = self.store.held_for()
+            if held is not None and held >= _GROUP_SECONDS:
+                try:
+                    self.store.release()
+                except BaseException as exc:  # the driver raises it at its next step
+                    self.error = exc
+                    return
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
 def _drive_inline(engine: Engine) -> None:
     watch = _CancelWatch(engine)
-    while not engine.stopping:
-        works = engine.advance()
-        if not works:
-            break
-        i, chunk = 0, 1
-        while i < len(works) and not engine.stopping:
-            batch = works[i : i + chunk]
+    store = engine.store
+    queue: collections.deque[Work] = collections.deque()
+    finished: list[Outcome] = []
+    chunk = 1
+    committer = _Committer(engine)
+    try:
+        while True:
+            if committer.error is not None:
+                raise committer.error
+            # Writes join one held transaction, committed every _GROUP_SECONDS (here
+            # or by the committer thread): a chain of tiny tasks is not bound by commits.
+            held = store.held_for()
+            if held is not None and held >= _GROUP_SECONDS:
+                store.release()
+            store.hold()
+            engine.record(finished)
+            finished = []
+            if not queue and not engine.stopping:
+                queue.extend(engine.advance())
+                chunk = 1  # a new wave: its first instance may be slow, start small again
+            if engine.stopping or not queue:
+                break
+            batch = [queue.popleft() for _ in range(min(chunk, len(queue)))]
             # Shown RUNNING only while batches are small, i.e. while instances take long
             # enough for anyone to see it; a batch of hundreds of tiny instances is
             # recorded once, as it finishes (an interrupted one reruns either way).
             marked = len(batch) <= _MARK_RUNNING_UP_TO
             if marked:
                 engine.mark_running(batch)
-            done: list[Outcome] = []
             started = time.monotonic()
             try:
                 for w in batch:
                     o = execute(_func(engine, w.task), w)
-                    done.append(o)
+                    finished.append(o)
                     if not o.ok and engine.on_error == "stop":
                         break
-            finally:
-                engine.record(done)
+            except BaseException:  # Ctrl-C: keep what finished, free what never started
+                engine.record(finished)
                 if marked:
-                    engine.unmark_running(batch[len(done) :])
-            i += len(done)
+                    engine.unmark_running(batch[len(finished) :])
+                raise
+            if len(finished) < len(batch) and marked:  # stopped at a failure
+                engine.unmark_running(batch[len(finished) :])
             # grow batches while they are quick, so tiny tasks cost few transactions
             elapsed = time.monotonic() - started
             chunk = min(chunk * 2, 4096) if elapsed < _FLUSH_SECONDS / 2 else max(1, chunk // 2)
-            watch.check()
+            if watch.check():
+                engine.record(finished)
+                finished = []
+    finally:
+        committer.stop()
+        store.release()
 
 
 def _picklable(func: Callable[..., Any]) -> bool:

@@ -26,7 +26,11 @@ NO_VALUE: Any = type("NoValue", (), {"__repr__": lambda self: "NO_VALUE"})()
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 
-@dataclass(frozen=True, slots=True)
+# Work and Outcome are made by the hundred thousand: plain slotted classes (a frozen
+# dataclass costs 2.5 times as much to build); treat them as read-only.
+
+
+@dataclass(slots=True)
 class Work:
     """One instance to run: which task, which element, which attempt, and its arguments."""
 
@@ -36,7 +40,7 @@ class Work:
     kwargs: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     """What running one instance produced."""
 
@@ -63,8 +67,8 @@ class Outcome:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for key, val in state.items():
-            object.__setattr__(self, key, val)
-        object.__setattr__(self, "value", NO_VALUE)
+            setattr(self, key, val)
+        self.value = NO_VALUE
 
 
 def _label(task: str, index: int) -> str:

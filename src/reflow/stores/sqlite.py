@@ -16,6 +16,7 @@ import re
 import secrets
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -194,6 +195,9 @@ class SqliteStore:
         # a team store elsewhere keeps the permissions its owner gives it
         self._private = self.path.absolute() == default_store_path().absolute()
         self._conn: sqlite3.Connection | None = None
+        self._depth = 0  # write transactions open (nested ones join the outermost)
+        self._held_since: float | None = None  # when hold() opened the transaction it holds
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -208,7 +212,8 @@ class SqliteStore:
         return self._conn
 
     def close(self) -> None:
-        """Close the connection; the store reopens on next use."""
+        """Close the connection (committing a held transaction); the store reopens on next use."""
+        self.release()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -426,23 +431,47 @@ class SqliteStore:
                 delay = min(delay * 2, 0.5)
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE), committed on success, rolled back on error."""
-        conn = self.conn
+    def transaction(self) -> Iterator[None]:
+        """Make every write inside one transaction (committed at the end, or rolled back)."""
+        with self._write():
+            yield
+
+    def hold(self) -> None:
+        """Open a write transaction that later writes join, until `release()` commits it.
+
+        The local driver holds one across many tiny instances, so a chain of
+        small tasks costs a commit every few dozen milliseconds instead of
+        several per task; it releases it on a timer (from another thread too:
+        every use of the connection takes the store's lock), so other writers
+        wait little and nothing stays uncommitted while a long task runs.
+        """
+        with self._lock:
+            if self._held_since is not None or self._depth:
+                return
+            self._begin()
+            self._held_since = time.monotonic()
+
+    def held_for(self) -> float | None:
+        """Seconds since `hold()` opened the transaction still held, or None."""
+        since = self._held_since
+        return None if since is None else time.monotonic() - since
+
+    def release(self) -> None:
+        """Commit the transaction `hold()` opened (nothing if none is held)."""
+        with self._lock:
+            if self._held_since is None:
+                return
+            self._held_since = None
+            self._commit()
+
+    def _begin(self) -> None:
         try:
-            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+            self._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
         except sqlite3.DatabaseError as exc:
             raise StoreError(self._describe_open_error(exc)) from None
-        try:
-            yield conn
-        except sqlite3.OperationalError as exc:  # read-only, disk full, I/O error: say so
-            with contextlib.suppress(sqlite3.DatabaseError):
-                conn.execute("ROLLBACK")
-            raise StoreError(self._describe_open_error(exc)) from None
-        except BaseException:
-            with contextlib.suppress(sqlite3.DatabaseError):
-                conn.execute("ROLLBACK")
-            raise
+
+    def _commit(self) -> None:
+        conn = self.conn
         try:
             self._retry(lambda: conn.execute("COMMIT"))
         except sqlite3.DatabaseError as exc:
@@ -450,11 +479,45 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
             raise StoreError(self._describe_open_error(exc)) from None
 
+    def _rollback(self, exc: BaseException) -> BaseException:
+        """Roll the open transaction back; what to raise instead of `exc`."""
+        self._held_since = None
+        with contextlib.suppress(sqlite3.DatabaseError):
+            self.conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):  # read-only, disk full, I/O: say so
+            return StoreError(self._describe_open_error(exc))
+        return exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE), committed on success, rolled back on error.
+
+        Inside `transaction()` or `hold()` it joins the open transaction; an
+        error rolls the whole of it back.
+        """
+        with self._lock:
+            outer = not self._depth and self._held_since is None
+            if outer:
+                self._begin()
+            self._depth += 1
+            try:
+                yield self.conn
+            except BaseException as exc:
+                self._depth = 0
+                raised = self._rollback(exc)
+                if raised is exc:
+                    raise
+                raise raised from None
+            self._depth -= 1
+            if outer:
+                self._commit()
+
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        try:
-            return list(self._retry(lambda: self.conn.execute(sql, args).fetchall()))
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(self._describe_open_error(exc)) from None
+        with self._lock:
+            try:
+                return list(self._retry(lambda: self.conn.execute(sql, args).fetchall()))
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(self._describe_open_error(exc)) from None
 
     # ------------------------------------------------------------------ runs
 
