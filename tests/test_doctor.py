@@ -136,7 +136,10 @@ def test_leftover_result_files_are_reported_and_removed_with_fix(
 def test_a_newer_store_is_reported_and_left_untouched(
     store_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    SqliteStore(store_path).list_runs()
+    # closed here, not whenever the garbage collector gets to it: sqlite3 connections
+    # sit in a reference cycle, and the last one to close writes the WAL into the file
+    with SqliteStore(store_path) as store:
+        store.list_runs()
     with sqlite3.connect(store_path) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     db.close()

@@ -13,7 +13,7 @@ import re
 import sys
 from typing import Any
 
-__all__ = ["TomlError", "loads"]
+__all__ = ["LazyPattern", "TomlError", "loads"]
 
 
 class TomlError(ValueError):
@@ -67,23 +67,47 @@ def _from_tomllib(exc: ValueError, text: str) -> TomlError:
     return TomlError(_short(str(exc)), 1)
 
 
+class LazyPattern:
+    """A regular expression compiled on first use, not when the module is imported.
+
+    Python 3.11+ never runs the fallback parser (nor the error paths of the
+    config file), so their patterns cost nothing at start-up there.
+    """
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        self.flags = flags
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern, self.flags)
+        return self._compiled
+
+    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        return self.compiled.match(text, pos)
+
+
 _WS = " \t"
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_BARE_KEY = LazyPattern(r"[A-Za-z0-9_-]+")
 # A run of characters that may appear as is in a basic / literal string.
-_BASIC_RUN = re.compile(r'[^"\\\x00-\x08\x0a-\x1f\x7f]+')
-_LITERAL_RUN = re.compile(r"[^'\x00-\x08\x0a-\x1f\x7f]+")
-_ML_BASIC_RUN = re.compile(r'[^"\\\x00-\x08\x0b-\x1f\x7f]+')
-_ML_LITERAL_RUN = re.compile(r"[^'\x00-\x08\x0b-\x1f\x7f]+")
-_COMMENT_RUN = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+_BASIC_RUN = LazyPattern(r'[^"\\\x00-\x08\x0a-\x1f\x7f]+')
+_LITERAL_RUN = LazyPattern(r"[^'\x00-\x08\x0a-\x1f\x7f]+")
+_ML_BASIC_RUN = LazyPattern(r'[^"\\\x00-\x08\x0b-\x1f\x7f]+')
+_ML_LITERAL_RUN = LazyPattern(r"[^'\x00-\x08\x0b-\x1f\x7f]+")
+_COMMENT_RUN = LazyPattern(r"[^\x00-\x08\x0a-\x1f\x7f]*")
 _ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
-_SPECIAL_FLOAT = re.compile(r"[+-]?(?:inf|nan)")
-_PREFIXED_INT = re.compile(r"0x[0-9A-Fa-f](?:_?[0-9A-Fa-f])*|0o[0-7](?:_?[0-7])*|0b[01](?:_?[01])*")
-_DECIMAL = re.compile(
+_SPECIAL_FLOAT = LazyPattern(r"[+-]?(?:inf|nan)")
+_PREFIXED_INT = LazyPattern(
+    r"0x[0-9A-Fa-f](?:_?[0-9A-Fa-f])*|0o[0-7](?:_?[0-7])*|0b[01](?:_?[01])*"
+)
+_DECIMAL = LazyPattern(
     r"[+-]?(?:0|[1-9](?:_?[0-9])*)"
     r"(?P<frac>\.[0-9](?:_?[0-9])*)?"
     r"(?P<exp>[eE][+-]?[0-9](?:_?[0-9])*)?"
 )
-_DATE_OR_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}:[0-9]{2}")
+_DATE_OR_TIME = LazyPattern(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{2}:[0-9]{2}")
 
 
 class _Parser:

@@ -28,14 +28,11 @@ or three).  Anything deeper raises `EncodeError` / `DecodeError`, never
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import hashlib
 import json
 import pathlib
-import uuid
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from typing import Any, TypeAlias
 
 from reflow.errors import DecodeError, EncodeError
@@ -233,6 +230,8 @@ def _tag_iso(tag: str) -> Callable[[Any], JSONValue]:
 
 
 def _encode_bytes(value: Any) -> JSONValue:
+    import base64
+
     return {"$bytes": base64.b64encode(value).decode("ascii")}
 
 
@@ -253,10 +252,22 @@ _LEAF_ENCODERS: dict[type, Callable[[Any], JSONValue]] = {
     _dt.datetime: _tag_iso("$datetime"),
     _dt.date: _tag_iso("$date"),
     _dt.time: _tag_iso("$time"),
-    uuid.UUID: _tag_str("$uuid"),
-    Decimal: _tag_str("$decimal"),
     bytes: _encode_bytes,
 }
+
+
+def _leaf_encoder(t: type) -> Callable[[Any], JSONValue] | None:
+    """The encoder of a leaf type; UUID and Decimal register on first need (their
+    modules are slow to import, and most programs never store one)."""
+    leaf = _LEAF_ENCODERS.get(t)
+    if leaf is None and t.__module__ in ("uuid", "decimal", "_decimal", "_pydecimal"):
+        import decimal
+        import uuid
+
+        _LEAF_ENCODERS[uuid.UUID] = _tag_str("$uuid")
+        _LEAF_ENCODERS[decimal.Decimal] = _tag_str("$decimal")
+        leaf = _LEAF_ENCODERS.get(t)
+    return leaf
 
 
 def _encode_slow(value: object) -> JSONValue:
@@ -282,7 +293,7 @@ def _encode_slow(value: object) -> JSONValue:
             if t in _SCALARS:
                 target[slot] = item
                 continue
-            leaf = _LEAF_ENCODERS.get(t)
+            leaf = _leaf_encoder(t)
             if leaf is None:
                 raise _Fault(
                     f"cannot encode {_type_name(t)}",
@@ -405,6 +416,8 @@ def _decode_float(text: str) -> object:
 
 
 def _decode_bytes(text: str) -> object:
+    import base64
+
     try:
         value = base64.b64decode(text, validate=True)
         exact = base64.b64encode(value).decode("ascii") == text
@@ -423,8 +436,8 @@ _LEAF_DECODERS: dict[str, Callable[[str], object]] = {
     "$datetime": _text_leaf("$datetime", _dt.datetime.fromisoformat, _dt.datetime.isoformat),
     "$date": _text_leaf("$date", _dt.date.fromisoformat, _dt.date.isoformat),
     "$time": _text_leaf("$time", _dt.time.fromisoformat, _dt.time.isoformat),
-    "$uuid": _text_leaf("$uuid", uuid.UUID),
-    "$decimal": _text_leaf("$decimal", Decimal),
+    "$uuid": _text_leaf("$uuid", lambda text: __import__("uuid").UUID(text)),
+    "$decimal": _text_leaf("$decimal", lambda text: __import__("decimal").Decimal(text)),
     "$bytes": _decode_bytes,
 }
 _LIST_TAGS = frozenset({"$tuple", "$set", "$frozenset", "$dict"})

@@ -14,8 +14,6 @@ Empty environment variables count as unset.
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
 import re
 import sys
@@ -26,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-from reflow._toml import TomlError, loads
+from reflow._toml import LazyPattern, TomlError, loads
 from reflow.errors import ConfigError
 
 __all__ = [
@@ -327,6 +325,8 @@ def _check_options(value: object) -> dict[str, SubmitOption]:
 
 
 def _did_you_mean(word: str, candidates: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f". Did you mean {close[0]!r}?" if close else ""
 
@@ -534,8 +534,8 @@ def _where(file: Path, text: str, dotted: str) -> str:
     return f"config file {file}, line {line}" if line else f"config file {file}"
 
 
-_HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]")
-_ASSIGNMENT = re.compile(r"\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
+_HEADER = LazyPattern(r"\s*\[\s*([^\[\]]+?)\s*\]")
+_ASSIGNMENT = LazyPattern(r"\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
 
 
 def _normalise_key(key: str) -> str:
@@ -565,6 +565,8 @@ def _show(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        import json
+
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (int, float)):
         return repr(value)
@@ -597,6 +599,8 @@ def _suggestion(section: str, name: str) -> str:
     if homes:
         return f". Did you mean {name!r} in [{homes[0].section}]?"
     if not section:
+        import difflib
+
         tables = [*_SECTIONS, _SUBMIT_OPTIONS]
         close = difflib.get_close_matches(name, tables, n=1, cutoff=0.6)
         if name == "submit_options":

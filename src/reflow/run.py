@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import ReflowError, ValidationError
 from .states import RunState
-from .stores.sqlite import SqliteStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the store loads when a Run is made from one, not with `import reflow`
+    from .stores.sqlite import SqliteStore
     from .workflow import Workflow
 
 __all__ = ["Run"]
@@ -53,12 +54,11 @@ class Run:
         and `failed_instances` (each with task_name, array_index, state, job_id,
         error_text).
         """
-        doc = status_dict(self.store, self.run_id, task)
         if as_dict:
-            return doc
+            return status_dict(self.store, self.run_id, task)
         from .render import render_status
 
-        print(render_status(doc, errors=errors))
+        print(render_status(status_overview(self.store, self.run_id, task), errors=errors))
         return None
 
     def cancel(self, task: str | None = None) -> int:
@@ -117,7 +117,10 @@ class Run:
 
 
 def _check_task(store: SqliteStore, run_id: str, task: str) -> None:
-    names = [n for n, _, _ in store.task_specs(run_id)]
+    _check_task_in([n for n, _, _ in store.task_specs(run_id)], run_id, task)
+
+
+def _check_task_in(names: list[str], run_id: str, task: str) -> None:
     if task not in names:
         import difflib
 
@@ -128,43 +131,140 @@ def _check_task(store: SqliteStore, run_id: str, task: str) -> None:
         )
 
 
+# ---------------------------------------------------------------------- status
+#
+# A run may have 100,000 instances: `status` counts them with one aggregate
+# query and lists only the failed, cancelled and skipped ones; `status --json`
+# streams the instances a few thousand at a time, so its memory stays flat.
+
+#: the states `status` lists instance by instance, beneath their task
+PROBLEM_STATES = ("FAILED", "CANCELLED", "SKIPPED")
+
+
 def status_dict(store: SqliteStore, run_id: str, task: str | None = None) -> dict[str, Any]:
-    """The status of a run as plain data (see `Run.status`)."""
-    info = store.get_run(run_id)
-    if task is not None:
-        _check_task(store, run_id, task)
-    summary = store.summary(run_id)
-    order = [n for n, _, _ in store.task_specs(run_id)]
-    tasks = [n for n in order if task is None or n == task]
-    cached = store.cached_counts(run_id)
+    """The status of a run as plain data, every instance included (see `Run.status`)."""
+    head = _status_head(store, run_id, task)
     instances = store.instances(run_id, task=task)
+    _show_live(instances, head.live)
+    return head.doc(
+        instances=instances,
+        failed_instances=[i for i in instances if i["state"] in PROBLEM_STATES],
+    )
+
+
+def status_overview(store: SqliteStore, run_id: str, task: str | None = None) -> dict[str, Any]:
+    """What `status` shows: `status_dict` without the `instances` list.
+
+    Counts come from one aggregate query; only the failed, cancelled and
+    skipped instances are read (task by task, in id order within each task),
+    so the cost does not grow with the number of instances that succeeded.
+    """
+    head = _status_head(store, run_id, task)
+    failed = [
+        inst
+        for name in head.tasks
+        if any(s in PROBLEM_STATES for s in head.summary[name])  # known from the counts
+        for inst in store.instances(run_id, task=name, states=PROBLEM_STATES)
+    ]
+    _show_live(failed, head.live)
+    return head.doc(failed_instances=failed)
+
+
+def write_status_json(store: SqliteStore, run_id: str, task: str | None, out: TextIO) -> None:
+    """Write `status_dict` as JSON (`status --json`), streaming the instance lists.
+
+    The instances are written one compact object a line; the rest is indented.
+    """
+    import json
+
+    head = _status_head(store, run_id, task)
+    hole = "\0reflow-instances\0"
+    text = json.dumps(head.doc(instances=hole, failed_instances=hole), indent=2, default=str).split(
+        json.dumps(hole)
+    )
+    if len(text) != 3:  # pragma: no cover - the marker cannot come from a store
+        raise ReflowError("cannot write the status as JSON")
+    out.write(text[0])
+    _write_instances(out, store, run_id, task, None, head.live)
+    out.write(text[1])
+    if any(s in PROBLEM_STATES for counts in head.summary.values() for s in counts):
+        _write_instances(out, store, run_id, task, PROBLEM_STATES, head.live)
+    else:
+        out.write("[]")
+    out.write(text[2] + "\n")
+
+
+class _Head:
+    """The part of a run's status that does not list instances."""
+
+    def __init__(
+        self,
+        info: dict[str, Any],
+        tasks: list[str],
+        summary: dict[str, dict[str, int]],
+        cached: dict[str, int],
+        warnings: list[str],
+        live: dict[str, Any],
+    ) -> None:
+        self.info, self.tasks, self.summary, self.cached = info, tasks, summary, cached
+        self.warnings = warnings
+        self.live = live  # job id -> the scheduler's JobStatus, for a RUNNING cluster run
+
+    def doc(self, **lists: Any) -> dict[str, Any]:
+        return {
+            "run": self.info,
+            "tasks": self.tasks,
+            "summary": self.summary,
+            "cached": self.cached,
+            **lists,
+            "warnings": self.warnings,
+        }
+
+
+def _status_head(store: SqliteStore, run_id: str, task: str | None) -> _Head:
+    info = store.get_run(run_id)
+    order = [n for n, _, _ in store.task_specs(run_id)]
+    if task is not None:
+        _check_task_in(order, run_id, task)
+    tasks = [n for n in order if task is None or n == task]
+    counts: dict[str, dict[str, int]] = {}
+    cached: dict[str, int] = {}
+    for name, by_state in store.status_counts(run_id).items():
+        counts[name] = {state: n for state, (n, _) in by_state.items()}
+        cached[name] = sum(reused for _, reused in by_state.values())
     warnings: list[str] = []
+    live: dict[str, Any] = {}
     if info["status"] == RunState.RUNNING.value:
-        warnings.extend(_liveness(store, info, instances))
-    live_summary: dict[str, dict[str, int]] = {}
+        warnings, live = _liveness(store, info, task, counts)
+    return _Head(
+        info,
+        tasks,
+        {n: counts.get(n, {}) for n in tasks},
+        {n: cached.get(n, 0) for n in tasks},
+        warnings,
+        live,
+    )
+
+
+def _show_live(instances: list[dict[str, Any]], live: dict[str, Any]) -> None:
+    """Give instances whose jobs the scheduler reported their job state (SUBMITTED -> RUNNING)."""
+    if not live:
+        return
     for inst in instances:
-        if inst["task_name"] in tasks:
-            counts = live_summary.setdefault(inst["task_name"], {})
-            counts[inst["state"]] = counts.get(inst["state"], 0) + 1
-    return {
-        "run": info,
-        "tasks": tasks,
-        "summary": {n: live_summary.get(n, summary.get(n, {})) for n in tasks},
-        "cached": {n: cached.get(n, 0) for n in tasks},
-        "instances": instances,
-        "failed_instances": [
-            i for i in instances if i["state"] in ("FAILED", "CANCELLED", "SKIPPED")
-        ],
-        "warnings": warnings,
-    }
+        status = live.get(inst["job_id"] or "")
+        if status is not None:
+            inst["job_state"] = status.state.value
+            if inst["state"] == "SUBMITTED" and status.state.value == "RUNNING":
+                inst["state"] = "RUNNING"
 
 
 def _liveness(
-    store: SqliteStore, info: dict[str, Any], instances: list[dict[str, Any]]
-) -> list[str]:
-    """Why a RUNNING run may not be moving, with live job states from one scheduler query.
+    store: SqliteStore, info: dict[str, Any], task: str | None, counts: dict[str, dict[str, int]]
+) -> tuple[list[str], dict[str, Any]]:
+    """Why a RUNNING run may not be moving, and live job states from one scheduler query.
 
-    Instances whose jobs the scheduler reports running are shown RUNNING.
+    Returns (warnings, job id -> JobStatus); `counts` (task -> state -> count)
+    is updated: instances whose jobs the scheduler reports running count as RUNNING.
     """
     run_id = info["run_id"]
     if info["executor"] == "foreground":
@@ -176,38 +276,67 @@ def _liveness(
             return [
                 f"the process that was running this run (pid {info['owner_pid']} on "
                 f"{info['owner_host']}) is gone; resume it with 'retry {run_id}'"
-            ]
-        return []
+            ], {}
+        return [], {}
     from .config import load_config
     from .dispatch import make_executor
-    from .errors import ReflowError
 
     options = info["options"] if isinstance(info["options"], dict) else {}
-    jobs = sorted(
-        {i["job_id"] for i in instances if i["job_id"] and i["state"] in ("SUBMITTED", "RUNNING")}
-    )
+    flight = [
+        (t, state, job)
+        for t, _, _, state, job, _ in store.in_flight(run_id)
+        if job and (task is None or t == task)
+    ]
+    jobs = sorted({job for _, _, job in flight})
     dispatcher = info.get("dispatcher")
     try:
         executor = make_executor(options.get("executor"), load_config())
         bases = sorted({executor.job_of(j) for j in jobs} | ({dispatcher} if dispatcher else set()))
-        states = executor.states(bases) if bases else {}
+        states: dict[str, Any] = executor.states(bases) if bases else {}
     except ReflowError as exc:
-        return [f"cannot ask the scheduler about the run's jobs: {exc}"]
-    for inst in instances:
-        status = states.get(inst["job_id"] or "")
-        if status is not None:
-            inst["job_state"] = status.state.value
-            if inst["state"] == "SUBMITTED" and status.state.value == "RUNNING":
-                inst["state"] = "RUNNING"
+        return [f"cannot ask the scheduler about the run's jobs: {exc}"], {}
+    for t, state, job in flight:
+        status = states.get(job)
+        by_state = counts.get(t, {})  # read a moment earlier: the run may have moved on
+        running = status is not None and status.state.value == "RUNNING"
+        if state == "SUBMITTED" and running and by_state.get("SUBMITTED"):
+            by_state["SUBMITTED"] -= 1
+            if not by_state["SUBMITTED"]:
+                del by_state["SUBMITTED"]
+            by_state["RUNNING"] = by_state.get("RUNNING", 0) + 1
     if not dispatcher:
         return [
             f"no dispatcher job is queued for this run, so it will not move on its own; "
             f"resume it with 'retry {run_id}'"
-        ]
+        ], states
     status = states.get(dispatcher)
     if status is not None and status.state.final:
         return [
             f"the dispatcher job {dispatcher} ended ({status.reason or status.state.value}) "
             f"but the run is not finished; resume it with 'retry {run_id}'"
-        ]
-    return []
+        ], states
+    return [], states
+
+
+# -- streaming the instances as JSON
+
+
+def _write_instances(
+    out: TextIO,
+    store: SqliteStore,
+    run_id: str,
+    task: str | None,
+    states: Sequence[str] | None,
+    live: dict[str, Any],
+) -> None:
+    """Write a JSON list of instances (one compact object a line) at the second level."""
+    import json
+
+    dumps = json.JSONEncoder(separators=(",", ":")).encode  # ASCII, as `json.dumps` writes
+    sep = ",\n    "
+    first = True
+    for chunk in store.iter_instances(run_id, task=task, states=states):
+        _show_live(chunk, live)
+        out.write(("[\n    " if first else sep) + sep.join(map(dumps, chunk)))
+        first = False
+    out.write("[]" if first else "\n  ]")

@@ -6,7 +6,6 @@ raises `ValidationError` with a message a user can act on.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import typing
 from collections.abc import Mapping, Sequence
@@ -109,6 +108,8 @@ class Graph:
 
 
 def _suggest(name: str, choices: Sequence[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     return f" Did you mean '{close[0]}'?" if close else ""
 

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import difflib
 import os
-import shutil
-import socket
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from . import codec
-from .config import Config, load_config
-from .engine import Engine
 from .errors import ReflowError, ValidationError
-from .executors.base import Executor
 from .flow import Flow
 from .params import MISSING, optional_inner, type_name
-from .results import run_files
-from .run import Run
-from .stores.sqlite import SqliteStore
-from .wiring import Graph, ParamSpec, build_graph
+
+# The engine, the store, the executors and the codec load when a run needs them, not
+# when a pipeline script is imported: `--help` and `status` stay fast.
+if TYPE_CHECKING:
+    from .config import Config
+    from .engine import Engine
+    from .executors.base import Executor
+    from .run import Run
+    from .stores.sqlite import SqliteStore
+    from .wiring import Graph, ParamSpec
 
 __all__ = ["FOREGROUND", "Workflow"]
 
@@ -42,12 +41,16 @@ class Workflow(Flow):
     def config(self) -> Config:
         """The configuration in force (loaded on first use unless given)."""
         if self._config is None:
+            from .config import load_config
+
             self._config = load_config()
         return self._config
 
     def validate(self) -> Graph:
         """Check the wiring and return the graph; raise ValueError naming what is wrong."""
         if self._graph is None or self._graph_generation != self._generation:
+            from .wiring import build_graph
+
             self._graph = build_graph(self.name, self.tasks)
             self._graph_generation = self._generation
         return self._graph
@@ -59,6 +62,8 @@ class Workflow(Flow):
         return workflow_cli(self, argv)
 
     def _store(self, store: SqliteStore | str | os.PathLike[str] | None) -> SqliteStore:
+        from .stores.sqlite import SqliteStore
+
         if isinstance(store, SqliteStore):
             return store
         if store is not None:
@@ -100,6 +105,10 @@ class Workflow(Flow):
         progress: Callable[[Engine], None] | None = None,
         on_start: Callable[[str], None] | None = None,
     ) -> Run:
+        from . import codec
+        from .engine import Engine
+        from .run import Run
+
         graph = self.validate()
         values = resolve_params(graph, params)
         forced = _check_tasks(graph, force_tasks, "force_tasks")
@@ -155,9 +164,14 @@ class Workflow(Flow):
         `executor` is a name ("slurm", "local", "dry-run", ...) or an Executor;
         the default comes from the config (`[executor] mode`, `REFLOW_MODE`).
         """
+        import shutil
+
+        from . import codec
         from .dispatch import dispatch_pass, executor_record, make_executor
         from .executors.base import SchedulerError
         from .loader import workflow_origin
+        from .results import run_files
+        from .run import Run
 
         graph = self.validate()
         values = resolve_params(graph, params)
@@ -211,6 +225,8 @@ class Workflow(Flow):
         progress: Callable[[Engine], None] | None = None,
     ) -> int:
         """Drive an existing local run again (retry); return how many instances were reset."""
+        from .engine import Engine
+
         graph = self.validate()
         info = run.info()
         if info["graph_name"] != self.name:
@@ -288,6 +304,8 @@ def _check_tasks(graph: Graph, names: Iterable[str] | str | None, what: str) -> 
     out = set()
     for n in names:
         if n not in graph.tasks:
+            import difflib
+
             close = difflib.get_close_matches(n, list(graph.tasks), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ValidationError(
@@ -366,6 +384,8 @@ def _process_start(pid: int) -> str:
 
 def current_owner() -> tuple[str, int, str]:
     """This process as a run owner: (host, pid, start time)."""
+    import socket
+
     pid = os.getpid()
     return socket.gethostname(), pid, _process_start(pid)
 
@@ -374,6 +394,8 @@ def owner_alive(host: str | None, pid: int | None, start: str | None) -> bool:
     """Whether a recorded run owner still runs (assumed so when on another host)."""
     if pid is None:
         return False
+    import socket
+
     if host != socket.gethostname():
         return True
     try:
@@ -395,6 +417,8 @@ def resolve_params(graph: Graph, given: Mapping[str, Any]) -> dict[str, Any]:
     """Check run parameters against the graph; return every parameter's value."""
     unknown = [k for k in given if k not in graph.params]
     if unknown:
+        import difflib
+
         hints = []
         for k in unknown:
             which = "It" if len(unknown) == 1 else f"'{k}'"

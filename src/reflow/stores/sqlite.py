@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import getpass
+import functools
 import os
-import random
 import re
-import secrets
-import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import codec
 from ..errors import RunNotFoundError, StoreError
@@ -95,7 +91,8 @@ CREATE TABLE instances (
     CHECK (state <> 'SUCCESS' OR
            (output_hash IS NOT NULL AND (output IS NOT NULL OR cached_from IS NOT NULL)))
 );
-CREATE INDEX instances_current ON instances (run_id, task_name, state) WHERE current = 1;
+CREATE INDEX instances_current ON instances (run_id, task_name, state, cached_from)
+    WHERE current = 1;
 CREATE INDEX instances_cache ON instances (identity) WHERE cached_from IS NULL;
 """
 
@@ -105,7 +102,13 @@ CREATE INDEX instances_cache ON instances (identity) WHERE cached_from IS NULL;
 # would update at a random place; the cache index holds each identity's own
 # rows only (hits point at them through cached_from) and does not depend on
 # `state`, so it is written once, when a row is inserted, not again when the
-# instance finishes.
+# instance finishes.  `status` counts a run's instances from `instances_current`
+# alone (it holds cached_from for the "cached" counts).
+
+_INSTANCE_COLUMNS = (
+    "task_name, array_index, attempt, state, job_id, cached_from IS NOT NULL, error_text, "
+    "identity, output_hash, started_at, finished_at"
+)
 
 _MIGRATIONS: dict[int, str] = {  # version -> SQL that upgrades from version - 1
     2: """
@@ -115,12 +118,14 @@ UPDATE instances SET parts = (SELECT parts FROM identities d WHERE d.identity = 
 DROP TABLE identities;
 DROP INDEX instances_cache;
 CREATE INDEX instances_cache ON instances (identity) WHERE cached_from IS NULL;
+DROP INDEX instances_current;
+CREATE INDEX instances_current ON instances (run_id, task_name, state, cached_from)
+    WHERE current = 1;
 """,
 }
 
 
-@dataclass(frozen=True)
-class InstanceRow:
+class InstanceRow(NamedTuple):
     """The current attempt of one task instance, as the engine needs it."""
 
     array_index: int
@@ -160,7 +165,12 @@ def _now() -> float:
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+    return _iso_second(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)  # instances finish in the same seconds: format each once
+def _iso_second(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.timezone.utc).astimezone().isoformat()
 
 
 def _timestamp(value: str | dt.datetime | dt.date | float | None, what: str) -> float | None:
@@ -361,6 +371,8 @@ class SqliteStore:
         half-made file at `path`; two processes creating it at once both end
         up using whichever file was linked first.
         """
+        import secrets
+
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # private
         try:
@@ -427,6 +439,8 @@ class SqliteStore:
                 text = str(exc)
                 if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
                     raise
+                import random
+
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.5)
 
@@ -533,6 +547,9 @@ class SqliteStore:
         owner: tuple[str, int, str] | None = None,
     ) -> str:
         """Record a new RUNNING run with its task specs and return its unique id."""
+        import secrets
+        import socket
+
         day = dt.date.today().strftime("%Y%m%d")
         now = _now()
         host, pid, start = owner if owner else (None, None, None)
@@ -1107,6 +1124,47 @@ class SqliteStore:
             out.setdefault(task, {})[state] = count
         return out
 
+    def status_counts(self, run_id: str) -> dict[str, dict[str, tuple[int, int]]]:
+        """task -> state -> (instances, of which reused from the cache), by one query.
+
+        Answered from the `instances_current` index alone, so it stays quick at
+        100,000 instances.
+        """
+        out: dict[str, dict[str, tuple[int, int]]] = {}
+        for task, state, count, cached in self._read(
+            "SELECT task_name, state, COUNT(*), COUNT(cached_from) FROM instances "
+            "WHERE run_id = ? AND current = 1 GROUP BY task_name, state",
+            (run_id,),
+        ):
+            out.setdefault(task, {})[state] = (count, cached)
+        return out
+
+    def iter_instances(
+        self,
+        run_id: str,
+        *,
+        task: str | None = None,
+        states: Sequence[str] | None = None,
+        chunk: int = 4096,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """`instances(...)`, a few thousand at a time, in the same order.
+
+        Each chunk is read whole before it is handed on, so no read stays open
+        (holding a lock on a rollback-journal store) while a slow consumer
+        writes it out, and memory stays flat however many instances there are.
+        """
+        where, args = self._instance_filter(run_id, task, states)
+        sql = f"SELECT id FROM instances WHERE {where} ORDER BY id"
+        ids = [r[0] for r in self._read(sql, args)]
+        for k in range(0, len(ids), chunk):
+            part = ids[k : k + chunk]
+            # the run's ids are (nearly) contiguous: a range scan of the table, filtered
+            yield self._instance_dicts(
+                f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE id BETWEEN ? AND ? "
+                f"AND {where} ORDER BY id",
+                [part[0], part[-1], *args],
+            )
+
     def cached_counts(self, run_id: str) -> dict[str, int]:
         """task -> number of current instances reused from the cache."""
         return {
@@ -1122,19 +1180,25 @@ class SqliteStore:
         self, run_id: str, *, task: str | None = None, states: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
         """The current attempt of the run's instances as dicts (optionally filtered)."""
-        sql = (
-            "SELECT task_name, array_index, attempt, state, job_id, cached_from IS NOT NULL, "
-            "error_text, identity, output_hash, started_at, finished_at FROM instances "
-            "WHERE run_id = ? AND current = 1"
+        where, args = self._instance_filter(run_id, task, states)
+        return self._instance_dicts(
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE {where} ORDER BY id", args
         )
-        args: list[Any] = [run_id]
+
+    @staticmethod
+    def _instance_filter(
+        run_id: str, task: str | None, states: Sequence[str] | None
+    ) -> tuple[str, list[Any]]:
+        where, args = "run_id = ? AND current = 1", [run_id]
         if task is not None:
-            sql += " AND task_name = ?"
+            where += " AND task_name = ?"
             args.append(task)
         if states:
-            sql += f" AND state IN ({','.join('?' * len(states))})"
+            where += f" AND state IN ({','.join('?' * len(states))})"
             args.extend(states)
-        sql += " ORDER BY id"
+        return where, args
+
+    def _instance_dicts(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
         return [
             {
                 "task_name": r[0],
@@ -1201,6 +1265,8 @@ def _ranges(items: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]
 
 def _user() -> str:
     try:
+        import getpass
+
         return getpass.getuser()
     except Exception:  # no passwd entry, e.g. in a container
         return str(os.getuid())
