@@ -262,8 +262,16 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
     inline: list[Work] = []
     sendable: dict[str, bool] = {}
     slots: list[_Slot] = []
+    store = engine.store
     try:
         while True:
+            # as inline: writes join one transaction, committed every _GROUP_SECONDS (no
+            # committer thread here: worker processes are forked, and the loop below
+            # never waits longer than that with the transaction held)
+            held = store.held_for()
+            if held is not None and held >= _GROUP_SECONDS:
+                store.release()
+            store.hold()
             if not engine.stopping:
                 for w in engine.advance():
                     if w.task not in sendable:
@@ -304,17 +312,21 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
                     queue_.extendleft(reversed(batch))
                     slot.stop()
                     slots.remove(slot)
-            if inline:
+            if inline:  # it may take long: nothing stays uncommitted meanwhile
+                store.release()
                 w = inline.pop(0)
                 engine.mark_running([w])
                 engine.record([execute(_func(engine, w.task), w)])
-            done = _collect(engine, slots, 0.0 if inline else _FLUSH_SECONDS)
+            held = store.held_for()
+            wait = _GROUP_SECONDS - held if held is not None else _FLUSH_SECONDS
+            done = _collect(engine, slots, 0.0 if inline else max(0.0, wait))
             engine.record(done)
             if watch.check():
                 break
     finally:
         for s in slots:
             s.stop()
+        store.release()
 
 
 def _collect(engine: Engine, slots: list[_Slot], timeout: float) -> list[Outcome]:
