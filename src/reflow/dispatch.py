@@ -20,14 +20,22 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .engine import Engine
+from .engine import Engine, fewer_collections
 from .errors import ReflowError, ValidationError
 from .executors._common import signal_name
 from .executors.base import Executor, JobResources, JobState, JobStatus, merge_options
-from .results import log_paths, read_results, run_files, write_wave
+from .results import (
+    ResultRecord,
+    Stamp,
+    log_paths,
+    remove_results,
+    run_files,
+    scan_results,
+    write_wave,
+)
 from .states import RunState
 from .wiring import Mode
-from .worker import Outcome, Work
+from .worker import Work
 
 if TYPE_CHECKING:
     from .config import Config
@@ -129,59 +137,64 @@ def _tail(path: Path, lines: int = 5) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _ingest(store: SqliteStore, run_id: str, run_dir: Path) -> int:
-    """Record every result file of the run in one transaction, then remove the files."""
-    outcomes: list[Outcome] = []
-    paths: list[Path] = []
-    for path, item in read_results(run_dir, run_id):
-        if isinstance(item, Outcome):
-            outcomes.append(item)
-            paths.append(path)
-        else:
+def _ingest(
+    store: SqliteStore, run_id: str, run_dir: Path, recorded: dict[str, Stamp] | None = None
+) -> int:
+    """Record every new result file of the run in one transaction.
+
+    The files read are added to `recorded` once the store has them, and are
+    passed over by later ingests of the same pass; the pass removes them when
+    it ends (`_remove`), after the next wave is on its way.  Without
+    `recorded` they are removed at once.  A pass killed before removing them
+    leaves them to the next, whose ingest changes nothing: an outcome is never
+    recorded over a SUCCESS or a CANCELLED instance, and a file recorded
+    FAILED or SKIPPED says the same again.
+    """
+    read: dict[str, Stamp] = {}
+    resolved: list[ResultRecord] = []
+    rows: list[tuple[str, int, int, str, str | None, str | None, str | None, float, float]] = []
+    for path, item, stamp in scan_results(run_dir, run_id, recorded):
+        if isinstance(item, str) or stamp is None:
             print(f"reflow: {item}", file=sys.stderr)
-    if not outcomes:
-        return 0
-    resolved = [o for o in outcomes if o.identity is not None]
-    if resolved:  # identities computed in the job first, so the rows below carry them
-        store.record_resolved(
-            run_id,
-            [
+            continue
+        read[path] = stamp
+        if item.identity is not None:
+            resolved.append(item)
+        if item.cached_from is None:
+            state = "SKIPPED" if item.skipped else "SUCCESS" if item.ok else "FAILED"
+            rows.append(
                 (
-                    o.task,
-                    o.index,
-                    o.attempt,
-                    o.identity or "",
-                    None,
-                    o.cached_from,
-                    o.started,
-                    o.finished,
+                    item.task, item.index, item.attempt, state, item.output, item.output_hash,
+                    item.error, item.started, item.finished,
                 )
-                for o in resolved
-            ],
-            [(o.identity or "", o.parts or "") for o in resolved],
-        )
-    store.record_outcomes(
-        run_id,
-        [
-            (
-                o.task,
-                o.index,
-                o.attempt,
-                "SKIPPED" if o.skipped else "SUCCESS" if o.ok else "FAILED",
-                o.output,
-                o.output_hash,
-                o.error,
-                o.started,
-                o.finished,
-            )
-            for o in outcomes
-            if o.cached_from is None
-        ],
-    )
-    for path in paths:  # the store has them now
-        with contextlib.suppress(OSError):
-            path.unlink()
-    return len(outcomes)
+            )  # fmt: skip
+    if not read:
+        return 0
+    with store.transaction():
+        if resolved:  # identities computed in the job first, so the rows below carry them
+            store.record_resolved(
+                run_id,
+                [
+                    (
+                        o.task, o.index, o.attempt, o.identity or "", None, o.cached_from,
+                        o.started, o.finished,
+                    )
+                    for o in resolved
+                ],
+                [(o.identity or "", o.parts or "") for o in resolved],
+            )  # fmt: skip
+        store.record_outcomes(run_id, rows)
+    # the store has them now
+    if recorded is None:
+        _remove(read)
+    else:
+        recorded.update(read)
+    return len(read)
+
+
+def _remove(recorded: dict[str, Stamp]) -> int:
+    """Remove the result files the store has recorded (see `_ingest`)."""
+    return remove_results(recorded)
 
 
 def _failure_text(
@@ -220,6 +233,7 @@ def _reconcile(
     executor: Executor,
     *,
     wait_for: frozenset[str] = frozenset(),
+    recorded: dict[str, Stamp] | None = None,
 ) -> tuple[int, set[str]]:
     """Fail in-flight instances whose jobs ended without a result; return (failed, live jobs).
 
@@ -262,7 +276,7 @@ def _reconcile(
             store.mark_job_running(run_id, running)
         if failed:
             # a result may have landed between the scan and the query: it wins
-            _ingest(store, run_id, run_dir)
+            _ingest(store, run_id, run_dir, recorded)
             now = time.time()
             still = {(t, i, a) for t, i, a, *_ in store.in_flight(run_id)}
             rows = [
@@ -275,7 +289,7 @@ def _reconcile(
         if not live & wait_for:
             return failed_total, live
         time.sleep(1.0 + attempt * 0.5)
-        _ingest(store, run_id, run_dir)
+        _ingest(store, run_id, run_dir, recorded)
     return failed_total, live
 
 
@@ -373,11 +387,18 @@ def dispatch_pass(
     make someone else's jobs run other code.  Passes over one run take turns
     (`_pass_lock`); DispatchBusy if another one holds it past `lock_wait` seconds.
     """
-    with _pass_lock(Path(store.get_run(run_id)["run_dir"]), run_id, lock_wait):
-        return _one_pass(
-            wf, store, run_id, executor, config=config, retry=retry, retry_tasks=retry_tasks,
-            verify=verify, wait_for=wait_for, chain=chain, origin=origin,
-        )  # fmt: skip
+    with (
+        _pass_lock(Path(store.get_run(run_id)["run_dir"]), run_id, lock_wait),
+        fewer_collections(),
+    ):
+        recorded: dict[str, Stamp] = {}  # result files the store has, removed at the end
+        try:
+            return _one_pass(
+                wf, store, run_id, executor, config=config, retry=retry, retry_tasks=retry_tasks,
+                verify=verify, wait_for=wait_for, chain=chain, origin=origin, recorded=recorded,
+            )  # fmt: skip
+        finally:
+            _remove(recorded)
 
 
 def _one_pass(
@@ -393,6 +414,7 @@ def _one_pass(
     wait_for: Sequence[str],
     chain: bool,
     origin: Mapping[str, str] | None,
+    recorded: dict[str, Stamp],
 ) -> DispatchResult:
     result = DispatchResult()
     info = store.get_run(run_id)
@@ -402,8 +424,10 @@ def _one_pass(
     from .workflow import resolve_params
 
     params = resolve_params(graph, info["params"] if isinstance(info["params"], dict) else {})
-    result.ingested = _ingest(store, run_id, run_dir)
-    failed, live = _reconcile(store, run_id, run_dir, executor, wait_for=frozenset(wait_for))
+    result.ingested = _ingest(store, run_id, run_dir, recorded)
+    failed, live = _reconcile(
+        store, run_id, run_dir, executor, wait_for=frozenset(wait_for), recorded=recorded
+    )
     result.failed_by_scheduler = failed
     run_state = store.get_run(run_id)["status"]
     engine = Engine(

@@ -9,8 +9,10 @@ the `Work` it hands out and give back `Outcome`s.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from .stores.sqlite import InstanceRow, SqliteStore
 from .wiring import Graph, Mode
 from .worker import NO_VALUE, Outcome, Work
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "fewer_collections"]
 
 SUCCESS, FAILED, CANCELLED, SKIPPED = "SUCCESS", "FAILED", "CANCELLED", "SKIPPED"
 PENDING, RUNNING, SUBMITTED = "PENDING", "RUNNING", "SUBMITTED"
@@ -521,6 +523,24 @@ class Engine:
     def _stale(self, name: str, indices: list[int]) -> list[int]:
         texts = self.store.output_texts_for(self.run_id, name, indices)
         return [i for i in indices if self._stale_reason(name, texts.get(i)) is not None]
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while a big run is driven or dispatched.
+
+    The engine keeps a few objects per instance alive for the whole run; with
+    Python's default thresholds every full collection walks all of them again,
+    which cost a fifth of a 100,000-instance run.  Cycles are still collected,
+    after every 50,000 new objects instead of 700.
+    """
+    before = gc.get_threshold()
+    if before[0]:  # 0: the program turned collection off; leave it so
+        gc.set_threshold(max(before[0], 50_000), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def task_state_counts(summary: Mapping[str, Mapping[str, int]]) -> dict[str, int]:

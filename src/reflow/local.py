@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import gc
 import multiprocessing
 import multiprocessing.connection as mp_connection
 import os
@@ -19,11 +18,11 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .engine import Engine
+from .engine import Engine, fewer_collections
 from .states import RunState
 from .worker import Outcome, Work, execute, failure
 
@@ -53,28 +52,10 @@ class _CancelWatch:
         return self.engine.cancelled
 
 
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector less often while a big run is driven.
-
-    The engine keeps a few objects per instance alive for the whole run; with
-    Python's default thresholds every full collection walks all of them again,
-    which cost a fifth of a 100,000-instance run.  Cycles are still collected,
-    after every 50,000 new objects instead of 700.
-    """
-    before = gc.get_threshold()
-    if before[0]:  # 0: the program turned collection off; leave it so
-        gc.set_threshold(max(before[0], 50_000), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
 def drive(engine: Engine, max_workers: int = 1) -> RunState:
     """Run the graph to the end on this machine and return the run's final state."""
     try:
-        with _fewer_collections():
+        with fewer_collections():
             if max_workers > 1:
                 _drive_pool(engine, max_workers)
             else:

@@ -13,6 +13,7 @@ Both are typed JSON through the one codec; nothing is pickled.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -29,10 +30,14 @@ from .worker import Outcome, Work
 
 __all__ = [
     "RESULT_FORMAT",
+    "ResultRecord",
+    "Stamp",
     "WaveElement",
     "read_element",
     "read_results",
+    "remove_results",
     "result_path",
+    "scan_results",
     "write_result",
     "write_wave",
 ]
@@ -126,60 +131,222 @@ def write_result(run_dir: Path, run_id: str, outcome: Outcome, job_id: str | Non
     return path
 
 
-def _outcome(doc: Mapping[str, Any], path: Path) -> Outcome:
-    if doc.get("format") != RESULT_FORMAT:
-        raise ResultFileError(f"{path}: unknown result format {doc.get('format')!r}")
-    ok = doc.get("ok")
-    output = doc.get("output")
-    ohash = doc.get("output_hash")
-    if not isinstance(ok, bool) or not isinstance(doc.get("task"), str):
+@dataclass(slots=True)
+class ResultRecord:
+    """A result file's outcome, checked (an `Outcome` costs more to build)."""
+
+    task: str
+    index: int
+    attempt: int
+    ok: bool
+    output: str | None
+    output_hash: str | None
+    error: str | None
+    started: float
+    finished: float
+    identity: str | None
+    parts: str | None
+    cached_from: int | None
+    skipped: bool
+
+    def outcome(self) -> Outcome:
+        return Outcome(
+            self.task,
+            self.index,
+            self.attempt,
+            self.ok,
+            self.output,
+            self.output_hash,
+            self.error,
+            self.started,
+            self.finished,
+            identity=self.identity,
+            parts=self.parts,
+            cached_from=self.cached_from,
+            skipped=self.skipped,
+        )
+
+
+def _matches(text: str, ohash: str) -> bool:
+    """Whether `ohash` is the codec's hash of the stored text `text`.
+
+    That hash is SHA-256 of the text's canonical form, which is the stored
+    text itself unless the value holds a dict or a set: try that first, and
+    canonicalise only when it fails.  (A text that is not canonical yet
+    hashes to `ohash` as it stands could only have been forged, and such a
+    hash names no value, so nothing could be reused for it by mistake.)
+    """
+    if hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() == ohash:
+        return True
+    return codec.hash_text(text) == ohash
+
+
+def _record(doc: dict[str, Any], path: str | Path) -> ResultRecord:
+    get = doc.get
+    if get("format") != RESULT_FORMAT:
+        raise ResultFileError(f"{path}: unknown result format {get('format')!r}")
+    ok = get("ok")
+    task = get("task")
+    if not isinstance(ok, bool) or not isinstance(task, str):
         raise ResultFileError(f"{path}: malformed result")
-    cached_from = doc.get("cached_from")
+    cached_from = get("cached_from")
     if cached_from is not None and (not isinstance(cached_from, int) or not ok):
         raise ResultFileError(f"{path}: malformed cache reference")
+    output = get("output")
+    ohash = get("output_hash")
     if ok and cached_from is None:
         if not isinstance(output, str) or not isinstance(ohash, str):
             raise ResultFileError(f"{path}: a successful result without its output")
-        if codec.hash_text(output) != ohash:
+        if not _matches(output, ohash):
             raise ResultFileError(f"{path}: the output does not match its hash")
-    identity, parts = doc.get("identity"), doc.get("parts")
+    identity, parts = get("identity"), get("parts")
     if identity is not None and (not isinstance(identity, str) or not isinstance(parts, str)):
         raise ResultFileError(f"{path}: malformed identity")
-    return Outcome(
-        task=doc["task"],
-        index=int(doc["index"]),
-        attempt=int(doc["attempt"]),
-        ok=ok,
-        output=output if ok and cached_from is None else None,
-        output_hash=ohash if ok else None,
-        error=None if ok else str(doc.get("error") or "the task failed without a message"),
-        started=float(doc.get("started") or time.time()),
-        finished=float(doc.get("finished") or time.time()),
-        identity=identity,
-        parts=parts,
-        cached_from=cached_from,
-        skipped=bool(doc.get("skipped")),
+    return ResultRecord(
+        task,
+        int(doc["index"]),
+        int(doc["attempt"]),
+        ok,
+        output if ok and cached_from is None else None,
+        ohash if ok else None,
+        None if ok else str(get("error") or "the task failed without a message"),
+        float(get("started") or time.time()),
+        float(get("finished") or time.time()),
+        identity,
+        parts,
+        cached_from,
+        bool(get("skipped")),
     )
+
+
+#: (inode, size, modification time in ns) of a result file when it was read
+Stamp = tuple[int, int, int]
+
+
+def _read_file(path: str) -> tuple[bytes, Stamp]:
+    """The bytes of a file and its stamp, taken from the same open file."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        st = os.fstat(fd)
+        # a buffer of the file's size: a fixed big one costs more than the read itself
+        data = os.read(fd, st.st_size + 1)
+        if len(data) != st.st_size:  # a short read, or the file changed: read to the end
+            chunks = [data]
+            while chunks[-1]:
+                chunks.append(os.read(fd, 1 << 16))
+            data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    return data, (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _parse(text: str) -> Any:
+    """`json.loads(text)`, without its look for white space around a worker's JSON."""
+    try:
+        doc, end = _raw_decode(text)
+        if end == len(text):
+            return doc
+    except ValueError:
+        pass
+    return json.loads(text)  # the white space, or the error worth reporting
+
+
+def _stamp_of(path: str) -> Stamp | None:
+    """The stamp of the file at `path` now (None: there is none)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def scan_results(
+    run_dir: Path, run_id: str, skip: Mapping[str, Stamp] | None = None
+) -> Iterator[tuple[str, ResultRecord | str, Stamp | None]]:
+    """Every result file of the run, in order: (path, its record or why it cannot be read, stamp).
+
+    The stamp says which file was read (a job running the same attempt again
+    replaces it with another): see `remove_results`.  A file in `skip` that
+    is still the one stamped there (or is gone) is passed over unread.
+    """
+    base = str(run_files(run_dir, run_id, "results"))
+    try:
+        with os.scandir(base) as entries:
+            task_dirs = sorted(e.path for e in entries if e.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for task_dir in task_dirs:
+        try:
+            with os.scandir(task_dir) as entries:
+                # a name starting with "." is a temporary file still being written
+                names = [e.name for e in entries if e.name.endswith(".json") and e.name[:1] != "."]
+        except OSError:  # removed meanwhile
+            continue
+        # shorter names first: "<element>.<attempt>.json" in element order (while attempts
+        # have one digit), the order of the store's rows, which it then updates in turn
+        names.sort()
+        names.sort(key=len)
+        prefix = task_dir + os.sep
+        for name in names:
+            path = prefix + name
+            if skip and path in skip:
+                now = _stamp_of(path)
+                if now is None or now == skip[path]:
+                    continue
+            stamp: Stamp | None = None
+            try:
+                data, stamp = _read_file(path)
+                doc = _parse(data.decode("utf-8"))
+                if not isinstance(doc, dict) or doc.get("run_id") != run_id:
+                    raise ResultFileError(f"{path}: not a result of run {run_id}")
+                yield path, _record(doc, path), stamp
+            except (OSError, ValueError, KeyError, TypeError, ReflowError) as exc:
+                yield path, f"unreadable result file {path}: {exc}", stamp
 
 
 def read_results(run_dir: Path, run_id: str) -> Iterator[tuple[Path, Outcome | str]]:
     """Every result file of the run: (path, outcome) or (path, why it cannot be read)."""
-    base = run_files(run_dir, run_id, "results")
-    if not base.is_dir():
-        return
-    for task_dir in sorted(base.iterdir()):
-        if not task_dir.is_dir():
-            continue
-        for path in sorted(task_dir.iterdir()):
-            if path.name.startswith(".") or not path.name.endswith(".json"):
-                continue  # a temporary file still being written
-            try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-                if not isinstance(doc, dict) or doc.get("run_id") != run_id:
-                    raise ResultFileError(f"{path}: not a result of run {run_id}")
-                yield path, _outcome(doc, path)
-            except (OSError, ValueError, KeyError, TypeError, ReflowError) as exc:
-                yield path, f"unreadable result file {path}: {exc}"
+    for path, item, _ in scan_results(run_dir, run_id):
+        yield Path(path), item if isinstance(item, str) else item.outcome()
+
+
+def remove_results(files: Mapping[str, Stamp]) -> int:
+    """Remove result files the store has recorded; return how many went.
+
+    A file is removed only while it is still the one that was read (same
+    stamp): another job of the same attempt may have replaced it since, and
+    its result has not been read yet.  Many files are removed by a few
+    threads at once: an unlink mostly waits for the file system (its journal,
+    or a network file system's server), so they overlap well.
+    """
+    items = list(files.items())
+    if len(items) < _REMOVE_IN_THREADS_FROM:
+        return _remove_some(items)
+    from concurrent.futures import ThreadPoolExecutor
+
+    step = -(-len(items) // (_REMOVERS * 8))
+    chunks = [items[i : i + step] for i in range(0, len(items), step)]
+    with ThreadPoolExecutor(_REMOVERS, thread_name_prefix="reflow-remove") as pool:
+        return sum(pool.map(_remove_some, chunks))
+
+
+_REMOVERS = 4
+_REMOVE_IN_THREADS_FROM = 256
+
+
+def _remove_some(items: Sequence[tuple[str, Stamp]]) -> int:
+    removed = 0
+    for path, stamp in items:
+        # checked just before: the window for a replacement to slip in is this short
+        if _stamp_of(path) == stamp:
+            with contextlib.suppress(OSError):  # gone, or not ours: the next pass sees it
+                os.unlink(path)
+                removed += 1
+    return removed
 
 
 # ---------------------------------------------------------------------- waves

@@ -1,0 +1,117 @@
+"""Benchmark (c): a long chain of singleton tasks (task k takes task k-1's Result), via run_local.
+
+    python benchmarks/singletons.py [K ...] [--repeat R]
+
+Defaults: K = 200 2000, R = 3.  The graph is `s0 -> s1 -> ... -> s{K-1}`,
+each a plain `@wf.job()` whose argument is `Result(step="s{k-1}")`: every
+task is its own wave, so this measures the fixed cost the engine pays per
+task (expansion, identity, cache look-up, its writes to the store).  Each K
+runs in a fresh process (so its peak RSS is its own): the workflow is built
+and validated once (timed apart), then R cold runs, each into a new store;
+the best and the median wall time inside run_local are printed with the
+time per task, the process's peak RSS and the growth ratio t(10K)/t(K) of
+the best times.
+
+Targets (2-core machine): K = 2,000 in <= 0.5 s; growth ratio <= 12.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from reflow import Result, Workflow
+
+TARGETS = {2_000: 0.5}
+TARGET_GROWTH = 12.0
+
+
+def _step(k: int) -> Any:
+    if k == 0:
+
+        def s0(start: int = 0) -> int:
+            return start
+
+        return s0
+
+    def step(previous: int) -> int:
+        return previous + 1
+
+    step.__name__ = step.__qualname__ = f"s{k}"
+    # built here: a string annotation could not name k
+    step.__annotations__ = {"previous": Annotated[int, Result(step=f"s{k - 1}")], "return": int}
+    return step
+
+
+def build(k: int) -> Workflow:
+    wf = Workflow(f"bench-singletons-{k}")
+    for i in range(k):
+        wf.job()(_step(i))
+    return wf
+
+
+def one(k: int, repeat: int) -> dict[str, float]:
+    """Measure one K in this process."""
+    t0 = time.perf_counter()
+    wf = build(k)
+    wf.validate()
+    built = time.perf_counter() - t0
+    walls: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeat):
+            t0 = time.perf_counter()
+            run = wf.run_local(Path(tmp) / f"run{r}", store=Path(tmp) / f"m{r}.db")
+            walls.append(time.perf_counter() - t0)
+            assert run.output(f"s{k - 1}") == k - 1, "wrong output"
+    return {
+        "best": min(walls),
+        "median": statistics.median(walls),
+        "build": built,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sizes", nargs="*", type=int, default=[200, 2000])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one is not None:
+        print(json.dumps(one(args.one, args.repeat)))
+        return
+    print(f"chain of singleton tasks, best of {args.repeat} (median)")
+    print(f"{'K':>7} {'wall s':>15} {'us/task':>7} {'build s':>7} {'peak MB':>7}  target")
+    previous: tuple[int, float] | None = None
+    for k in args.sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(k), "--repeat", str(args.repeat)],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        m = json.loads(out)
+        limit = TARGETS.get(k)
+        print(
+            f"{k:>7} {m['best']:>7.3f} ({m['median']:>5.3f}) {m['best'] / k * 1e6:>7.1f} "
+            f"{m['build']:>7.3f} {m['rss_mb']:>7.0f}  "
+            + (f"<= {limit:g} s" if limit is not None else "-")
+        )
+        if previous and k == previous[0] * 10:
+            print(
+                f"{'':>7} growth t(10K)/t(K): {m['best'] / previous[1]:.1f} "
+                f"(target <= {TARGET_GROWTH:g})"
+            )
+        previous = (k, m["best"])
+
+
+if __name__ == "__main__":
+    main()
