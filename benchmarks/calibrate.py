@@ -20,7 +20,7 @@ def workload() -> float:
     t0 = time.perf_counter()
     rows: dict[int, tuple[str, int]] = {}
     for i in range(100_000):
-        text = '{"inputs":{"item":"%064x"},"task":"work"}' % i
+        text = f'{{"inputs":{{"item":"{i:064x}"}},"task":"work"}}'
         rows[i] = (hashlib.sha256(text.encode()).hexdigest(), i * 2)
     sorted(rows.values())
     return time.perf_counter() - t0

@@ -19,7 +19,6 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,10 +27,11 @@ from typing import Annotated
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _harness import growth_line, in_child
+
 from reflow import Result, Workflow
 
 TARGETS = {20_000: 1.0}
-TARGET_GROWTH = 12.0
 
 
 def build() -> Workflow:
@@ -83,11 +83,7 @@ def main() -> None:
     print(f"{'N':>7} {'wall s':>15} {'us/inst':>7} {'peak MB':>7}  target")
     previous: tuple[int, float] | None = None
     for n in args.sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--one", str(n), "--repeat", str(args.repeat)],
-            check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
-        m = json.loads(out)
+        m = in_child(__file__, n, args.repeat)
         limit = TARGETS.get(n)
         print(
             f"{n:>7} {m['best']:>7.3f} ({m['median']:>5.3f}) "
@@ -95,10 +91,7 @@ def main() -> None:
             + (f"<= {limit:g} s" if limit is not None else "-")
         )
         if previous and n == previous[0] * 10:
-            print(
-                f"{'':>7} growth t(10N)/t(N): {m['best'] / previous[1]:.1f} "
-                f"(target <= {TARGET_GROWTH:g})"
-            )
+            print(growth_line("N", {"": m["best"] / previous[1]}))
         previous = (n, m["best"])
 
 

@@ -21,7 +21,6 @@ import json
 import resource
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Annotated
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from _harness import growth_line, in_child
 
 from reflow import Result, Workflow
 
@@ -125,12 +126,7 @@ def main() -> None:
     )
     previous: tuple[int, dict[str, float]] | None = None
     for n in args.sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--one", str(n), "--repeat", str(args.repeat),
-             "--payload", str(args.payload)],
-            check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
-        m = json.loads(out)
+        m = in_child(__file__, n, args.repeat, "--payload", str(args.payload))
         cold_t, cached_t = TARGETS.get(n, (None, None))
         targets = []
         if cold_t:
@@ -148,10 +144,8 @@ def main() -> None:
         )
         if previous and n == previous[0] * 10:
             p = previous[1]
-            print(
-                f"{'':>7} growth t(10N)/t(N): cold {m['cold'] / p['cold']:.1f}, "
-                f"cached {m['cached'] / p['cached']:.1f}  (target <= 12)"
-            )
+            ratios = {"cold": m["cold"] / p["cold"], "cached": m["cached"] / p["cached"]}
+            print(growth_line("N", ratios))
         previous = (n, m)
 
 

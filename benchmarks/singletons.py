@@ -21,7 +21,6 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,10 +29,11 @@ from typing import Annotated, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _harness import growth_line, in_child
+
 from reflow import Result, Workflow
 
 TARGETS = {2_000: 0.5}
-TARGET_GROWTH = 12.0
 
 
 def _step(k: int) -> Any:
@@ -94,11 +94,7 @@ def main() -> None:
     print(f"{'K':>7} {'wall s':>15} {'us/task':>7} {'build s':>7} {'peak MB':>7}  target")
     previous: tuple[int, float] | None = None
     for k in args.sizes:
-        out = subprocess.run(
-            [sys.executable, __file__, "--one", str(k), "--repeat", str(args.repeat)],
-            check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
-        m = json.loads(out)
+        m = in_child(__file__, k, args.repeat)
         limit = TARGETS.get(k)
         print(
             f"{k:>7} {m['best']:>7.3f} ({m['median']:>5.3f}) {m['best'] / k * 1e6:>7.1f} "
@@ -106,10 +102,7 @@ def main() -> None:
             + (f"<= {limit:g} s" if limit is not None else "-")
         )
         if previous and k == previous[0] * 10:
-            print(
-                f"{'':>7} growth t(10K)/t(K): {m['best'] / previous[1]:.1f} "
-                f"(target <= {TARGET_GROWTH:g})"
-            )
+            print(growth_line("K", {"": m["best"] / previous[1]}))
         previous = (k, m["best"])
 
 
