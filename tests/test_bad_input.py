@@ -18,6 +18,7 @@ from typing import Annotated
 
 import pytest
 
+from mounts import read_only
 from reflow import Result, RunState, Workflow
 from reflow.cli import main
 from reflow.errors import ValidationError
@@ -143,13 +144,7 @@ def test_a_store_in_a_read_only_directory_fails_a_run_in_one_line(tmp_path: Path
     )
     assert done.returncode == 0, done.stderr
     before = store.read_bytes()
-    mount = subprocess.run(
-        ["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True, check=False
-    )
-    if mount.returncode != 0:
-        pytest.skip(f"cannot make a read-only mount here: {mount.stderr.decode().strip()}")
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=False)
+    with read_only(folder):
         status = _run_cli(pipeline, "runs", "--store-path", store, cwd=tmp_path)
         assert status.returncode == 0, status.stderr  # reading works
         again = _run_cli(
@@ -167,8 +162,6 @@ def test_a_store_in_a_read_only_directory_fails_a_run_in_one_line(tmp_path: Path
         )
         assert again.returncode != 0
         _one_line(again.stderr, str(store))
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
     assert store.read_bytes() == before
 
 

@@ -7,7 +7,6 @@ import os
 import re
 import sqlite3
 import stat
-import subprocess
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ from typing import Annotated, Any
 import pytest
 
 from counting import Calls
+from mounts import read_only
 from reflow import Result, Run, RunState, Workflow
 from reflow.errors import ReflowError, StoreError
 from reflow.stores.sqlite import SCHEMA_VERSION, SqliteStore
@@ -573,17 +573,11 @@ def test_a_schema_1_store_that_cannot_be_written_says_how_to_upgrade_it(tmp_path
     folder.mkdir()
     store_path = _v1_store(folder / "m.db")
     before = store_path.read_bytes()
-    mount = subprocess.run(
-        ["mount", "--bind", "-o", "ro", str(folder), str(folder)], capture_output=True, check=False
-    )
-    if mount.returncode != 0:
-        pytest.skip(f"cannot make a read-only mount here: {mount.stderr.decode().strip()}")
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=False)
-        with pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 2.*writable"):
-            SqliteStore(store_path).list_runs()
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
+    with (
+        read_only(folder),
+        pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 2.*writable"),
+    ):
+        SqliteStore(store_path).list_runs()
     assert store_path.read_bytes() == before
 
 
