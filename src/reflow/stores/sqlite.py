@@ -208,6 +208,7 @@ class SqliteStore:
         self._depth = 0  # write transactions open (nested ones join the outermost)
         self._held_since: float | None = None  # when hold() opened the transaction it holds
         self._lock = threading.RLock()
+        self._touched: set[str] = set()  # runs whose updated_at this transaction has set
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -479,6 +480,7 @@ class SqliteStore:
             self._commit()
 
     def _begin(self) -> None:
+        self._touched.clear()
         try:
             self._retry(lambda: self.conn.execute("BEGIN IMMEDIATE"))
         except sqlite3.DatabaseError as exc:
@@ -525,6 +527,12 @@ class SqliteStore:
             self._depth -= 1
             if outer:
                 self._commit()
+
+    def _touch(self, conn: sqlite3.Connection, run_id: str, now: float) -> None:
+        """Note that the run changed: once a transaction (a grouped one spans many writes)."""
+        if run_id not in self._touched:
+            conn.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (now, run_id))
+            self._touched.add(run_id)
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
@@ -829,7 +837,7 @@ class SqliteStore:
                         "identity, error_text, finished_at) VALUES (?,?,?,?,?,?,?,?)",
                         [(run_id, task, i, a, state, ident, err, now) for i, a, ident, err in rows],
                     )
-            conn.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (now, run_id))
+            self._touch(conn, run_id, now)
         return lost
 
     def mark_running(
@@ -935,7 +943,7 @@ class SqliteStore:
                     for task, i, a, st, out, oh, err, t0, t1 in outcomes
                 ],
             )
-            conn.execute("UPDATE runs SET updated_at = ? WHERE run_id = ?", (now, run_id))
+            self._touch(conn, run_id, now)
 
     def record_resolved(
         self,
