@@ -24,15 +24,15 @@ for _path in (HERE, HERE / "pipelines"):  # `import sge_support`, `import sge_fa
 
 from sge_support import Cluster, QsubSpy  # noqa: E402
 
+from cluster_support import gate, mark_folder  # noqa: E402
+
 # read now: the autouse fixture of tests/conftest.py removes REFLOW_* from each test's env
 _REQUIRED = os.environ.get("REFLOW_TEST_SGE", "").strip().lower() == "required"
 _HINT = "no SGE test cluster: run scripts/sge-test-cluster/start-sge.sh as root"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if HERE in Path(str(item.path)).resolve().parents:
-            item.add_marker(pytest.mark.sge)
+    mark_folder(items, HERE, pytest.mark.sge)
 
 
 def cluster_problem() -> str | None:
@@ -66,18 +66,14 @@ def cluster_problem() -> str | None:
 def sge_cluster() -> None:
     """Skip (or, when required, fail) every test here unless the cluster is usable."""
     problem = cluster_problem()
-    if problem is None:
-        return
-    if _REQUIRED:
-        pytest.fail(f"REFLOW_TEST_SGE=required but the SGE cluster is not usable: {problem}")
-    pytest.skip(f"{_HINT} ({problem})")
+    gate(problem, required=_REQUIRED, variable="REFLOW_TEST_SGE", name="SGE", hint=_HINT)
 
 
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, calls: Any) -> Iterator[Cluster]:
     """A test's own store and run dirs; tasks append their names to `calls` (RFTEST_CALLS)."""
     monkeypatch.setenv("RFTEST_CALLS", str(calls.path))
-    c = Cluster(tmp_path)
+    c = Cluster(tmp_path, "sge")
     yield c
     c.cleanup()
 

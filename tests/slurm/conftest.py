@@ -24,6 +24,8 @@ for _path in (HERE, HERE / "pipelines"):  # `import slurm_support`, `import pl_f
 
 from slurm_support import Cluster, SbatchSpy  # noqa: E402
 
+from cluster_support import gate, mark_folder  # noqa: E402
+
 # read now: the autouse fixture of tests/conftest.py removes REFLOW_* from each test's env
 _REQUIRED = os.environ.get("REFLOW_TEST_SLURM", "").strip().lower() == "required"
 _HINT = "no Slurm test cluster: run scripts/slurm-test-cluster/start-slurm.sh as root"
@@ -31,10 +33,7 @@ _USABLE = ("idle", "mixed", "allocated", "completing")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    here = Path(__file__).resolve().parent
-    for item in items:
-        if here in Path(str(item.path)).resolve().parents:
-            item.add_marker(pytest.mark.slurm)
+    mark_folder(items, HERE, pytest.mark.slurm)
 
 
 def cluster_problem() -> str | None:
@@ -60,18 +59,14 @@ def cluster_problem() -> str | None:
 def slurm_cluster() -> None:
     """Skip (or, when required, fail) every test here unless the cluster is usable."""
     problem = cluster_problem()
-    if problem is None:
-        return
-    if _REQUIRED:
-        pytest.fail(f"REFLOW_TEST_SLURM=required but the Slurm cluster is not usable: {problem}")
-    pytest.skip(f"{_HINT} ({problem})")
+    gate(problem, required=_REQUIRED, variable="REFLOW_TEST_SLURM", name="Slurm", hint=_HINT)
 
 
 @pytest.fixture
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, calls: Any) -> Iterator[Cluster]:
     """A test's own store and run dirs; tasks append their names to `calls` (RFTEST_CALLS)."""
     monkeypatch.setenv("RFTEST_CALLS", str(calls.path))
-    c = Cluster(tmp_path)
+    c = Cluster(tmp_path, "slurm")
     yield c
     c.cleanup()
 
