@@ -7,6 +7,8 @@ import os
 import re
 import sqlite3
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -614,3 +616,36 @@ def test_a_long_task_is_seen_running_by_others_while_it_runs(
     run = wf.run_local(tmp_path / "r", store=store_path)
     assert run.output("slow") == 2
     assert seen == [{"quick:SUCCESS": 1, "slow:RUNNING": 1}]
+
+
+def test_many_processes_opening_a_schema_1_store_at_once_upgrade_it_once(
+    store_path: Path,
+) -> None:
+    # after an upgrade of reflow, every job of a cluster run may open the old store at
+    # the same moment: each must wait for the first upgrade and then use it
+    _v1_store(store_path)
+    code = (
+        "import sys\n"
+        "from reflow.stores.sqlite import SqliteStore\n"
+        "print(len(SqliteStore(sys.argv[1]).list_runs()))\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(store_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    seen = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        seen.append((p.returncode, out.strip(), err))
+    assert seen == [(0, "2", "")] * 8
+    assert (
+        Run(SqliteStore(store_path).list_runs()[0]["run_id"], SqliteStore(store_path)).output(
+            "total"
+        )
+        == 5
+    )

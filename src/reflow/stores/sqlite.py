@@ -417,6 +417,10 @@ class SqliteStore:
     def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # read again under the lock: another process opening the store at the same
+            # moment (a thousand jobs after an upgrade) may have migrated it meanwhile
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else version
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[v].split(";"):
                     if statement.strip():
