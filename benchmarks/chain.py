@@ -15,19 +15,18 @@ Targets (2-core machine): N = 20,000 in <= 1 s; growth ratio <= 12.
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _harness import growth_line, in_child
+
+from _harness import sizes_main
 
 from reflow import Result, Workflow
 
@@ -70,29 +69,22 @@ def one(n: int, repeat: int) -> dict[str, float]:
     }
 
 
+def row(n: int, m: dict[str, Any]) -> str:
+    limit = TARGETS.get(n)
+    return (
+        f"{n:>7} {m['best']:>7.3f} ({m['median']:>5.3f}) "
+        f"{m['best'] / (2 * n + 1) * 1e6:>7.1f} {m['rss_mb']:>7.0f}  "
+        + (f"<= {limit:g} s" if limit is not None else "-")
+    )
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("sizes", nargs="*", type=int, default=[2000, 20_000])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.one is not None:
-        print(json.dumps(one(args.one, args.repeat)))
-        return
-    print(f"array -> array chain, best of {args.repeat} (median)")
-    print(f"{'N':>7} {'wall s':>15} {'us/inst':>7} {'peak MB':>7}  target")
-    previous: tuple[int, float] | None = None
-    for n in args.sizes:
-        m = in_child(__file__, n, args.repeat)
-        limit = TARGETS.get(n)
-        print(
-            f"{n:>7} {m['best']:>7.3f} ({m['median']:>5.3f}) "
-            f"{m['best'] / (2 * n + 1) * 1e6:>7.1f} {m['rss_mb']:>7.0f}  "
-            + (f"<= {limit:g} s" if limit is not None else "-")
-        )
-        if previous and n == previous[0] * 10:
-            print(growth_line("N", {"": m["best"] / previous[1]}))
-        previous = (n, m["best"])
+    sizes_main(
+        __file__, __doc__ or "", [2000, 20_000], one,
+        title="array -> array chain",
+        header=f"{'N':>7} {'wall s':>15} {'us/inst':>7} {'peak MB':>7}  target",
+        row=row, symbol="N",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

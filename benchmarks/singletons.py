@@ -17,8 +17,6 @@ Targets (2-core machine): K = 2,000 in <= 0.5 s; growth ratio <= 12.
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
 import statistics
 import sys
@@ -29,7 +27,8 @@ from typing import Annotated, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _harness import growth_line, in_child
+
+from _harness import sizes_main
 
 from reflow import Result, Workflow
 
@@ -81,29 +80,22 @@ def one(k: int, repeat: int) -> dict[str, float]:
     }
 
 
+def row(k: int, m: dict[str, Any]) -> str:
+    limit = TARGETS.get(k)
+    return (
+        f"{k:>7} {m['best']:>7.3f} ({m['median']:>5.3f}) {m['best'] / k * 1e6:>7.1f} "
+        f"{m['build']:>7.3f} {m['rss_mb']:>7.0f}  "
+        + (f"<= {limit:g} s" if limit is not None else "-")
+    )
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("sizes", nargs="*", type=int, default=[200, 2000])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.one is not None:
-        print(json.dumps(one(args.one, args.repeat)))
-        return
-    print(f"chain of singleton tasks, best of {args.repeat} (median)")
-    print(f"{'K':>7} {'wall s':>15} {'us/task':>7} {'build s':>7} {'peak MB':>7}  target")
-    previous: tuple[int, float] | None = None
-    for k in args.sizes:
-        m = in_child(__file__, k, args.repeat)
-        limit = TARGETS.get(k)
-        print(
-            f"{k:>7} {m['best']:>7.3f} ({m['median']:>5.3f}) {m['best'] / k * 1e6:>7.1f} "
-            f"{m['build']:>7.3f} {m['rss_mb']:>7.0f}  "
-            + (f"<= {limit:g} s" if limit is not None else "-")
-        )
-        if previous and k == previous[0] * 10:
-            print(growth_line("K", {"": m["best"] / previous[1]}))
-        previous = (k, m["best"])
+    sizes_main(
+        __file__, __doc__ or "", [200, 2000], one,
+        title="chain of singleton tasks",
+        header=f"{'K':>7} {'wall s':>15} {'us/task':>7} {'build s':>7} {'peak MB':>7}  target",
+        row=row, symbol="K",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
