@@ -3,7 +3,6 @@ array index of a job, and the local executor end to end."""
 
 from __future__ import annotations
 
-import os
 import stat
 import sys
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from golden_support import GOLDEN, WORKER, check_golden
 from reflow import Run, RunState
 from reflow.errors import ValidationError
 from reflow.executors import JobResources, JobState, LocalExecutor, SlurmExecutor
@@ -20,34 +20,9 @@ from reflow.executors import slurm as slurm_module
 from reflow.executors.base import merge_options
 from reflow.worker import INDEX_VARIABLES, array_element
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
 PIPELINES = Path(__file__).resolve().parent / "slurm" / "pipelines"
 if str(PIPELINES) not in sys.path:
     sys.path.insert(0, str(PIPELINES))
-
-# a worker command as the dispatcher writes it (the argv of the job)
-WORKER = [
-    "/opt/venv/bin/python",
-    "-m",
-    "reflow.worker",
-    "--wave",
-    "/scratch/runs/r1/work/etl-20260401-a1b2/transform.0.1.0.jsonl",
-    "--run-dir",
-    "/scratch/runs/r1",
-    "--origin",
-    '{"script": "/home/ana/etl pipeline/etl.py"}',
-    "--workflow",
-    "etl",
-]
-
-
-def _golden(name: str, text: str) -> None:
-    """Compare with tests/golden/<name>; UPDATE_GOLDEN=1 rewrites it (review the diff)."""
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1 once and review it"
-    assert text == path.read_text(), f"the script differs from {path}"
 
 
 # --------------------------------------------------------------------------- job scripts
@@ -63,7 +38,7 @@ def test_render_singleton() -> None:
         stderr="/scratch/runs/r1/logs/extract/scheduler/%j.log",
         workdir="/home/ana/project",
     )
-    _golden("slurm_single.sh", SlurmExecutor().render(WORKER, res))
+    check_golden("slurm_single.sh", SlurmExecutor().render(WORKER, res))
 
 
 def test_render_array_with_parallelism_partition_account_and_extra_options() -> None:
@@ -85,7 +60,7 @@ def test_render_array_with_parallelism_partition_account_and_extra_options() -> 
         stdout="/scratch/runs/r1/logs/transform/scheduler/%A_%a.log",
         stderr="/scratch/runs/r1/logs/transform/scheduler/%A_%a.log",
     )
-    _golden("slurm_array.sh", SlurmExecutor().render(WORKER, res))
+    check_golden("slurm_array.sh", SlurmExecutor().render(WORKER, res))
 
 
 def test_render_dependencies_and_environment() -> None:
@@ -100,7 +75,7 @@ def test_render_dependencies_and_environment() -> None:
         env={"REFLOW_STORE_PATH": "/shared/team/manifest.db", "GREETING": "hello world"},
     )
     command = ["/opt/venv/bin/python", "-m", "reflow.dispatch", "--run-id", "etl-20260401-a1b2"]
-    _golden("slurm_dependencies.sh", SlurmExecutor().render(command, res))
+    check_golden("slurm_dependencies.sh", SlurmExecutor().render(command, res))
 
 
 def test_render_minimal_array_has_no_throttle() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from golden_support import DISPATCH, GOLDEN, WORKER, check_golden
 from reflow import Run, RunState
 from reflow.errors import ValidationError
 from reflow.executors import flux as flux_module
@@ -37,7 +38,6 @@ from reflow.render import render_status
 from reflow.stores.sqlite import SqliteStore
 
 HERE = Path(__file__).resolve().parent
-GOLDEN = HERE / "golden"
 SIMULATORS = HERE / "simulators"
 PIPELINES = HERE / "slurm" / "pipelines"
 for _path in (PIPELINES, SIMULATORS):
@@ -48,31 +48,6 @@ import _simcore  # noqa: E402
 import pl_crash  # noqa: E402
 import pl_fail  # noqa: E402
 import pl_hold  # noqa: E402
-
-# a worker command as the dispatcher writes it (the argv of the job)
-WORKER = [
-    "/opt/venv/bin/python",
-    "-m",
-    "reflow.worker",
-    "--wave",
-    "/scratch/runs/r1/work/etl-20260401-a1b2/transform.0.1.0.jsonl",
-    "--run-dir",
-    "/scratch/runs/r1",
-    "--origin",
-    '{"script": "/home/ana/etl pipeline/etl.py"}',
-    "--workflow",
-    "etl",
-]
-DISPATCH = ["/opt/venv/bin/python", "-m", "reflow.dispatch", "--run-id", "etl-20260401-a1b2"]
-
-
-def _golden(name: str, text: str) -> None:
-    """Compare with tests/golden/<name>; UPDATE_GOLDEN=1 rewrites it (review the diff)."""
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1 once and review it"
-    assert text == path.read_text(), f"the script differs from {path}"
 
 
 def _renderers() -> dict[str, Executor]:
@@ -103,7 +78,7 @@ def test_render_singleton(which: str) -> None:
         stderr=log,
         workdir="/home/ana/project",
     )
-    _golden(f"{which}_single.sh", ex.render(WORKER, res))
+    check_golden(f"{which}_single.sh", ex.render(WORKER, res))
 
 
 @pytest.mark.parametrize("which", RENDERERS)
@@ -135,7 +110,7 @@ def test_render_array_with_parallelism_partition_account_and_extra_options(which
         stderr=log,
         workdir="/home/ana/project",
     )
-    _golden(f"{which}_array.sh", ex.render(WORKER, res))
+    check_golden(f"{which}_array.sh", ex.render(WORKER, res))
 
 
 @pytest.mark.parametrize("which", RENDERERS)
@@ -158,7 +133,7 @@ def test_render_dependencies_and_environment(which: str) -> None:
         stderr=log,
         env={"REFLOW_STORE_PATH": "/shared/team/manifest.db", "GREETING": "hello world"},
     )
-    _golden(f"{which}_dependencies.sh", ex.render(DISPATCH, res))
+    check_golden(f"{which}_dependencies.sh", ex.render(DISPATCH, res))
 
 
 def test_pbs_flavours_differ_where_the_schedulers_do() -> None:

@@ -3,13 +3,13 @@ qstat / qacct output recorded on the SGE test cluster (tests/golden/README.md)."
 
 from __future__ import annotations
 
-import os
 import shlex
 import stat
 from pathlib import Path
 
 import pytest
 
+from golden_support import GOLDEN, WORKER, check_golden
 from reflow.config import load_config
 from reflow.dispatch import executor_record, make_executor
 from reflow.errors import ValidationError
@@ -25,34 +25,9 @@ from reflow.executors.sge import (
     qstat_state,
 )
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
-
-WORKER = [
-    "/opt/venv/bin/python",
-    "-m",
-    "reflow.worker",
-    "--wave",
-    "/scratch/runs/r1/work/etl-20260401-a1b2/transform.0.1.0.jsonl",
-    "--run-dir",
-    "/scratch/runs/r1",
-    "--origin",
-    '{"script": "/home/ana/etl pipeline/etl.py"}',
-    "--workflow",
-    "etl",
-]
-
 # the jobs of the recording (scripts/sge-test-cluster/record-fixtures.sh)
 RUNNING, ARRAY, HELD, EQW = "29", "30", "31", "32"
 OK, EXIT3, HRT, DELETED, EXITS, MEMORY, KILLED = "33", "34", "35", "36", "37", "38", "39"
-
-
-def _golden(name: str, text: str) -> None:
-    """Compare with tests/golden/<name>; UPDATE_GOLDEN=1 rewrites it (review the diff)."""
-    path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1 once and review it"
-    assert text == path.read_text(), f"the script differs from {path}"
 
 
 def _script(path: Path, body: str) -> str:
@@ -75,7 +50,7 @@ def test_render_singleton() -> None:
         stderr=ex.log_pattern("/scratch/runs/r1/logs/extract/scheduler", False),
         workdir="/home/ana/project",
     )
-    _golden("sge_single.sh", ex.render(WORKER, res))
+    check_golden("sge_single.sh", ex.render(WORKER, res))
 
 
 def test_render_array_with_parallelism_queue_account_and_extra_options() -> None:
@@ -101,7 +76,7 @@ def test_render_array_with_parallelism_queue_account_and_extra_options() -> None
         stderr=log,
     )
     script = ex.render(WORKER, res)
-    _golden("sge_array.sh", script)
+    check_golden("sge_array.sh", script)
     assert "#$ -q gpu.q\n" in script  # the native key wins over the synonym
     assert "#$ -t 1-100\n#$ -tc 10\n" in script  # SGE counts tasks from 1
     assert "#$ -l h_vmem=125M\n" in script  # per slot: 500M over 4 slots
@@ -120,7 +95,7 @@ def test_render_dependencies_and_environment() -> None:
     )
     command = ["/opt/venv/bin/python", "-m", "reflow.dispatch", "--run-id", "etl-20260401-a1b2"]
     script = SGEExecutor().render(command, res)
-    _golden("sge_dependencies.sh", script)
+    check_golden("sge_dependencies.sh", script)
     assert "#$ -hold_jid 1001,1002,1003\n" in script  # elements wait as their whole job
     assert "-pe" not in script  # one slot needs no parallel environment
 
