@@ -16,7 +16,7 @@ from copies before each repeat, and `os.sync()` runs first so the kernel's
 write-back of the setup is not timed): the next dispatcher pass
 (`dispatch_pass`), and inside it exactly the ingest (`dispatch._ingest`:
 read the N files and record their outcomes in the store, one transaction),
-and the removal of the files the store then holds (`dispatch._remove`, which
+and the removal of the files the store then holds (`remove_results`, which
 the pass does last, once the next wave is on its way).  Prints the best
 ingest time next to its target (N = 50,000 in <= 2 s), the median, the
 per-instance cost, the removal and the whole pass (of the best repeat) for
@@ -154,9 +154,10 @@ def target(n: int) -> str:
 def _timed_pass(store: SqliteStore, run_id: str, ex: NullExecutor) -> tuple[float, float, float]:
     """Seconds of (ingest, removing the files, the whole pass) of one dispatcher pass."""
     # time what the pass spends in the ingest (read + record) and in removing the files
-    # (an older reflow removes the files inside the ingest and has no `_remove`)
-    spent = {name: 0.0 for name in ("ingest", "remove") if hasattr(dispatch_module, f"_{name}")}
-    real = {name: getattr(dispatch_module, f"_{name}") for name in spent}
+    # (an older reflow removes the files inside the ingest and has no `remove_results`)
+    names = {"ingest": "_ingest", "remove": "remove_results"}
+    spent = {name: 0.0 for name, attr in names.items() if hasattr(dispatch_module, attr)}
+    real = {name: getattr(dispatch_module, names[name]) for name in spent}
 
     def timed(name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -169,14 +170,14 @@ def _timed_pass(store: SqliteStore, run_id: str, ex: NullExecutor) -> tuple[floa
         return call
 
     for name in spent:
-        setattr(dispatch_module, f"_{name}", timed(name))
+        setattr(dispatch_module, names[name], timed(name))
     try:
         t0 = time.perf_counter()
         res = dispatch_pass(wf, store, run_id, ex, config=wf.config)
         whole = time.perf_counter() - t0
     finally:
         for name in spent:
-            setattr(dispatch_module, f"_{name}", real[name])
+            setattr(dispatch_module, names[name], real[name])
     n = ex.jobs[ex.wave_of("work")[0]][1] or 1
     assert res.ingested == n, f"ingested {res.ingested}, expected {n}"
     return spent["ingest"], spent.get("remove", float("nan")), whole

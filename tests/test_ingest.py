@@ -131,7 +131,7 @@ def test_files_recorded_earlier_in_a_pass_are_not_read_again(tmp_path: Path) -> 
     assert dispatch_module._ingest(store, run.run_id, run.run_dir, recorded) == 2
     assert dispatch_module._ingest(store, run.run_id, run.run_dir, recorded) == 0
     assert sorted(recorded) == sorted(str(p) for p in first + later)
-    assert dispatch_module._remove(recorded) == 4
+    assert remove_results(recorded) == 4
     assert not any(p.exists() for p in first + later)
 
 
@@ -162,7 +162,7 @@ def test_a_result_file_replaced_after_it_was_read_is_left_for_the_next_pass(
     replaced = Outcome("work", 2, 1, True, text, ohash, None, time.time(), time.time())
     assert write_result(run.run_dir, run.run_id, replaced, "h2_2") == path
     assert dispatch_module._ingest(store, run.run_id, run.run_dir, recorded) == 1  # read
-    assert dispatch_module._remove(recorded) == 1
+    assert remove_results(recorded) == 1
     assert not path.exists()
     assert store.attempts(run.run_id, "work", 2)[0]["state"] == "SUCCESS"
 

@@ -25,7 +25,6 @@ from .errors import ReflowError, ValidationError
 from .executors._common import signal_name
 from .executors.base import Executor, JobResources, JobState, JobStatus, merge_options
 from .results import (
-    ResultRecord,
     Stamp,
     log_paths,
     remove_results,
@@ -35,7 +34,7 @@ from .results import (
 )
 from .states import RunState
 from .wiring import Mode
-from .worker import Work
+from .worker import Outcome, Work
 
 if TYPE_CHECKING:
     from .config import Config
@@ -144,14 +143,14 @@ def _ingest(
 
     The files read are added to `recorded` once the store has them, and are
     passed over by later ingests of the same pass; the pass removes them when
-    it ends (`_remove`), after the next wave is on its way.  Without
+    it ends (`remove_results`), after the next wave is on its way.  Without
     `recorded` they are removed at once.  A pass killed before removing them
     leaves them to the next, whose ingest changes nothing: an outcome is never
     recorded over a SUCCESS or a CANCELLED instance, and a file recorded
     FAILED or SKIPPED says the same again.
     """
     read: dict[str, Stamp] = {}
-    resolved: list[ResultRecord] = []
+    resolved: list[Outcome] = []
     rows: list[tuple[str, int, int, str, str | None, str | None, str | None, float, float]] = []
     for path, item, stamp in scan_results(run_dir, run_id, recorded):
         if isinstance(item, str) or stamp is None:
@@ -186,15 +185,10 @@ def _ingest(
         store.record_outcomes(run_id, rows)
     # the store has them now
     if recorded is None:
-        _remove(read)
+        remove_results(read)
     else:
         recorded.update(read)
     return len(read)
-
-
-def _remove(recorded: dict[str, Stamp]) -> int:
-    """Remove the result files the store has recorded (see `_ingest`)."""
-    return remove_results(recorded)
 
 
 def _failure_text(
@@ -398,7 +392,7 @@ def dispatch_pass(
                 verify=verify, wait_for=wait_for, chain=chain, origin=origin, recorded=recorded,
             )  # fmt: skip
         finally:
-            _remove(recorded)
+            remove_results(recorded)
 
 
 def _one_pass(

@@ -30,7 +30,6 @@ from .worker import Outcome, Work
 
 __all__ = [
     "RESULT_FORMAT",
-    "ResultRecord",
     "Stamp",
     "WaveElement",
     "read_element",
@@ -131,42 +130,6 @@ def write_result(run_dir: Path, run_id: str, outcome: Outcome, job_id: str | Non
     return path
 
 
-@dataclass(slots=True)
-class ResultRecord:
-    """A result file's outcome, checked (an `Outcome` costs more to build)."""
-
-    task: str
-    index: int
-    attempt: int
-    ok: bool
-    output: str | None
-    output_hash: str | None
-    error: str | None
-    started: float
-    finished: float
-    identity: str | None
-    parts: str | None
-    cached_from: int | None
-    skipped: bool
-
-    def outcome(self) -> Outcome:
-        return Outcome(
-            self.task,
-            self.index,
-            self.attempt,
-            self.ok,
-            self.output,
-            self.output_hash,
-            self.error,
-            self.started,
-            self.finished,
-            identity=self.identity,
-            parts=self.parts,
-            cached_from=self.cached_from,
-            skipped=self.skipped,
-        )
-
-
 def _matches(text: str, ohash: str) -> bool:
     """Whether `ohash` is the codec's hash of the stored text `text`.
 
@@ -181,7 +144,7 @@ def _matches(text: str, ohash: str) -> bool:
     return codec.hash_text(text) == ohash
 
 
-def _record(doc: dict[str, Any], path: str | Path) -> ResultRecord:
+def _record(doc: dict[str, Any], path: str | Path) -> Outcome:
     get = doc.get
     if get("format") != RESULT_FORMAT:
         raise ResultFileError(f"{path}: unknown result format {get('format')!r}")
@@ -202,7 +165,7 @@ def _record(doc: dict[str, Any], path: str | Path) -> ResultRecord:
     identity, parts = get("identity"), get("parts")
     if identity is not None and (not isinstance(identity, str) or not isinstance(parts, str)):
         raise ResultFileError(f"{path}: malformed identity")
-    return ResultRecord(
+    return Outcome(
         task,
         int(doc["index"]),
         int(doc["attempt"]),
@@ -266,7 +229,7 @@ def _stamp_of(path: str) -> Stamp | None:
 
 def scan_results(
     run_dir: Path, run_id: str, skip: Mapping[str, Stamp] | None = None
-) -> Iterator[tuple[str, ResultRecord | str, Stamp | None]]:
+) -> Iterator[tuple[str, Outcome | str, Stamp | None]]:
     """Every result file of the run, in order: (path, its record or why it cannot be read, stamp).
 
     The stamp says which file was read (a job running the same attempt again
@@ -311,7 +274,7 @@ def scan_results(
 def read_results(run_dir: Path, run_id: str) -> Iterator[tuple[Path, Outcome | str]]:
     """Every result file of the run: (path, outcome) or (path, why it cannot be read)."""
     for path, item, _ in scan_results(run_dir, run_id):
-        yield Path(path), item if isinstance(item, str) else item.outcome()
+        yield Path(path), item
 
 
 def remove_results(files: Mapping[str, Stamp]) -> int:
