@@ -22,7 +22,7 @@ from .errors import DecodeError
 from .identity import identity_maker, returns_paths, verify_output
 from .inputs import Feed, InputError, per_item, whole
 from .params import MISSING
-from .states import RunState, TaskState
+from .states import RunState
 from .stores.sqlite import InstanceRow, SqliteStore
 from .wiring import Graph, Mode
 from .worker import NO_VALUE, Outcome, Work
@@ -541,12 +541,3 @@ def fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*before)
-
-
-def task_state_counts(summary: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
-    """Total instances per state over all tasks of a summary."""
-    totals: dict[str, int] = {s.value: 0 for s in TaskState}
-    for counts in summary.values():
-        for state, n in counts.items():
-            totals[state] = totals.get(state, 0) + n
-    return totals
