@@ -515,7 +515,8 @@ def test_a_team_store_keeps_the_permissions_its_owner_gave_it(tmp_path: Path) ->
 
 
 def _legacy(ran: list[int]) -> Workflow:
-    """The workflow tests/golden/store-v1.sql was made with (by reflow 0.1.0, schema 1)."""
+    """The workflow tests/golden/store-v1.sql (reflow 0.1.0, schema 1) and store-v2.sql (the
+    commit before schema 3) were made with: two runs of n=3, the second all cache hits."""
     wf = Workflow("legacy")
 
     @wf.job()
@@ -534,29 +535,49 @@ def _legacy(ran: list[int]) -> Workflow:
     return wf
 
 
-def _v1_store(path: Path) -> Path:
-    dump = Path(__file__).parent / "golden" / "store-v1.sql"
+def _v1_store(path: Path, version: int = 1) -> Path:
+    dump = Path(__file__).parent / "golden" / f"store-v{version}.sql"
     with sqlite3.connect(path) as db:
         db.executescript(dump.read_text())
     db.close()
     return path
 
 
-def test_a_schema_1_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
-    store_path: Path, tmp_path: Path
+@pytest.mark.parametrize("old", [1, 2])
+def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
+    store_path: Path, tmp_path: Path, old: int
 ) -> None:
-    _v1_store(store_path)
+    _v1_store(store_path, old)
     store = SqliteStore(store_path)
     runs = store.list_runs()
     assert len(runs) == 2 and {r["status"] for r in runs} == {"SUCCESS"}
     with sqlite3.connect(store_path) as db:
         (version,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert int(version) == SCHEMA_VERSION == 2
+        (cache_index,) = db.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'instances_cache'"
+        ).fetchone()
+        task_columns = {r[1] for r in db.execute("PRAGMA table_info(tasks)")}
+        plan = " ".join(
+            str(r[-1])
+            for r in db.execute(
+                "EXPLAIN QUERY PLAN SELECT id FROM instances WHERE cached_from IS NULL "
+                "AND substr(identity, 1, 16) IN ('a', 'b')"
+            )
+        )
+    db.close()
+    assert int(version) == SCHEMA_VERSION == 3
     assert "identities" not in tables  # folded into the instances that computed them
+    assert "substr(identity, 1, 16)" in cache_index and "instances_cache" in plan
+    assert "expected" in task_columns
     for r in runs:
         run = Run(r["run_id"], store)
         assert run.output("total") == 5 and run.outputs("square") == [0, 1, 4]
+        assert run.status(as_dict=True)["summary"] == {  # type: ignore[index]
+            "items": {"SUCCESS": 1},
+            "square": {"SUCCESS": 3},
+            "total": {"SUCCESS": 1},
+        }
     # the ingredients of every identity survived, for the rows that ran and the cached ones
     for row in store.instances(runs[0]["run_id"]) + store.instances(runs[1]["run_id"]):
         parts = store.identity_parts(row["identity"])
@@ -577,7 +598,7 @@ def test_a_schema_1_store_that_cannot_be_written_says_how_to_upgrade_it(tmp_path
     before = store_path.read_bytes()
     with (
         read_only(folder),
-        pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 2.*writable"),
+        pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 3.*writable"),
     ):
         SqliteStore(store_path).list_runs()
     assert store_path.read_bytes() == before

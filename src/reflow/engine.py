@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +20,11 @@ from typing import Any
 
 from . import codec
 from .errors import DecodeError
-from .identity import identity_maker, returns_paths, verify_output
+from .identity import identity_template, returns_paths, template_maker, verify_output
 from .inputs import Feed, InputError, per_item, whole
 from .params import MISSING
 from .states import RunState
-from .stores.sqlite import InstanceRow, SqliteStore
+from .stores.sqlite import InstanceRow, NewInstance, SqliteStore
 from .wiring import Graph, Mode
 from .worker import NO_VALUE, Outcome, Work
 
@@ -41,6 +42,7 @@ class _Row:
     attempt: int
     identity: str | None
     output_hash: str | None
+    written: bool = True  # False: counted in the store (tasks.expected), no row yet
 
 
 @dataclass
@@ -53,6 +55,9 @@ class _Task:
     values: dict[int, Any] = field(default_factory=dict)
     unfinished: int = 0
     bad: int = 0
+    unwritten: int = 0  # rows not written yet (write_once)
+    # the ingredients of an instance's identity, for the rows written late (by index)
+    parts: Callable[[int], str] | None = None
 
     @property
     def complete(self) -> bool:
@@ -96,6 +101,7 @@ class Engine:
         resume: bool = False,
         keep_in_flight: bool = False,
         verify_kept: bool = True,
+        write_once: bool = False,
     ) -> None:
         self.graph = graph
         self.store = store
@@ -114,6 +120,10 @@ class Engine:
         # re-check the run's own successes too (a retry), not only outputs reused from
         # the cache; a routine dispatcher pass leaves what it already accepted alone
         self.verify_kept = verify_kept
+        # the local drivers write an instance that runs in their own process once, when
+        # it is marked RUNNING or with its outcome, not PENDING first and again at its end
+        self.write_once = write_once
+        self._expected_before = store.expected_counts(run_id) if resume else {}
         self.stopping = False
         self.cancelled = False
         self.reset = 0  # failed/cancelled/skipped/interrupted instances given a new attempt
@@ -156,12 +166,58 @@ class Engine:
 
     def mark_running(self, works: Sequence[Work], job_id: str | None = None) -> None:
         """Record that these instances are about to run (before they do)."""
-        if works:
-            self.store.mark_running(
-                self.run_id, [(w.task, w.index, w.attempt) for w in works], job_id
-            )
-            for w in works:
-                self._tasks[w.task].rows[w.index].state = RUNNING
+        if not works:
+            return
+        now = time.time()
+        written: list[tuple[str, int, int]] = []
+        new: list[NewInstance] = []
+        for w in works:
+            t = self._tasks[w.task]
+            row = t.rows[w.index]
+            if row.written:
+                written.append((w.task, w.index, w.attempt))
+            else:
+                new.append(self._new_row(w.task, w.index, t, row, RUNNING, started=now))
+            row.state = RUNNING
+        self.store.insert_instances(self.run_id, new)
+        if written:
+            self.store.mark_running(self.run_id, written, job_id)
+
+    @staticmethod
+    def _new_row(
+        task: str,
+        index: int,
+        t: _Task,
+        row: _Row,
+        state: str,
+        outcome: Outcome | None = None,
+        *,
+        started: float | None = None,
+    ) -> NewInstance:
+        """The store row of an instance written late (and note it as written)."""
+        assert t.parts is not None
+        parts = t.parts(index)
+        row.written = True
+        t.unwritten -= 1
+        if not t.unwritten:
+            t.parts = None  # let go of the input hashes it holds
+        if outcome is None:
+            return (task, index, row.attempt, state, row.identity, parts, None, None, None,
+                    started, None)  # fmt: skip
+        o = outcome
+        return (task, index, row.attempt, state, row.identity, parts, o.output, o.output_hash,
+                o.error, o.started, o.finished)  # fmt: skip
+
+    def write_pending(self) -> None:
+        """Write every instance not written yet as PENDING (the run stops before they run)."""
+        new = [
+            self._new_row(name, i, t, row, PENDING)
+            for name, t in self._tasks.items()
+            if t.unwritten
+            for i, row in sorted(t.rows.items())
+            if not row.written
+        ]
+        self.store.insert_instances(self.run_id, new)
 
     def unmark_running(self, works: Sequence[Work]) -> None:
         """Put instances that were marked running but never started back to PENDING."""
@@ -174,16 +230,23 @@ class Engine:
         """Record finished instances in one transaction and update what is ready."""
         if not outcomes:
             return
-        self.store.record_outcomes(
-            self.run_id,
-            [
-                (
-                    o.task, o.index, o.attempt, SUCCESS if o.ok else FAILED, o.output,
-                    o.output_hash, o.error, o.started, o.finished,
-                )
-                for o in outcomes
-            ],
-        )  # fmt: skip
+        updates = []
+        new: list[NewInstance] = []
+        for o in outcomes:
+            state = SUCCESS if o.ok else FAILED
+            t = self._tasks[o.task]
+            row = t.rows[o.index]
+            if row.written:
+                updates.append(
+                    (
+                        o.task, o.index, o.attempt, state, o.output, o.output_hash, o.error,
+                        o.started, o.finished,
+                    )
+                )  # fmt: skip
+            elif row.state not in _FINAL:
+                new.append(self._new_row(o.task, o.index, t, row, state, o))
+        self.store.insert_instances(self.run_id, new)
+        self.store.record_outcomes(self.run_id, updates)
         for o in outcomes:
             t = self._tasks[o.task]
             row = t.rows[o.index]
@@ -349,6 +412,8 @@ class Engine:
         parts: list[str] = []
         feeds: dict[str, Feed] = {}
         wholes: dict[str, tuple[str, Callable[[], Any]]] = {}
+        template = ""
+        columns: list[list[str]] = []
         if skip_all is not None:
             special[-1] = (SKIPPED, skip_all)
         else:
@@ -369,10 +434,11 @@ class Engine:
             except InputError as exc:
                 special[-1] = (FAILED, f"task '{name}' cannot start: {exc}")
                 indices = range(0)
-            make = identity_maker(
+            template = identity_template(
                 self.graph.name, name, spec.version, phashes,
                 {arg: h for arg, (h, _) in wholes.items()}, list(feeds),
             )  # fmt: skip
+            make = template_maker(template)
             columns = [feeds[arg].hashes for arg in sorted(feeds)]
             for i in indices:
                 if i in skip_some:
@@ -431,6 +497,8 @@ class Engine:
         # write the new rows in one transaction
         supersede = [i for i in existing if i not in keep]
         self.reset += len(supersede)  # every replaced attempt runs again (or is reused)
+        # and so does every instance an earlier drive counted but never wrote (killed)
+        self.reset += max(0, self._expected_before.get(name, 0) - len(existing))
         attempts = self.store.max_attempts(self.run_id, name) if existing else {}
         att = {i: attempts.get(i, 0) + 1 for i in (*order, *special)} if attempts else _ONE
         to_run = [(i, att[i], ident, p) for i, ident, p in todo if i not in hits]
@@ -442,18 +510,15 @@ class Engine:
             if st == SKIPPED and i not in keep
         ]
         failed = [(i, att[i], None, why) for i, (st, why) in special.items() if st == FAILED]
+        # with write_once, the instances to run are only counted now (`expected`), and
+        # written when they are marked running or finish (or the run stops)
+        defer = self.write_once and bool(to_run)
         lost = self.store.write_expansion(
-            self.run_id, name, supersede=supersede, pending=to_run, hits=hit_rows,
-            skipped=skipped, failed=failed,
+            self.run_id, name, supersede=supersede, pending=[] if defer else to_run,
+            hits=hit_rows, skipped=skipped, failed=failed, expected=len(order) + len(special),
         )  # fmt: skip
         pending: list[tuple[int, int, str | None]] = [(i, a, d) for i, a, d, _ in to_run]
         del to_run
-        if lost:
-            hit_ident = {h[0]: h[2] for h in hit_rows}
-            for i in lost:
-                del hits[i]
-                pending.append((i, att[i], hit_ident[i]))
-        self.cache_hits += len(hits)
 
         # instances written earlier but never handed to a job are handed out again
         again = [(i, r.attempt, r.identity) for i, r in keep.items() if r.state == PENDING]
@@ -461,7 +526,17 @@ class Engine:
         # the in-memory picture of the task
         rows = t.rows = keep
         for i, a, pending_ident in pending:
-            rows[i] = _Row(PENDING, a, pending_ident, None)
+            rows[i] = _Row(PENDING, a, pending_ident, None, not defer)
+        if defer:
+            t.unwritten = len(pending)
+            t.parts = lambda i: template % tuple([c[i] for c in columns])
+        if lost:
+            hit_ident = {h[0]: h[2] for h in hit_rows}
+            for i in lost:
+                del hits[i]
+                pending.append((i, att[i], hit_ident[i]))
+                rows[i] = _Row(PENDING, att[i], hit_ident[i], None)
+        self.cache_hits += len(hits)
         for i, a, ident, _, ohash, _ in hit_rows:
             if i in hits:
                 rows[i] = _Row(SUCCESS, a, ident, ohash)

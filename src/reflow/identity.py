@@ -16,7 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["compute_identity", "identity_maker", "returns_paths", "verify_output"]
+__all__ = [
+    "compute_identity",
+    "identity_maker",
+    "identity_template",
+    "returns_paths",
+    "template_maker",
+    "verify_output",
+]
 
 IDENTITY_VERSION = "1"
 
@@ -55,6 +62,31 @@ def compute_identity(
     return hashlib.sha256(b"reflow-identity\n" + text.encode("utf-8")).hexdigest(), text
 
 
+def identity_template(
+    workflow: str,
+    task: str,
+    version: str,
+    params: Mapping[str, str],
+    fixed: Mapping[str, str],
+    varying: Sequence[str],
+) -> str:
+    """The ingredients text of `compute_identity` with a `%s` for each varying input hash.
+
+    `template % hashes`, with the hashes of the `varying` arguments in the
+    order of `sorted(varying)`, is the text `compute_identity` returns for the
+    merged inputs.
+    """
+    marker = "\x00"
+    merged = dict(fixed)
+    for arg in varying:
+        merged[arg] = marker
+    text = compute_identity(workflow, task, version, params, merged)[1]
+    # names and versions are JSON-escaped in `text`, so a raw NUL can only be a marker
+    if text.count(f'"{marker}"') != len(varying):  # pragma: no cover - args are identifiers
+        raise ValueError("cannot build an identity template")
+    return text.replace("%", "%%").replace(f'"{marker}"', '"%s"')
+
+
 def identity_maker(
     workflow: str,
     task: str,
@@ -70,15 +102,11 @@ def identity_maker(
     `sorted(varying)`, and returns what `compute_identity` would for the
     merged inputs.
     """
-    marker = "\x00"
-    merged = dict(fixed)
-    for arg in varying:
-        merged[arg] = marker
-    text = compute_identity(workflow, task, version, params, merged)[1]
-    # names and versions are JSON-escaped in `text`, so a raw NUL can only be a marker
-    if text.count(f'"{marker}"') != len(varying):  # pragma: no cover - args are identifiers
-        raise ValueError("cannot build an identity template")
-    template = text.replace("%", "%%").replace(f'"{marker}"', '"%s"')
+    return template_maker(identity_template(workflow, task, version, params, fixed, varying))
+
+
+def template_maker(template: str) -> Callable[[tuple[str, ...]], tuple[str, str]]:
+    """(identity, ingredients) from the varying hashes, for an `identity_template`."""
     prefix = b"reflow-identity\n"
     sha256 = hashlib.sha256
 

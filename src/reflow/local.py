@@ -63,9 +63,13 @@ def drive(engine: Engine, max_workers: int = 1) -> RunState:
                 _drive_inline(engine)
     except KeyboardInterrupt:
         engine.stop(cancelled=True)
+        engine.write_pending()
         engine.store.cancel_instances(engine.run_id, None, "interrupted (Ctrl-C)")
         engine.store.set_run_status(engine.run_id, RunState.CANCELLED.value, release=True)
         raise
+    # instances never started (a failure stopped the run, or a cancel) are written now,
+    # PENDING, as if written when their task expanded; a cancel makes them CANCELLED
+    engine.write_pending()
     if engine.cancelled:
         engine.store.cancel_instances(engine.run_id, None, "the run was cancelled")
     state = engine.final_state()

@@ -136,7 +136,7 @@ class Workflow(Flow):
         )
         engine = Engine(
             graph, st, run_id, params=values, run_dir=directory, force=force,
-            force_tasks=forced, verify=verify, on_error=on_error,
+            force_tasks=forced, verify=verify, on_error=on_error, write_once=True,
         )  # fmt: skip
         engine.on_progress = progress
         if on_start is not None:
@@ -250,6 +250,7 @@ class Workflow(Flow):
         engine = Engine(
             graph, run.store, run.run_id, params=values, run_dir=directory, verify=verify,
             retry_tasks=retry_tasks, on_error=str(options.get("on_error", "stop")), resume=True,
+            write_once=True,
         )  # fmt: skip
         engine.on_progress = progress
         from .local import drive

@@ -22,9 +22,9 @@ from typing import Any, NamedTuple
 from .. import codec
 from ..errors import RunNotFoundError, StoreError
 
-__all__ = ["SCHEMA_VERSION", "InstanceRow", "SqliteStore"]
+__all__ = ["SCHEMA_VERSION", "InstanceRow", "NewInstance", "SqliteStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Network and cluster filesystems on which SQLite's WAL mode is unsafe (WAL needs
 # shared memory between all processes using the file, which these cannot give).
@@ -67,6 +67,7 @@ CREATE TABLE tasks (
     position  INTEGER NOT NULL,
     is_array  INTEGER NOT NULL,
     spec      TEXT NOT NULL,
+    expected  INTEGER,
     PRIMARY KEY (run_id, task_name)
 ) WITHOUT ROWID;
 CREATE TABLE instances (
@@ -93,7 +94,7 @@ CREATE TABLE instances (
 );
 CREATE INDEX instances_current ON instances (run_id, task_name, state, cached_from)
     WHERE current = 1;
-CREATE INDEX instances_cache ON instances (identity) WHERE cached_from IS NULL;
+CREATE INDEX instances_cache ON instances (substr(identity, 1, 16)) WHERE cached_from IS NULL;
 """
 
 # Why the schema is as it is, for speed at 100,000 instances: `parts` (the
@@ -102,13 +103,25 @@ CREATE INDEX instances_cache ON instances (identity) WHERE cached_from IS NULL;
 # would update at a random place; the cache index holds each identity's own
 # rows only (hits point at them through cached_from) and does not depend on
 # `state`, so it is written once, when a row is inserted, not again when the
-# instance finishes.  `status` counts a run's instances from `instances_current`
-# alone (it holds cached_from for the "cached" counts).
+# instance finishes.  It is keyed by the first 16 hex digits of the identity
+# (64 bits; look-ups compare the whole identity): identities are random, so
+# every commit rewrites index pages all over the index, and a key a quarter of
+# the size means a quarter of those pages.  `status` counts a run's instances
+# from `instances_current` alone (it holds cached_from for the "cached" counts).
+#
+# The local drivers write an instance that runs in their own process once, with
+# its outcome, instead of inserting it PENDING and updating it when it ends;
+# `tasks.expected` (the number of instances of the task's current expansion,
+# NULL before it expands) lets `status` count the instances not written yet as
+# PENDING.
 
 _INSTANCE_COLUMNS = (
     "task_name, array_index, attempt, state, job_id, cached_from IS NOT NULL, error_text, "
     "identity, output_hash, started_at, finished_at"
 )
+
+# The cache index's key; queries must use this very expression for SQLite to use it.
+_CACHE_KEY = "substr(identity, 1, 16)"
 
 _MIGRATIONS: dict[int, str] = {  # version -> SQL that upgrades from version - 1
     2: """
@@ -122,7 +135,20 @@ DROP INDEX instances_current;
 CREATE INDEX instances_current ON instances (run_id, task_name, state, cached_from)
     WHERE current = 1;
 """,
+    3: """
+DROP INDEX instances_cache;
+CREATE INDEX instances_cache ON instances (substr(identity, 1, 16)) WHERE cached_from IS NULL;
+ALTER TABLE tasks ADD COLUMN expected INTEGER;
+""",
 }
+
+
+#: an instance written after its task expanded: (task, index, attempt, state, identity,
+#: ingredients, output, output hash, error text, started, finished)
+NewInstance = tuple[
+    str, int, int, str, "str | None", "str | None", "str | None", "str | None", "str | None",
+    "float | None", "float | None",
+]  # fmt: skip
 
 
 class InstanceRow(NamedTuple):
@@ -737,6 +763,15 @@ class SqliteStore:
         )
         return [InstanceRow(*r) for r in rows]
 
+    def expected_counts(self, run_id: str) -> dict[str, int]:
+        """task -> the number of instances of its current expansion, for expanded tasks."""
+        return dict(
+            self._read(
+                "SELECT task_name, expected FROM tasks WHERE run_id = ? AND expected IS NOT NULL",
+                (run_id,),
+            )
+        )
+
     def max_attempts(self, run_id: str, task: str) -> dict[int, int]:
         """The highest attempt number recorded for each array index of `task`."""
         rows = self._read(
@@ -750,15 +785,17 @@ class SqliteStore:
         """For each identity with a successful instance anywhere: (source id, output hash)."""
         found: dict[str, tuple[int, str]] = {}
         unique = list(dict.fromkeys(identities))
+        wanted = set(unique)
         for i in range(0, len(unique), 500):
             chunk = unique[i : i + 500]
             rows = self._read(
                 "SELECT identity, id, output_hash FROM instances WHERE cached_from IS NULL "
-                f"AND state = 'SUCCESS' AND identity IN ({','.join('?' * len(chunk))})",
-                chunk,
+                f"AND state = 'SUCCESS' AND {_CACHE_KEY} IN ({','.join('?' * len(chunk))})",
+                [ident[:16] for ident in chunk],
             )
             for ident, source, ohash in rows:
-                found.setdefault(ident, (source, ohash))
+                if ident in wanted:  # the key is a prefix: another identity may share it
+                    found.setdefault(ident, (source, ohash))
         return found
 
     def write_expansion(
@@ -771,6 +808,7 @@ class SqliteStore:
         hits: Sequence[tuple[int, int, str, int, str, str | None]],
         skipped: Sequence[tuple[int, int, str | None, str]],
         failed: Sequence[tuple[int, int, str | None, str]] = (),
+        expected: int | None = None,
         interrupted: str = "interrupted before it finished; rerun by a later attempt",
     ) -> list[int]:
         """Write one task's new instances in one transaction.
@@ -778,12 +816,19 @@ class SqliteStore:
         `supersede`: array indices whose current row is replaced; `pending`:
         (index, attempt, identity, its ingredients) to run; `hits`: (index,
         attempt, identity, source id, output hash, ingredients) reused from the
-        cache; `skipped`/`failed`: (index, attempt, identity, reason).  A hit
-        whose source vanished meanwhile is written as PENDING instead; the
-        indices of such hits are returned.
+        cache; `skipped`/`failed`: (index, attempt, identity, reason); `expected`:
+        the number of instances the task now has, written or not (instances
+        the caller writes later, with `insert_instances`, count as PENDING until
+        then).  A hit whose source vanished meanwhile is written as PENDING
+        instead; the indices of such hits are returned.
         """
         now = _now()
         with self._write() as conn:
+            if expected is not None:
+                conn.execute(
+                    "UPDATE tasks SET expected = ? WHERE run_id = ? AND task_name = ?",
+                    (expected, run_id, task),
+                )
             if supersede:
                 conn.executemany(
                     "UPDATE instances SET current = 0, finished_at = COALESCE(finished_at, ?), "
@@ -843,6 +888,26 @@ class SqliteStore:
                     )
             self._touch(conn, run_id, now)
         return lost
+
+    def insert_instances(self, run_id: str, rows: Sequence[NewInstance]) -> None:
+        """Write instances counted by `write_expansion(expected=...)` but not written then.
+
+        Each row: (task, index, attempt, state, identity, ingredients, output,
+        output hash, error text, started, finished); the state is PENDING,
+        RUNNING, SUCCESS or FAILED.  One statement for all of them: an instance
+        that runs here is written once, with its outcome.
+        """
+        if not rows:
+            return
+        now = _now()
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
+                "identity, parts, output, output_hash, error_text, started_at, finished_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, *r) for r in rows],
+            )
+            self._touch(conn, run_id, now)
 
     def mark_running(
         self, run_id: str, items: Sequence[tuple[str, int, int]], job_id: str | None = None
@@ -935,6 +1000,8 @@ class SqliteStore:
         Each outcome: (task, index, attempt, state, output, output hash, error
         text, started, finished).  An instance already CANCELLED stays so.
         """
+        if not outcomes:
+            return
         now = _now()
         with self._write() as conn:
             conn.executemany(
@@ -1021,7 +1088,13 @@ class SqliteStore:
         return rows[0][0] if rows else None
 
     def cancel_instances(self, run_id: str, task: str | None, reason: str) -> int:
-        """Mark the run's unfinished instances (of `task`, or all) CANCELLED; return how many."""
+        """Mark the run's unfinished instances (of `task`, or all) CANCELLED; return how many.
+
+        Cancelling a RUNNING run as a whole also counts the instances its local
+        driver has not written yet: they will never run (the driver stops and
+        writes them CANCELLED; a driver that is gone never will, and `status`
+        shows them CANCELLED once the run is no longer RUNNING).
+        """
         now = _now()
         sql = (
             "UPDATE instances SET state = 'CANCELLED', error_text = ?, finished_at = ? "
@@ -1032,7 +1105,19 @@ class SqliteStore:
             sql += " AND task_name = ?"
             args.append(task)
         with self._write() as conn:
-            return conn.execute(sql, args).rowcount
+            n = conn.execute(sql, args).rowcount
+            if task is None:
+                rows = dict(
+                    conn.execute(
+                        "SELECT task_name, COUNT(*) FROM instances WHERE run_id = ? "
+                        "AND current = 1 GROUP BY task_name",
+                        (run_id,),
+                    ).fetchall()
+                )
+                state, unwritten = self._unwritten(run_id, rows)
+                if state == "PENDING":  # not counted by an earlier cancel
+                    n += sum(unwritten.values())
+            return n
 
     def output_texts(self, run_id: str, task: str) -> list[tuple[int, str | None]]:
         """(index, stored output text) of every current SUCCESS instance of `task`."""
@@ -1096,12 +1181,21 @@ class SqliteStore:
                 return []  # every task completed: this one fanned out over an empty list
             raise StoreError(f"task '{task}' of run '{run_id}' has not run yet")
         bad = [(i, st) for i, _, st in rows if st != "SUCCESS"]
+        # instances expanded but not written yet (the run is still going, or its driver
+        # was killed) are PENDING
+        state, by_task = self._unwritten(run_id, {task: len(rows)})
+        unwritten = by_task.get(task, 0)
+        if unwritten:
+            present = {i for i, _, _ in rows}
+            bad.append((next(i for i in range(len(rows) + unwritten) if i not in present), state))
+            bad.sort()
         if bad:
             i, st = bad[0]
             where = f"'{task}'" if i < 0 else f"'{task}'[{i}]"
+            n = len(bad) + max(0, unwritten - 1)
             raise StoreError(
                 f"{where} of run '{run_id}' is {st}, so it has no output"
-                + (f" ({len(bad)} instances are not SUCCESS)" if len(bad) > 1 else "")
+                + (f" ({n} instances are not SUCCESS)" if n > 1 else "")
             )
         return rows
 
@@ -1134,7 +1228,29 @@ class SqliteStore:
             (run_id,),
         ):
             out.setdefault(task, {})[state] = count
+        state, unwritten = self._unwritten(run_id, {t: sum(c.values()) for t, c in out.items()})
+        for task, n in unwritten.items():
+            by_state = out.setdefault(task, {})
+            by_state[state] = by_state.get(state, 0) + n
         return out
+
+    def _unwritten(self, run_id: str, rows: dict[str, int]) -> tuple[str, dict[str, int]]:
+        """The instances of the run's expanded tasks that have no row yet, and their state.
+
+        A local run writes an instance once, when it starts or ends; until then
+        only its task's `expected` count knows of it.  Given `rows`, task ->
+        current rows, returns (state, task -> instances without a row): PENDING
+        while the run goes (or its driver was killed and nobody has said so),
+        CANCELLED once the run was cancelled or given up (they will never run).
+        """
+        found = self._read(
+            "SELECT t.task_name, t.expected, r.status FROM tasks t JOIN runs r "
+            "ON r.run_id = t.run_id WHERE t.run_id = ? AND t.expected IS NOT NULL",
+            (run_id,),
+        )
+        out = {task: n - rows.get(task, 0) for task, n, _ in found if n > rows.get(task, 0)}
+        running = not found or found[0][2] == "RUNNING"
+        return ("PENDING" if running else "CANCELLED"), out
 
     def status_counts(self, run_id: str) -> dict[str, dict[str, tuple[int, int]]]:
         """task -> state -> (instances, of which reused from the cache), by one query.
@@ -1149,6 +1265,13 @@ class SqliteStore:
             (run_id,),
         ):
             out.setdefault(task, {})[state] = (count, cached)
+        state, unwritten = self._unwritten(
+            run_id, {t: sum(n for n, _ in c.values()) for t, c in out.items()}
+        )
+        for task, n in unwritten.items():
+            by_state = out.setdefault(task, {})
+            have, cached = by_state.get(state, (0, 0))
+            by_state[state] = (have + n, cached)
         return out
 
     def iter_instances(
@@ -1257,9 +1380,9 @@ class SqliteStore:
         import json
 
         rows = self._read(
-            "SELECT parts FROM instances WHERE identity = ? AND cached_from IS NULL "
-            "AND parts IS NOT NULL LIMIT 1",
-            (identity,),
+            f"SELECT parts FROM instances WHERE {_CACHE_KEY} = ? AND identity = ? "
+            "AND cached_from IS NULL AND parts IS NOT NULL LIMIT 1",
+            (identity[:16], identity),
         )
         return json.loads(rows[0][0]) if rows else None
 
