@@ -670,3 +670,23 @@ def test_many_processes_opening_a_schema_1_store_at_once_upgrade_it_once(
         )
         == 5
     )
+
+
+def test_a_store_dropped_without_close_lets_go_of_its_connection_at_once(
+    store_path: Path,
+) -> None:
+    # sqlite3.Connection sits in a reference cycle with its statement cache: without
+    # this, every run_local of a script looping over runs kept its connection (and its
+    # page cache, up to 16 MiB) until the next full garbage collection
+    import gc
+
+    gc.disable()
+    try:
+        store = SqliteStore(store_path)
+        store.list_runs()
+        conn = store.conn
+        del store
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
+    finally:
+        gc.enable()

@@ -622,7 +622,7 @@ def dumps_hashed(value: object) -> tuple[str, str]:
     """`(dumps(value), hash_value(value))`, encoding the value only once."""
     text = _scalar_text(value)
     if text is not None:  # the common case of tiny outputs: no tree, nothing to sort
-        return text, _sha256(_utf8(text))
+        return text, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     tree = encode(value)
     try:
         text = _dump_text(tree)

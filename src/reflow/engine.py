@@ -68,14 +68,12 @@ class _Task:
         return sorted(self.rows)
 
 
-class _Ones(dict[int, int]):
-    """The attempt number of every instance of a task expanded for the first time."""
-
-    def __missing__(self, key: int) -> int:
-        return 1
-
-
-_ONE = _Ones()
+def _parts_of(template: str, columns: list[list[str]]) -> Callable[[int], str]:
+    """Index -> the ingredients of its identity (`identity_template` filled in)."""
+    if len(columns) == 1:  # the common case, kept cheap: one varying input
+        (column,) = columns
+        return lambda i: template % (column[i],)
+    return lambda i: template % tuple([c[i] for c in columns])
 
 
 def _label(task: str, index: int) -> str:
@@ -177,36 +175,27 @@ class Engine:
             if row.written:
                 written.append((w.task, w.index, w.attempt))
             else:
-                new.append(self._new_row(w.task, w.index, t, row, RUNNING, started=now))
+                new.append(self._new_row(w.task, w.index, t, row, RUNNING, now))
             row.state = RUNNING
-        self.store.insert_instances(self.run_id, new)
+        self.store.insert_instances(new)
         if written:
             self.store.mark_running(self.run_id, written, job_id)
 
-    @staticmethod
     def _new_row(
-        task: str,
-        index: int,
-        t: _Task,
-        row: _Row,
-        state: str,
-        outcome: Outcome | None = None,
-        *,
-        started: float | None = None,
+        self, task: str, index: int, t: _Task, row: _Row, state: str, started: float | None = None
     ) -> NewInstance:
-        """The store row of an instance written late (and note it as written)."""
+        """The store row of an instance written late, with no outcome (and note it written).
+
+        `record` builds the rows of finished instances itself, the same way.
+        """
         assert t.parts is not None
         parts = t.parts(index)
         row.written = True
         t.unwritten -= 1
         if not t.unwritten:
             t.parts = None  # let go of the input hashes it holds
-        if outcome is None:
-            return (task, index, row.attempt, state, row.identity, parts, None, None, None,
-                    started, None)  # fmt: skip
-        o = outcome
-        return (task, index, row.attempt, state, row.identity, parts, o.output, o.output_hash,
-                o.error, o.started, o.finished)  # fmt: skip
+        return (self.run_id, task, index, row.attempt, state, row.identity, parts, None, None,
+                None, started, None)  # fmt: skip
 
     def write_pending(self) -> None:
         """Write every instance not written yet as PENDING (the run stops before they run)."""
@@ -217,7 +206,7 @@ class Engine:
             for i, row in sorted(t.rows.items())
             if not row.written
         ]
-        self.store.insert_instances(self.run_id, new)
+        self.store.insert_instances(new)
 
     def unmark_running(self, works: Sequence[Work]) -> None:
         """Put instances that were marked running but never started back to PENDING."""
@@ -230,12 +219,14 @@ class Engine:
         """Record finished instances in one transaction and update what is ready."""
         if not outcomes:
             return
-        updates = []
-        new: list[NewInstance] = []
+        updates = []  # rows written before: updated
+        new: list[NewInstance] = []  # rows not written yet: inserted, once
+        run_id = self.run_id
+        tasks = self._tasks
         for o in outcomes:
-            state = SUCCESS if o.ok else FAILED
-            t = self._tasks[o.task]
+            t = tasks[o.task]
             row = t.rows[o.index]
+            state = SUCCESS if o.ok else FAILED
             if row.written:
                 updates.append(
                     (
@@ -244,28 +235,37 @@ class Engine:
                     )
                 )  # fmt: skip
             elif row.state not in _FINAL:
-                new.append(self._new_row(o.task, o.index, t, row, state, o))
-        self.store.insert_instances(self.run_id, new)
-        self.store.record_outcomes(self.run_id, updates)
-        for o in outcomes:
-            t = self._tasks[o.task]
-            row = t.rows[o.index]
+                assert t.parts is not None
+                new.append(
+                    (
+                        run_id, o.task, o.index, row.attempt, state, row.identity,
+                        t.parts(o.index), o.output, o.output_hash, o.error, o.started, o.finished,
+                    )
+                )  # fmt: skip
+                row.written = True
+                t.unwritten -= 1
+                if not t.unwritten:
+                    t.parts = None
             if row.state in _FINAL:
                 continue
             t.unfinished -= 1
             if t.unfinished == 0 and t.expanded:
                 self._completed(o.task)
             if o.ok:
-                row.state, row.output_hash = SUCCESS, o.output_hash
+                row.state = SUCCESS
+                row.output_hash = o.output_hash
                 assert o.output is not None
-                t.texts[o.index] = o.output
                 if o.value is not NO_VALUE:  # an immutable value run here: no need to decode
-                    t.values[o.index] = o.value
+                    t.values[o.index] = o.value  # (its text is read back only if ever asked for)
+                else:
+                    t.texts[o.index] = o.output
             else:
                 row.state = FAILED
                 t.bad += 1
                 if self.on_error == "stop":
                     self.stopping = True
+        self.store.insert_instances(new)
+        self.store.record_outcomes(run_id, updates)
         self._notify()
 
     def progress(self) -> tuple[int, int, int, int]:
@@ -314,7 +314,8 @@ class Engine:
 
     # ------------------------------------------------------------------ values
 
-    def _text(self, task: str, index: int) -> str:
+    # the Upstream view of inputs.py
+    def text(self, task: str, index: int) -> str:
         t = self._tasks[task]
         text = t.texts.get(index)
         if text is None:
@@ -327,13 +328,14 @@ class Engine:
                 raise RuntimeError(f"output of {_label(task, index)} is missing from the store")
         return text
 
-    def _value(self, task: str, index: int) -> Any:
-        t = self._tasks[task]
-        if index not in t.values:
-            t.values[index] = codec.loads(self._text(task, index))
-        return t.values[index]
+    def value(self, task: str, index: int) -> Any:
+        values = self._tasks[task].values
+        try:
+            return values[index]
+        except KeyError:
+            value = values[index] = codec.loads(self.text(task, index))
+            return value
 
-    # the Upstream view of inputs.py
     def elements(self, task: str) -> list[int]:
         idx = self._tasks[task].indices
         if idx and idx[0] < 0:
@@ -342,12 +344,6 @@ class Engine:
 
     def output_hash(self, task: str, index: int) -> str:
         return self._tasks[task].rows[index].output_hash or ""
-
-    def text(self, task: str, index: int) -> str:
-        return self._text(task, index)
-
-    def value(self, task: str, index: int) -> Any:
-        return self._value(task, index)
 
     # ------------------------------------------------------------------ expansion
 
@@ -500,7 +496,11 @@ class Engine:
         # and so does every instance an earlier drive counted but never wrote (killed)
         self.reset += max(0, self._expected_before.get(name, 0) - len(existing))
         attempts = self.store.max_attempts(self.run_id, name) if existing else {}
-        att = {i: attempts.get(i, 0) + 1 for i in (*order, *special)} if attempts else _ONE
+        att = (
+            {i: attempts.get(i, 0) + 1 for i in (*order, *special)}
+            if attempts
+            else dict.fromkeys((*order, *special), 1)  # first expansion: all attempt 1
+        )
         to_run = [(i, att[i], ident, p) for i, ident, p in todo if i not in hits]
         hit_rows = [(i, att[i], ident, *hits[i], p) for i, ident, p in todo if i in hits]
         del todo
@@ -524,12 +524,13 @@ class Engine:
         again = [(i, r.attempt, r.identity) for i, r in keep.items() if r.state == PENDING]
 
         # the in-memory picture of the task
+        keep_before = list(keep.values())
         rows = t.rows = keep
         for i, a, pending_ident in pending:
             rows[i] = _Row(PENDING, a, pending_ident, None, not defer)
         if defer:
             t.unwritten = len(pending)
-            t.parts = lambda i: template % tuple([c[i] for c in columns])
+            t.parts = _parts_of(template, columns)
         if lost:
             hit_ident = {h[0]: h[2] for h in hit_rows}
             for i in lost:
@@ -545,9 +546,10 @@ class Engine:
         for i, a, _, _ in failed:
             rows[i] = _Row(FAILED, a, None, None)
         t.expanded = True
+        # new rows are PENDING, SKIPPED or FAILED; kept ones may be in any state
+        t.unfinished = len(pending) + sum(1 for r in keep_before if r.state not in _FINAL)
+        t.bad = len(skipped) + len(failed) + sum(1 for r in keep_before if r.state in _BAD)
         pending.extend(again)
-        t.unfinished = sum(1 for r in rows.values() if r.state not in _FINAL)
-        t.bad = sum(1 for r in rows.values() if r.state in _BAD)
         if failed and self.on_error == "stop":  # only new failures stop; kept ones are history
             self.stopping = True
 

@@ -117,6 +117,8 @@ def _drive_inline(engine: Engine) -> None:
     queue: collections.deque[Work] = collections.deque()
     finished: list[Outcome] = []
     chunk = 1
+    funcs = {name: spec.func for name, spec in engine.graph.tasks.items()}
+    stop_on_error = engine.on_error == "stop"
     committer = _Committer(engine)
     try:
         while True:
@@ -145,9 +147,9 @@ def _drive_inline(engine: Engine) -> None:
             started = time.monotonic()
             try:
                 for w in batch:
-                    o = execute(_func(engine, w.task), w)
+                    o = execute(funcs[w.task], w)
                     finished.append(o)
-                    if not o.ok and engine.on_error == "stop":
+                    if not o.ok and stop_on_error:
                         break
             except BaseException:  # Ctrl-C: keep what finished, free what never started
                 engine.record(finished)

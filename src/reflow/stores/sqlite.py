@@ -15,6 +15,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -143,11 +144,11 @@ ALTER TABLE tasks ADD COLUMN expected INTEGER;
 }
 
 
-#: an instance written after its task expanded: (task, index, attempt, state, identity,
-#: ingredients, output, output hash, error text, started, finished)
+#: an instance written after its task expanded: (run id, task, index, attempt, state,
+#: identity, ingredients, output, output hash, error text, started, finished)
 NewInstance = tuple[
-    str, int, int, str, "str | None", "str | None", "str | None", "str | None", "str | None",
-    "float | None", "float | None",
+    str, str, int, int, str, "str | None", "str | None", "str | None", "str | None",
+    "str | None", "float | None", "float | None",
 ]  # fmt: skip
 
 
@@ -246,13 +247,18 @@ class SqliteStore:
         """The open connection; the store is opened (and created) on first use."""
         if self._conn is None:
             self._conn = self._open()
+            # Python's sqlite3.Connection is in a reference cycle with its statement
+            # cache, so a store dropped without close() would keep its connection (and up
+            # to 16 MiB of page cache) until a full garbage collection: close it as soon
+            # as the store goes (a script calling run_local in a loop stays flat)
+            self._closer = weakref.finalize(self, self._conn.close)
         return self._conn
 
     def close(self) -> None:
         """Close the connection (committing a held transaction); the store reopens on next use."""
         self.release()
         if self._conn is not None:
-            self._conn.close()
+            self._closer()
             self._conn = None
 
     def __enter__(self) -> SqliteStore:
@@ -889,13 +895,14 @@ class SqliteStore:
             self._touch(conn, run_id, now)
         return lost
 
-    def insert_instances(self, run_id: str, rows: Sequence[NewInstance]) -> None:
+    def insert_instances(self, rows: Sequence[NewInstance]) -> None:
         """Write instances counted by `write_expansion(expected=...)` but not written then.
 
-        Each row: (task, index, attempt, state, identity, ingredients, output,
-        output hash, error text, started, finished); the state is PENDING,
-        RUNNING, SUCCESS or FAILED.  One statement for all of them: an instance
-        that runs here is written once, with its outcome.
+        Each row: (run id, task, index, attempt, state, identity, ingredients,
+        output, output hash, error text, started, finished), all of one run (the
+        id is in each row so that the rows are bound as they are); the state is
+        PENDING, RUNNING, SUCCESS or FAILED.  One statement for all of them: an
+        instance that runs here is written once, with its outcome.
         """
         if not rows:
             return
@@ -905,9 +912,9 @@ class SqliteStore:
                 "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
                 "identity, parts, output, output_hash, error_text, started_at, finished_at) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(run_id, *r) for r in rows],
+                rows,
             )
-            self._touch(conn, run_id, now)
+            self._touch(conn, rows[0][0], now)
 
     def mark_running(
         self, run_id: str, items: Sequence[tuple[str, int, int]], job_id: str | None = None
