@@ -18,7 +18,6 @@ from typing import Any
 
 __all__ = [
     "compute_identity",
-    "identity_maker",
     "identity_template",
     "returns_paths",
     "template_maker",
@@ -87,26 +86,13 @@ def identity_template(
     return text.replace("%", "%%").replace(f'"{marker}"', '"%s"')
 
 
-def identity_maker(
-    workflow: str,
-    task: str,
-    version: str,
-    params: Mapping[str, str],
-    fixed: Mapping[str, str],
-    varying: Sequence[str],
-) -> Callable[[tuple[str, ...]], tuple[str, str]]:
-    """`compute_identity` for many instances of one task, built once.
-
-    `fixed` holds the input hashes every instance shares; the returned function
-    takes the hashes of the `varying` arguments, in the order of
-    `sorted(varying)`, and returns what `compute_identity` would for the
-    merged inputs.
-    """
-    return template_maker(identity_template(workflow, task, version, params, fixed, varying))
-
-
 def template_maker(template: str) -> Callable[[tuple[str, ...]], tuple[str, str]]:
-    """(identity, ingredients) from the varying hashes, for an `identity_template`."""
+    """`compute_identity` for many instances of one task, from its `identity_template`.
+
+    The returned function takes the hashes of the varying arguments, in the
+    order of `sorted(varying)`, and returns what `compute_identity` would for
+    the merged inputs: (identity, ingredients).
+    """
     prefix = b"reflow-identity\n"
     sha256 = hashlib.sha256
 
