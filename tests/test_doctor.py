@@ -179,3 +179,36 @@ def test_a_store_that_is_not_one_is_one_clear_line(
     assert words in err and err.count("\n") == 1 and "Traceback" not in err
     if content is not None:
         assert path.read_bytes() == content
+
+
+def test_fix_counts_the_instances_a_killed_local_run_never_wrote(
+    store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a local run writes an instance once, when it starts or ends: a driver killed
+    # mid-task leaves the rest of the task counted (tasks.expected) but without rows
+    wf = _wf()
+    store = SqliteStore(store_path)
+    run_id = store.create_run(
+        "doc", run_dir=str(tmp_path / "r"), executor=FOREGROUND, params=json.dumps({"n": 5}),
+        options="{}", tasks=task_rows(wf.validate()), owner=_dead_owner(),
+    )  # fmt: skip
+    store.write_expansion(
+        run_id, "items", supersede=[], pending=[(-1, 1, None, None)], hits=[], skipped=[]
+    )
+    store.record_outcomes(run_id, [("items", -1, 1, "SUCCESS", "[0,1,2,3,4]", "h", None, 1.0, 2.0)])
+    store.write_expansion(
+        run_id, "double", supersede=[], pending=[], hits=[], skipped=[], expected=5
+    )
+    store.insert_instances(
+        [(run_id, "double", 0, 1, "SUCCESS", "i0", "{}", "0", "h0", None, 1.0, 2.0),
+         (run_id, "double", 1, 1, "RUNNING", "i1", "{}", None, None, None, 1.0, None)]
+    )  # fmt: skip
+    assert store.summary(run_id)["double"] == {"SUCCESS": 1, "RUNNING": 1, "PENDING": 3}
+
+    _, out, _ = _doctor(capsys, "--store-path", store_path, "--fix")
+    assert f"fixed: run {run_id} marked FAILED, 4 unfinished instances CANCELLED" in out
+    assert store.summary(run_id)["double"] == {"SUCCESS": 1, "CANCELLED": 4}
+    run = Run(run_id, store, workflow=wf)
+    run.retry()  # (the rows above have made-up identities: everything reruns)
+    assert run.state is RunState.SUCCESS and run.outputs("double") == [0, 2, 4, 6, 8]
+    assert store.summary(run_id)["double"] == {"SUCCESS": 5}
