@@ -4,11 +4,12 @@
 
 Defaults: N = 2000 20000, R = 3.  The graph is `split` (returns
 list(range(N))) -> `first` (array, fan-out) -> `second` (array, chained:
-element i of `first` feeds element i of `second`).  Each N runs in a fresh
-process (so its peak RSS is its own): R cold runs, each into a new store;
-the best and the median wall time inside run_local are printed with the
-time per instance (2N + 1 instances), the process's peak RSS and the growth
-ratio t(10N)/t(N) of the best times.
+element i of `first` feeds element i of `second`).  Each N is measured R
+times, the sizes in turns (see _harness.py), each time in a fresh process
+(so its peak RSS is its own): an untimed warm-up run of N=10, then one cold
+run into a new store.  The best and the median wall time inside run_local
+are printed with the time per instance (2N + 1 instances), the largest peak
+RSS and the growth ratio t(10N)/t(N) of the best times.
 
 Targets (2-core machine): N = 20,000 in <= 1 s; growth ratio <= 12.
 """
@@ -16,7 +17,6 @@ Targets (2-core machine): N = 20,000 in <= 1 s; growth ratio <= 12.
 from __future__ import annotations
 
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -51,30 +51,25 @@ def build() -> Workflow:
     return wf
 
 
-def one(n: int, repeat: int) -> dict[str, float]:
-    """Measure one N in this process."""
+def one(n: int) -> dict[str, float]:
+    """One cold run of size N in this process, after an untimed warm-up run."""
     wf = build()
-    walls: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(repeat):
-            t0 = time.perf_counter()
-            run = wf.run_local(Path(tmp) / f"run{r}", store=Path(tmp) / f"m{r}.db", n=n)
-            walls.append(time.perf_counter() - t0)
-            outputs = run.outputs("second")
-            assert len(outputs) == n and outputs[-1] == 2 * n, "wrong outputs"
-            run.store.close()  # its final checkpoint belongs to this run, not the next
-    return {
-        "best": min(walls),
-        "median": statistics.median(walls),
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+        wf.run_local(Path(tmp) / "warm", store=Path(tmp) / "warm.db", n=10).store.close()
+        t0 = time.perf_counter()
+        run = wf.run_local(Path(tmp) / "run", store=Path(tmp) / "m.db", n=n)
+        wall = time.perf_counter() - t0
+        outputs = run.outputs("second")
+        assert len(outputs) == n and outputs[-1] == 2 * n, "wrong outputs"
+        run.store.close()
+    return {"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def row(n: int, m: dict[str, Any]) -> str:
     limit = TARGETS.get(n)
     return (
-        f"{n:>7} {m['best']:>7.3f} ({m['median']:>5.3f}) "
-        f"{m['best'] / (2 * n + 1) * 1e6:>7.1f} {m['rss_mb']:>7.0f}  "
+        f"{n:>7} {m['wall']:>7.3f} ({m['wall_median']:>5.3f}) "
+        f"{m['wall'] / (2 * n + 1) * 1e6:>7.1f} {m['rss_mb']:>7.0f}  "
         + (f"<= {limit:g} s" if limit is not None else "-")
     )
 

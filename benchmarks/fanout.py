@@ -2,13 +2,14 @@
 
     python benchmarks/fanout.py [N ...] [--repeat R] [--payload BYTES]
 
-Defaults: N = 1000 10000 100000, R = 3, payload 0.  Each N runs in a fresh
-process (so its peak RSS is its own): R cold runs (each into a new store) and
-R fully cached reruns; the best and the median are printed with the time per
-instance, the peak RSS of the first cold run ("peak MB": one run of that size in
-a process of its own) and of the whole process after all 2R runs ("(all)"), the
-store's growth per instance on a cached rerun (bytes, after a WAL checkpoint) and
-the growth ratio t(10N)/t(N).
+Defaults: N = 1000 10000 100000, R = 3, payload 0.  Each N is measured R
+times, the sizes in turns (see _harness.py), each time in a fresh process:
+an untimed warm-up run (N=10), one cold run into a new store, one fully
+cached rerun.  The best and the median are printed with the time per
+instance, the largest peak RSS after the cold run ("peak MB": one run of that
+size in a process of its own) and after the cached rerun too ("(all)"), the
+store's growth per instance on a cached rerun (bytes, after a WAL checkpoint)
+and the growth ratio t(10N)/t(N) of the best times.
 `--payload` makes each `work` element return a string of that many bytes, to
 show that a cached rerun does not copy outputs (its growth stays the same).
 
@@ -22,7 +23,6 @@ import argparse
 import json
 import resource
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +31,7 @@ from typing import Annotated
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _harness import growth_line, in_child
+from _harness import growth_line, in_turns
 
 from reflow import Result, Workflow
 
@@ -77,37 +77,29 @@ def store_bytes(path: Path) -> int:
     return int(pages * size)
 
 
-def one(n: int, repeat: int, payload: int) -> dict[str, float]:
-    """Measure one N in this process."""
+def one(n: int, payload: int) -> dict[str, float]:
+    """After an untimed warm-up run (N=10), one cold run of size N and one fully cached rerun."""
     wf = build(payload)
-    colds: list[float] = []
-    cacheds: list[float] = []
-    growth = first_rss = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(repeat):
-            store = Path(tmp) / f"m{r}.db"
-            t0 = time.perf_counter()
-            run = wf.run_local(Path(tmp) / "run", store=store, n=n)
-            colds.append(time.perf_counter() - t0)
-            assert run.output("total") == n * (n - 1)
-            run.store.close()  # its final checkpoint belongs to this run, not the next
-            if r == 0:  # what one run of this size needs, in a process of its own
-                first_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        store = Path(tmp) / "m0.db"
-        for _ in range(repeat):
-            before = store_bytes(store)
-            t0 = time.perf_counter()
-            run = wf.run_local(Path(tmp) / "run", store=store, n=n)
-            cacheds.append(time.perf_counter() - t0)
-            growth = (store_bytes(store) - before) / (n + 2)
-            assert run.output("total") == n * (n - 1)
-            run.store.close()
+        wf.run_local(Path(tmp) / "warm", store=Path(tmp) / "warm.db", n=10).store.close()
+        store = Path(tmp) / "m.db"
+        t0 = time.perf_counter()
+        run = wf.run_local(Path(tmp) / "run", store=store, n=n)
+        cold = time.perf_counter() - t0
+        assert run.output("total") == n * (n - 1)
+        run.store.close()  # its final checkpoint belongs to this run, not the next
+        cold_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        before = store_bytes(store)
+        t0 = time.perf_counter()
+        run = wf.run_local(Path(tmp) / "run", store=store, n=n)
+        cached = time.perf_counter() - t0
+        assert run.output("total") == n * (n - 1)
+        run.store.close()
+        growth = (store_bytes(store) - before) / (n + 2)
     return {
-        "cold": min(colds),
-        "cold_median": statistics.median(colds),
-        "cached": min(cacheds),
-        "cached_median": statistics.median(cacheds),
-        "rss_mb": first_rss,
+        "cold": cold,
+        "cached": cached,
+        "rss_mb": cold_rss,
         "rss_all_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "growth_bytes": growth,
     }
@@ -121,19 +113,22 @@ def main() -> None:
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one is not None:
-        print(json.dumps(one(args.one, args.repeat, args.payload)))
+        print(json.dumps(one(args.one, args.payload)))
         return
     print(
-        f"3-stage fan-out/gather, best of {args.repeat} (median)"
+        f"3-stage fan-out/gather, best of {args.repeat} (median), the sizes measured in turns"
         + (f", {args.payload}-byte outputs" if args.payload else "")
     )
     print(
         f"{'N':>7} {'cold s':>15} {'us/inst':>7} {'cached s':>15} {'us/inst':>7} "
         f"{'peak MB':>7} {'(all)':>5} {'rerun B/inst':>12}  targets"
     )
+    measured = in_turns(
+        __file__, args.sizes, args.repeat, ["cold", "cached"], "--payload", str(args.payload)
+    )
     previous: tuple[int, dict[str, float]] | None = None
     for n in args.sizes:
-        m = in_child(__file__, n, args.repeat, "--payload", str(args.payload))
+        m = measured[n]
         cold_t, cached_t = TARGETS.get(n, (None, None))
         targets = []
         if cold_t:

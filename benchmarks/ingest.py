@@ -11,16 +11,18 @@ element of that job the way a worker does (`read_element` of the wave file,
 `execute`, `write_result`), in parallel processes, leaving N result files
 under `<run_dir>/results/<run_id>/work/`.  None of that is timed.
 
-Timed, R times over the same files (the store and the files are restored
-from copies before each repeat, and `os.sync()` runs first so the kernel's
-write-back of the setup is not timed): the next dispatcher pass
+Every size is set up first; then each is timed R times over the same files,
+the sizes in turns as in _harness.py, so that a growth ratio compares two
+sizes measured on the same machine speed (the store and the files are
+restored from copies before each repeat, and `os.sync()` runs first so the
+kernel's write-back of the setup is not timed): the next dispatcher pass
 (`dispatch_pass`), and inside it exactly the ingest (`dispatch._ingest`:
 read the N files and record their outcomes in the store, one transaction),
 and the removal of the files the store then holds (`remove_results`, which
 the pass does last, once the next wave is on its way).  Prints the best
 ingest time next to its target (N = 50,000 in <= 2 s), the median, the
 per-instance cost, the removal and the whole pass (of the best repeat) for
-information, the untimed setup, peak RSS of the process, and the growth
+information, the untimed setup, peak RSS of the process (all sizes), and the growth
 ratio t(10N)/t(N) of the best ingest (target <= 12).  After each pass it
 checks that every element is SUCCESS with one attempt, that the outputs are
 right, and that no result file is left.
@@ -183,8 +185,22 @@ def _timed_pass(store: SqliteStore, run_id: str, ex: NullExecutor) -> tuple[floa
     return spent["ingest"], spent.get("remove", float("nan")), whole
 
 
-def one(tmp: Path, n: int, repeat: int) -> tuple[list[tuple[float, float, float]], float]:
-    """[(ingest, remove, pass) seconds of each repeat], setup seconds, for N elements."""
+class Prepared:
+    """A run of N elements whose `work` job has left its N result files, and copies to restore."""
+
+    def __init__(self, tmp: Path, n: int, run_id: str, run_dir: Path, ex: NullExecutor) -> None:
+        self.tmp, self.n, self.run_id, self.run_dir, self.ex = tmp, n, run_id, run_dir, ex
+        self.setup = 0.0
+        self.names: list[str] = []
+        self.passes = 0
+
+    @property
+    def results(self) -> Path:
+        return run_files(self.run_dir, self.run_id, "results") / "work"
+
+
+def prepare(tmp: Path, n: int) -> Prepared:
+    """Submit the run, run `split`, expand `work` and run its N elements (untimed)."""
     t_setup = time.perf_counter()
     ex = NullExecutor()
     db = tmp / f"m{n}.db"
@@ -204,41 +220,52 @@ def one(tmp: Path, n: int, repeat: int) -> tuple[list[tuple[float, float, float]
     with sqlite3.connect(db) as src, sqlite3.connect(tmp / f"keep{n}.db") as dst:
         src.backup(dst)
     keep = tmp / f"keep{n}"
-    if repeat > 1:
-        keep.mkdir()
-        for name in names:
-            shutil.copyfile(results / name, keep / name)
-    setup = time.perf_counter() - t_setup
+    keep.mkdir()
+    for name in names:
+        shutil.copyfile(results / name, keep / name)
+    prep = Prepared(tmp, n, run.run_id, run.run_dir, ex)
+    prep.names = names
+    prep.setup = time.perf_counter() - t_setup
+    return prep
 
-    timings = []
-    for r in range(repeat):
-        if r:  # back to the start: the store, and the files the last pass removed
-            with sqlite3.connect(tmp / f"keep{n}.db") as src, sqlite3.connect(db) as dst:
-                src.backup(dst)
-            for name in names:
-                shutil.copyfile(keep / name, results / name)
-        os.sync()  # time the pass, not the kernel writing back what the setup wrote
-        store = SqliteStore(db)
-        timings.append(_timed_pass(store, run.run_id, ex))
-        summary = store.summary(run.run_id)
-        assert summary["work"] == {"SUCCESS": n}, summary["work"]
-        assert len(store.attempts(run.run_id, "work", n - 1)) == 1
-        assert not any(results.iterdir()), "result files left behind"
-        assert store.get_array_outputs(run.run_id, "work")[-1] == 2 * (n - 1)
-        store.close()
-    return timings, setup
+
+def timed(prep: Prepared) -> tuple[float, float, float]:
+    """(ingest, remove, pass) seconds of one pass over the N files, checked afterwards."""
+    n, tmp, results = prep.n, prep.tmp, prep.results
+    db = tmp / f"m{n}.db"
+    if prep.passes:  # back to the start: the store, and the files the last pass removed
+        with sqlite3.connect(tmp / f"keep{n}.db") as src, sqlite3.connect(db) as dst:
+            src.backup(dst)
+        for name in prep.names:
+            shutil.copyfile(tmp / f"keep{n}" / name, results / name)
+    prep.passes += 1
+    os.sync()  # time the pass, not the kernel writing back what the setup wrote
+    store = SqliteStore(db)
+    timing = _timed_pass(store, prep.run_id, prep.ex)
+    summary = store.summary(prep.run_id)
+    assert summary["work"] == {"SUCCESS": n}, summary["work"]
+    assert len(store.attempts(prep.run_id, "work", n - 1)) == 1
+    assert not any(results.iterdir()), "result files left behind"
+    assert store.get_array_outputs(prep.run_id, "work")[-1] == 2 * (n - 1)
+    store.close()
+    return timing
 
 
 def main(sizes: list[int], repeat: int) -> None:
-    print(f"best and median of {repeat} passes over the same files")
+    print(f"best and median of {repeat} passes over the same files, the sizes in turns")
     print(
         f"{'N':>8} {'ingest s':>9} {'median':>7} {'':<22} {'us/inst':>8} {'remove s':>9} "
         f"{'pass s':>8} {'setup s':>8} {'peak MB':>8}"
     )
     previous: tuple[int, float] | None = None
     with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
-            timings, setup = one(Path(tmp), n, repeat)
+        preps = [prepare(Path(tmp), n) for n in sizes]
+        passes: dict[int, list[tuple[float, float, float]]] = {n: [] for n in sizes}
+        for _ in range(repeat):  # the sizes in turns, as in _harness.py
+            for prep in preps:
+                passes[prep.n].append(timed(prep))
+        for prep in preps:
+            n, timings, setup = prep.n, passes[prep.n], prep.setup
             ingest, remove, whole = min(timings)
             median = statistics.median(t[0] for t in timings)
             print(
