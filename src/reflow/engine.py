@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +75,22 @@ def _parts_of(template: str, columns: list[list[str]]) -> Callable[[int], str]:
         (column,) = columns
         return lambda i: template % (column[i],)
     return lambda i: template % tuple([c[i] for c in columns])
+
+
+def _works(
+    task: str, pending: list[tuple[int, int]], shared: dict[str, Any], feeds: list[tuple[str, Feed]]
+) -> Iterator[Work]:
+    """The Work of each (index, attempt), made as it is taken: the shared arguments and
+    each element's own."""
+    if not feeds:
+        for i, a in pending:
+            yield Work(task, i, a, dict(shared))
+        return
+    for i, a in pending:
+        kwargs = dict(shared)
+        for arg, f in feeds:
+            kwargs[arg] = f.value(i)
+        yield Work(task, i, a, kwargs)
 
 
 def _label(task: str, index: int) -> str:
@@ -142,19 +159,24 @@ class Engine:
 
     # ------------------------------------------------------------------ public
 
-    def advance(self) -> list[Work]:
-        """Expand every task whose upstream tasks are complete; return what must run now."""
-        works: list[Work] = []
+    def advance(self) -> Iterator[Work]:
+        """Expand every task whose upstream tasks are complete; return what must run now.
+
+        The tasks are expanded (and their instances recorded) at once; each
+        Work is made as it is taken, so a wave of 100,000 instances is not
+        100,000 argument dicts alive at the same time.
+        """
+        works: list[Iterator[Work]] = []
         if self.stopping:
-            return works
+            return iter(())
         ready = self._ready
         while ready:  # in graph order; expanding one task may make its dependants ready
             _, name = heapq.heappop(ready)
-            works.extend(self._expand(name))
+            works.append(self._expand(name))
             if self._tasks[name].unfinished == 0:
                 self._completed(name)
         self._notify()
-        return works
+        return itertools.chain.from_iterable(works)
 
     def _completed(self, name: str) -> None:
         for dep in self._dependants[name]:
@@ -389,7 +411,7 @@ class Engine:
                 values[arg] = default
         return values, {arg: codec.hash_value(v) for arg, v in values.items()}
 
-    def _expand(self, name: str) -> list[Work]:
+    def _expand(self, name: str) -> Iterator[Work]:
         spec = self.graph.tasks[name]
         t = self._tasks[name]
         existing = (
@@ -553,9 +575,8 @@ class Engine:
         if failed and self.on_error == "stop":  # only new failures stop; kept ones are history
             self.stopping = True
 
-        works: list[Work] = []
         if not pending:
-            return works
+            return iter(())
         shared = dict(pvalues)
         for arg_spec in spec.args:
             if arg_spec.kind == "run_dir":
@@ -563,15 +584,7 @@ class Engine:
         for arg, (_, getter) in wholes.items():
             shared[arg] = getter()  # once: every element gets the same object
         pending.sort()
-        if not feeds:
-            return [Work(name, i, a, dict(shared)) for i, a, _ in pending]
-        getters = list(feeds.items())
-        for i, a, _ in pending:
-            kwargs = dict(shared)
-            for arg, f in getters:
-                kwargs[arg] = f.value(i)
-            works.append(Work(name, i, a, kwargs))
-        return works
+        return _works(name, [(i, a) for i, a, _ in pending], shared, list(feeds.items()))
 
     def _still_holds(self, old: InstanceRow, same: bool, retryable: bool) -> bool:
         """Whether a failed or unfinished earlier attempt stays as it is."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import multiprocessing
 import multiprocessing.connection as mp_connection
 import os
@@ -19,7 +20,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -114,7 +115,7 @@ class _Committer:
 def _drive_inline(engine: Engine) -> None:
     watch = _CancelWatch(engine)
     store = engine.store
-    queue: collections.deque[Work] = collections.deque()
+    queue: Iterator[Work] = iter(())  # the wave being run, its Works made as they are taken
     finished: list[Outcome] = []
     chunk = 1
     funcs = {name: spec.func for name, spec in engine.graph.tasks.items()}
@@ -132,12 +133,15 @@ def _drive_inline(engine: Engine) -> None:
             store.hold()
             engine.record(finished)
             finished = []
-            if not queue and not engine.stopping:
-                queue.extend(engine.advance())
-                chunk = 1  # a new wave: its first instance may be slow, start small again
-            if engine.stopping or not queue:
+            if engine.stopping:
                 break
-            batch = [queue.popleft() for _ in range(min(chunk, len(queue)))]
+            batch = list(itertools.islice(queue, chunk))
+            if not batch:
+                queue = engine.advance()
+                chunk = 1  # a new wave: its first instance may be slow, start small again
+                batch = list(itertools.islice(queue, chunk))
+            if engine.stopping or not batch:
+                break
             # Shown RUNNING only while batches are small, i.e. while instances take long
             # enough for anyone to see it; a batch of hundreds of tiny instances is
             # recorded once, as it finishes (an interrupted one reruns either way).
