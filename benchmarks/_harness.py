@@ -80,7 +80,7 @@ def sizes_main(
     """
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("sizes", nargs="*", type=int, default=defaults)
-    ap.add_argument("--repeat", type=int, default=3, help="rounds: each size is measured R times")
+    ap.add_argument("--repeat", type=int, default=5, help="rounds: each size is measured R times")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one is not None:

@@ -2,7 +2,7 @@
 
     python benchmarks/chain.py [N ...] [--repeat R]
 
-Defaults: N = 2000 20000, R = 3.  The graph is `split` (returns
+Defaults: N = 2000 20000, R = 5.  The graph is `split` (returns
 list(range(N))) -> `first` (array, fan-out) -> `second` (array, chained:
 element i of `first` feeds element i of `second`).  Each N is measured R
 times, the sizes in turns (see _harness.py), each time in a fresh process

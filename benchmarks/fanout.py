@@ -2,7 +2,7 @@
 
     python benchmarks/fanout.py [N ...] [--repeat R] [--payload BYTES]
 
-Defaults: N = 1000 10000 100000, R = 3, payload 0.  Each N is measured R
+Defaults: N = 1000 10000 100000, R = 5, payload 0.  Each N is measured R
 times, the sizes in turns (see _harness.py), each time in a fresh process:
 an untimed warm-up run (N=10), one cold run into a new store, one fully
 cached rerun.  The best and the median are printed with the time per
@@ -108,7 +108,7 @@ def one(n: int, payload: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sizes", nargs="*", type=int, default=[1000, 10_000, 100_000])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--payload", type=int, default=0)
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -1,6 +1,6 @@
 """Benchmark: a dispatcher pass ingesting the result files of a big array job.
 
-    python benchmarks/ingest.py [--repeat R] [N ...]     (defaults: R = 3, N = 5000 50000)
+    python benchmarks/ingest.py [--repeat R] [N ...]     (defaults: R = 5, N = 5000 50000)
 
 For each N: a run of `split` (returns list(range(N))) -> `work` (array) ->
 `total` (gather) is submitted through an executor that runs nothing (it only
@@ -282,7 +282,7 @@ def main(sizes: list[int], repeat: int) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    repeat = 3
+    repeat = 5
     if args[:1] == ["--repeat"]:
         repeat, args = int(args[1]), args[2:]
     main([int(a) for a in args] or [5000, 50000], repeat)

@@ -2,7 +2,7 @@
 
     python benchmarks/singletons.py [K ...] [--repeat R]
 
-Defaults: K = 200 2000, R = 3.  The graph is `s0 -> s1 -> ... -> s{K-1}`,
+Defaults: K = 200 2000, R = 5.  The graph is `s0 -> s1 -> ... -> s{K-1}`,
 each a plain `@wf.job()` whose argument is `Result(step="s{k-1}")`: every
 task is its own wave, so this measures the fixed cost the engine pays per
 task (expansion, identity, cache look-up, its writes to the store).  Each K
