@@ -690,3 +690,34 @@ def test_a_store_dropped_without_close_lets_go_of_its_connection_at_once(
             conn.execute("SELECT 1")
     finally:
         gc.enable()
+
+
+def test_a_cache_hit_whose_source_is_gone_is_written_pending_not_success(
+    store_path: Path,
+) -> None:
+    # between a cache look-up and the write of its hits, another process may delete the
+    # run a source belongs to (or a retry supersede it): such a hit must not become a
+    # SUCCESS pointing nowhere; it is written PENDING and its index returned, to run
+    store = SqliteStore(store_path)
+    src_run = _new_run(store, "src")
+    store.write_expansion(
+        src_run, "a", supersede=[], pending=[(0, 1, "i0", "{}"), (1, 1, "i1", "{}")], hits=[],
+        skipped=[],
+    )  # fmt: skip
+    store.record_outcomes(
+        src_run, [("a", i, 1, "SUCCESS", str(i), f"h{i}", None, 1.0, 2.0) for i in (0, 1)]
+    )
+    ids = dict(store.conn.execute("SELECT array_index, id FROM instances").fetchall())
+    with store.transaction():  # the second source stops being SUCCESS
+        store.conn.execute("UPDATE instances SET state = 'FAILED' WHERE id = ?", (ids[1],))
+
+    run = _new_run(store, "new")
+    lost = store.write_expansion(
+        run, "a", supersede=[],  pending=[], skipped=[], expected=3,
+        hits=[(0, 1, "i0", ids[0], "h0", "{}"), (1, 1, "i1", ids[1], "h1", "{}"),
+              (2, 1, "i9", ids[1] + 1000, "h9", "{}")],
+    )  # fmt: skip
+    assert lost == [1, 2]
+    rows = {r["array_index"]: (r["state"], r["cached"]) for r in store.instances(run, task="a")}
+    assert rows == {0: ("SUCCESS", True), 1: ("PENDING", False), 2: ("PENDING", False)}
+    assert store.summary(run) == {"a": {"SUCCESS": 1, "PENDING": 2}}

@@ -341,7 +341,11 @@ class Engine:
         t = self._tasks[task]
         text = t.texts.get(index)
         if text is None:
-            missing = [i for i, r in t.rows.items() if r.state == SUCCESS and i not in t.texts]
+            missing = [
+                i
+                for i, r in t.rows.items()
+                if r.state == SUCCESS and i not in t.texts and (i == index or i not in t.values)
+            ]
             for i, txt in self.store.output_texts_for(self.run_id, task, missing).items():
                 if txt is not None:
                     t.texts[i] = txt

@@ -854,8 +854,9 @@ class SqliteStore:
             lost: list[int] = []
             if hits:
                 # a hit is SUCCESS only if its source still is (a run deleted meanwhile
-                # takes its rows along): checked inside this transaction
-                sources = list({h[3] for h in hits})
+                # takes its rows along): checked inside this transaction, the sources in
+                # id order, so that 100,000 of them are read as a scan, not at random
+                sources = sorted({h[3] for h in hits})
                 alive: set[int] = set()
                 for k in range(0, len(sources), 500):
                     chunk = sources[k : k + 500]
