@@ -721,3 +721,20 @@ def test_a_cache_hit_whose_source_is_gone_is_written_pending_not_success(
     rows = {r["array_index"]: (r["state"], r["cached"]) for r in store.instances(run, task="a")}
     assert rows == {0: ("SUCCESS", True), 1: ("PENDING", False), 2: ("PENDING", False)}
     assert store.summary(run) == {"a": {"SUCCESS": 1, "PENDING": 2}}
+
+
+def test_a_driver_holds_its_writes_longer_only_while_commits_are_slow(store_path: Path) -> None:
+    # commits of a big run rewrite cache-index pages all over the store: the driver
+    # holds its transaction 50 ms, or ten times the last commit if that is longer
+    from reflow.local import _hold_for
+
+    store = SqliteStore(store_path)
+    store.list_runs()
+    assert _hold_for(store) == pytest.approx(0.05)
+    store.hold()
+    _new_run(store)
+    store.release()
+    assert 0 < store.last_commit_seconds < 1  # measured by release()
+    assert _hold_for(store) == pytest.approx(max(0.05, 10 * store.last_commit_seconds))
+    store.last_commit_seconds = 0.02
+    assert _hold_for(store) == pytest.approx(0.2)

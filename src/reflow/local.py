@@ -26,12 +26,14 @@ from typing import Any
 
 from .engine import Engine, fewer_collections
 from .states import RunState
+from .stores.sqlite import SqliteStore
 from .worker import Outcome, Work, execute, failure
 
 __all__ = ["drive"]
 
 _FLUSH_SECONDS = 0.5  # how long finished work may wait before it is committed
 _GROUP_SECONDS = 0.05  # how long the inline driver keeps its writes in one transaction
+_COMMIT_SHARE = 0.1  # ... unless committing would take more than this share of the time
 _CANCEL_POLL_SECONDS = 1.0
 _MARK_RUNNING_UP_TO = 16  # batches up to this size are marked RUNNING before they run
 
@@ -82,8 +84,19 @@ def _func(engine: Engine, task: str) -> Callable[..., Any]:
     return engine.graph.tasks[task].func
 
 
+def _hold_for(store: SqliteStore) -> float:
+    """How long a driver keeps its writes in one transaction before it commits them.
+
+    `_GROUP_SECONDS`, or longer when commits take long: in a big run each commit
+    rewrites pages of the cache index all over it (identities are random), so at
+    a fixed interval the time spent committing grew with the store; holding ten
+    times as long as the last commit took keeps it under a tenth of the time.
+    """
+    return max(_GROUP_SECONDS, store.last_commit_seconds / _COMMIT_SHARE)
+
+
 class _Committer:
-    """Commits the transaction the inline driver holds once it is `_GROUP_SECONDS` old.
+    """Commits the transaction the inline driver holds once it is `_hold_for` old.
 
     A thread, because the driver cannot know beforehand whether the next task
     takes a millisecond or an hour: a long one must not keep its RUNNING mark
@@ -100,7 +113,7 @@ class _Committer:
     def _run(self) -> None:
         while not self.stopped.wait(_GROUP_SECONDS / 4):
             held = self.store.held_for()
-            if held is not None and held >= _GROUP_SECONDS:
+            if held is not None and held >= _hold_for(self.store):
                 try:
                     self.store.release()
                 except BaseException as exc:  # the driver raises it at its next step
@@ -125,10 +138,10 @@ def _drive_inline(engine: Engine) -> None:
         while True:
             if committer.error is not None:
                 raise committer.error
-            # Writes join one held transaction, committed every _GROUP_SECONDS (here
+            # Writes join one held transaction, committed after _hold_for(store) (here
             # or by the committer thread): a chain of tiny tasks is not bound by commits.
             held = store.held_for()
-            if held is not None and held >= _GROUP_SECONDS:
+            if held is not None and held >= _hold_for(store):
                 store.release()
             store.hold()
             engine.record(finished)
@@ -257,11 +270,11 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
     store = engine.store
     try:
         while True:
-            # as inline: writes join one transaction, committed every _GROUP_SECONDS (no
+            # as inline: writes join one transaction, committed after _hold_for(store) (no
             # committer thread here: worker processes are forked, and the loop below
             # never waits longer than that with the transaction held)
             held = store.held_for()
-            if held is not None and held >= _GROUP_SECONDS:
+            if held is not None and held >= _hold_for(store):
                 store.release()
             store.hold()
             if not engine.stopping:
@@ -310,7 +323,7 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
                 engine.mark_running([w])
                 engine.record([execute(_func(engine, w.task), w)])
             held = store.held_for()
-            wait = _GROUP_SECONDS - held if held is not None else _FLUSH_SECONDS
+            wait = _hold_for(store) - held if held is not None else _FLUSH_SECONDS
             done = _collect(engine, slots, 0.0 if inline else max(0.0, wait))
             engine.record(done)
             if watch.check():

@@ -234,6 +234,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._depth = 0  # write transactions open (nested ones join the outermost)
         self._held_since: float | None = None  # when hold() opened the transaction it holds
+        self.last_commit_seconds = 0.0  # how long release() took to commit, the last time
         self._lock = threading.RLock()
         self._touched: set[str] = set()  # runs whose updated_at this transaction has set
 
@@ -508,12 +509,17 @@ class SqliteStore:
         return None if since is None else time.monotonic() - since
 
     def release(self) -> None:
-        """Commit the transaction `hold()` opened (nothing if none is held)."""
+        """Commit the transaction `hold()` opened (nothing if none is held).
+
+        `last_commit_seconds` then says how long that commit took.
+        """
         with self._lock:
             if self._held_since is None:
                 return
             self._held_since = None
+            started = time.monotonic()
             self._commit()
+            self.last_commit_seconds = time.monotonic() - started
 
     def _begin(self) -> None:
         self._touched.clear()
