@@ -122,7 +122,8 @@ _INSTANCE_COLUMNS = (
 )
 
 # The cache index's key; queries must use this very expression for SQLite to use it.
-_CACHE_KEY = "substr(identity, 1, 16)"
+_CACHE_KEY_LEN = 16
+_CACHE_KEY = f"substr(identity, 1, {_CACHE_KEY_LEN})"
 
 _MIGRATIONS: dict[int, str] = {  # version -> SQL that upgrades from version - 1
     2: """
@@ -803,7 +804,7 @@ class SqliteStore:
             rows = self._read(
                 "SELECT identity, id, output_hash FROM instances WHERE cached_from IS NULL "
                 f"AND state = 'SUCCESS' AND {_CACHE_KEY} IN ({','.join('?' * len(chunk))})",
-                [ident[:16] for ident in chunk],
+                [ident[:_CACHE_KEY_LEN] for ident in chunk],
             )
             for ident, source, ohash in rows:
                 if ident in wanted:  # the key is a prefix: another identity may share it
@@ -1396,7 +1397,7 @@ class SqliteStore:
         rows = self._read(
             f"SELECT parts FROM instances WHERE {_CACHE_KEY} = ? AND identity = ? "
             "AND cached_from IS NULL AND parts IS NOT NULL LIMIT 1",
-            (identity[:16], identity),
+            (identity[:_CACHE_KEY_LEN], identity),
         )
         return json.loads(rows[0][0]) if rows else None
 
