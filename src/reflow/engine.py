@@ -661,7 +661,8 @@ def _set_aside() -> Iterator[None]:
     An expansion allocates a few objects per instance (rows, identities) that
     live until the run ends and can form no cycle; at 100,000 instances the
     collector walked them again and again, finding nothing (0.1-0.15 s of a
-    2 s cached rerun).  No task code runs here, only the engine's own.  Outside
+    2 s cached rerun).  No task runs here: only the engine's own code and the
+    `verify` callables of the tasks being expanded, if any.  Outside
     `fewer_collections` (nothing would hand them back) the objects are left as
     they are.
     """
