@@ -77,6 +77,17 @@ def _parts_of(template: str, columns: list[list[str]]) -> Callable[[int], str]:
     return lambda i: template % tuple([c[i] for c in columns])
 
 
+def _written_now(t: _Task, row: _Row, index: int) -> str:
+    """Note that an instance written late gets its row now; return its ingredients."""
+    assert t.parts is not None
+    parts = t.parts(index)
+    row.written = True
+    t.unwritten -= 1
+    if not t.unwritten:
+        t.parts = None  # let go of the input hashes it holds
+    return parts
+
+
 def _works(
     task: str, pending: list[tuple[int, int]], shared: dict[str, Any], feeds: list[tuple[str, Feed]]
 ) -> Iterator[Work]:
@@ -209,16 +220,10 @@ class Engine:
     ) -> NewInstance:
         """The store row of an instance written late, with no outcome (and note it written).
 
-        `record` builds the rows of finished instances itself, the same way.
+        `record` builds the rows of finished instances, with their outcomes.
         """
-        assert t.parts is not None
-        parts = t.parts(index)
-        row.written = True
-        t.unwritten -= 1
-        if not t.unwritten:
-            t.parts = None  # let go of the input hashes it holds
-        return (self.run_id, task, index, row.attempt, state, row.identity, parts, None, None,
-                None, started, None)  # fmt: skip
+        return (self.run_id, task, index, row.attempt, state, row.identity,
+                _written_now(t, row, index), None, None, None, started, None)  # fmt: skip
 
     def write_pending(self) -> None:
         """Write every instance not written yet as PENDING (the run stops before they run)."""
@@ -258,17 +263,13 @@ class Engine:
                     )
                 )  # fmt: skip
             elif row.state not in _FINAL:
-                assert t.parts is not None
                 new.append(
                     (
                         run_id, o.task, o.index, row.attempt, state, row.identity,
-                        t.parts(o.index), o.output, o.output_hash, o.error, o.started, o.finished,
+                        _written_now(t, row, o.index), o.output, o.output_hash, o.error,
+                        o.started, o.finished,
                     )
                 )  # fmt: skip
-                row.written = True
-                t.unwritten -= 1
-                if not t.unwritten:
-                    t.parts = None
             if row.state in _FINAL:
                 continue
             t.unfinished -= 1
@@ -550,8 +551,10 @@ class Engine:
         # instances written earlier but never handed to a job are handed out again
         again = [(i, r.attempt, r.identity) for i, r in keep.items() if r.state == PENDING]
 
-        # the in-memory picture of the task
-        keep_before = list(keep.values())
+        # the in-memory picture of the task (new rows are PENDING, SKIPPED or FAILED;
+        # kept ones may be in any state)
+        kept_unfinished = sum(1 for r in keep.values() if r.state not in _FINAL)
+        kept_bad = sum(1 for r in keep.values() if r.state in _BAD)
         rows = t.rows = keep
         for i, a, pending_ident in pending:
             rows[i] = _Row(PENDING, a, pending_ident, None, not defer)
@@ -573,9 +576,8 @@ class Engine:
         for i, a, _, _ in failed:
             rows[i] = _Row(FAILED, a, None, None)
         t.expanded = True
-        # new rows are PENDING, SKIPPED or FAILED; kept ones may be in any state
-        t.unfinished = len(pending) + sum(1 for r in keep_before if r.state not in _FINAL)
-        t.bad = len(skipped) + len(failed) + sum(1 for r in keep_before if r.state in _BAD)
+        t.unfinished = len(pending) + kept_unfinished
+        t.bad = len(skipped) + len(failed) + kept_bad
         pending.extend(again)
         if failed and self.on_error == "stop":  # only new failures stop; kept ones are history
             self.stopping = True

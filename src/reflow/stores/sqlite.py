@@ -1235,19 +1235,12 @@ class SqliteStore:
     # ------------------------------------------------------------------ status
 
     def summary(self, run_id: str) -> dict[str, dict[str, int]]:
-        """task -> state -> count over the current attempts, by one aggregate query."""
-        out: dict[str, dict[str, int]] = {}
-        for task, state, count in self._read(
-            "SELECT task_name, state, COUNT(*) FROM instances WHERE run_id = ? AND current = 1 "
-            "GROUP BY task_name, state",
-            (run_id,),
-        ):
-            out.setdefault(task, {})[state] = count
-        state, unwritten = self._unwritten(run_id, {t: sum(c.values()) for t, c in out.items()})
-        for task, n in unwritten.items():
-            by_state = out.setdefault(task, {})
-            by_state[state] = by_state.get(state, 0) + n
-        return out
+        """task -> state -> count over the current attempts (`status_counts` without the
+        cached counts)."""
+        return {
+            task: {state: n for state, (n, _) in by_state.items()}
+            for task, by_state in self.status_counts(run_id).items()
+        }
 
     def _unwritten(self, run_id: str, rows: dict[str, int]) -> tuple[str, dict[str, int]]:
         """The instances of the run's expanded tasks that have no row yet, and their state.
