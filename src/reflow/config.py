@@ -15,7 +15,6 @@ Empty environment variables count as unset.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import warnings
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from typing import Any, TypeAlias
 
 from reflow._toml import LazyPattern, TomlError, loads
 from reflow.errors import ConfigError
+from reflow.resources import MEM_EXPECTED, TIME_EXPECTED, ResourceError, normal_mem, normal_time
 
 __all__ = [
     "CONFIG_ENV",
@@ -245,17 +245,14 @@ class _Invalid(Exception):
         self.hint = hint
 
 
-_TIME = re.compile(r"(?:[0-9]+-(?P<dh>[0-9]{1,2})|[0-9]+):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})")
-_MEM = re.compile(r"(?P<n>[1-9][0-9]*)\s*(?:(?P<unit>[KMGT])B?)?", re.IGNORECASE)
-
 _EXPECTED = {
     "path": "a non-empty path",
     "command": "a non-empty command name or path",
     "program": "a non-empty command name or path",
     "mode": "one of " + ", ".join(MODES) + " (or slurm, pbs, lsf, sge)",
     "cpus": "a whole number of CPUs, 1 or more",
-    "time": "a time limit as HH:MM:SS or D-HH:MM:SS",
-    "mem": "a memory size such as 500M, 4G or 1T (a plain number means MB)",
+    "time": TIME_EXPECTED,
+    "mem": MEM_EXPECTED,
 }
 
 
@@ -270,8 +267,11 @@ def _check(kind: str, value: object, *, from_text: bool = False) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _Invalid(_EXPECTED[kind])
         return value
-    if kind == "mem" and isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return f"{value}M"
+    if kind in ("time", "mem"):
+        try:
+            return normal_time(value) if kind == "time" else normal_mem(value)
+        except ResourceError as exc:
+            raise _Invalid(exc.expected) from None
     if not isinstance(value, (str, os.PathLike)):
         raise _Invalid(_EXPECTED[kind])
     text = os.fspath(value).strip()
@@ -281,11 +281,7 @@ def _check(kind: str, value: object, *, from_text: bool = False) -> Any:
         return Path(_expand(text))
     if kind in ("command", "program"):
         return _expand(text)
-    if kind == "mode":
-        return _check_mode(text)
-    if kind == "time":
-        return _check_time(text)
-    return _check_mem(text)
+    return _check_mode(text)
 
 
 def _check_mode(text: str) -> str:
@@ -294,22 +290,6 @@ def _check_mode(text: str) -> str:
     if mode not in MODES:
         raise _Invalid(_EXPECTED["mode"], _did_you_mean(mode, [*MODES, *MODE_ALIASES]))
     return mode
-
-
-def _check_time(text: str) -> str:
-    found = _TIME.fullmatch(text)
-    if found is None or int(found["m"]) > 59 or int(found["s"]) > 59:
-        raise _Invalid(_EXPECTED["time"])
-    if found["dh"] is not None and int(found["dh"]) > 23:
-        raise _Invalid(_EXPECTED["time"] + " (hours 0-23 after the days)")
-    return text
-
-
-def _check_mem(text: str) -> str:
-    found = _MEM.fullmatch(text)
-    if found is None:
-        raise _Invalid(_EXPECTED["mem"])
-    return found["n"] + (found["unit"] or "M").upper()
 
 
 def _check_options(value: object) -> dict[str, SubmitOption]:

@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
-from .config import _check as _check_resource
-from .config import _Invalid
 from .errors import ValidationError
 from .params import ArgSpec, read_signature
+from .resources import ResourceError, normal_mem, normal_time
 
 __all__ = ["Flow", "TaskSpec"]
 
@@ -66,8 +65,8 @@ def _check_time(value: str | None, task: str) -> str | None:
     if value is None:
         return None
     try:  # the same rule as the config file's [dispatch] time
-        return str(_check_resource("time", value))
-    except _Invalid:
+        return normal_time(value)
+    except ResourceError:
         raise ValidationError(
             f"task '{task}': time={value!r} is not a time limit: use 'HH:MM:SS' or 'D-HH:MM:SS'"
         ) from None
@@ -77,8 +76,8 @@ def _check_mem(value: str | int | None, task: str) -> str | None:
     if value is None:
         return None
     try:  # the same rule as the config file's [dispatch] mem: '4G', '500M', 4096 (MB)
-        return str(_check_resource("mem", value))
-    except _Invalid:
+        return normal_mem(value)
+    except ResourceError:
         raise ValidationError(
             f"task '{task}': mem={value!r} is not a memory size: use e.g. '500M' or '4G'"
         ) from None
