@@ -1,19 +1,20 @@
-"""Tests for reflow.config (settings file and REFLOW_* variables) and reflow._toml."""
+"""Tests for reflow.config (settings file and REFLOW_* variables)."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import re
+import subprocess
 import sys
 import warnings
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from reflow import _toml
 from reflow.config import (
     CONFIG_ENV,
     ENV_VARS,
@@ -27,13 +28,6 @@ from reflow.config import (
     write_example_config,
 )
 from reflow.errors import ConfigError, ReflowError
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    tomllib = None  # type: ignore[assignment]
-
-needs_tomllib = pytest.mark.skipif(tomllib is None, reason="tomllib needs Python 3.11+")
 
 FULL = """\
 # a comment
@@ -351,12 +345,81 @@ def test_malformed_file_names_file_and_line() -> None:
         ("[dispatch]\n[dispatch]\n", 2),
         ("[executor\nmode = 'local'\n", 1),
         ("[dispatch]\nmem = [\n  1,\n  2\n", 4),
+        ("[dispatch]\ncpus = 2\nmem = \n", 3),
+        ('[defaults]\nrun_dir = "/tmp"\nstore_path = /nope\n', 3),
+        ('[executor]\nmode = "sbatch" python = "x"\n', 2),
+        ("# a comment\n[defaults] # \x01 a control character\n", 2),
+        # An error at the end of the document points at its last non-blank line.
+        ("[dispatch]\ncpus = 2\nmem = [1,\n  2,\n\n\n", 4),
     ],
 )
 def test_syntax_errors_report_the_line(text: str, line: int) -> None:
     path = write_config(text)
-    with pytest.raises(ConfigError, match=rf"^config file {re.escape(str(path))}, line {line}: "):
+    pattern = rf"^config file {re.escape(str(path))}, line {line}: "
+    with pytest.raises(ConfigError, match=pattern) as caught:
         load_config()
+    assert "\n" not in str(caught.value)  # one line, however the parser words the error
+    assert str(caught.value).endswith("; fix the file or remove it")
+
+
+def _fail_parsing(monkeypatch: pytest.MonkeyPatch, pos: int | None) -> None:
+    """Make the TOML parser raise "Something is wrong", with no position in the message.
+
+    With `pos`, the error carries the attributes of a TOMLDecodeError from
+    Python 3.14 or tomli 2.1+ (msg, doc, pos, lineno, colno); without, nothing
+    says where the error is.
+    """
+    # What config.py parses with: tomllib, or tomli on Python 3.10.
+    parser: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+    def loads(document: str) -> object:
+        error = parser.TOMLDecodeError.__new__(parser.TOMLDecodeError)
+        ValueError.__init__(error, "Something is wrong")  # 3.14's __init__ would add the position
+        if pos is not None:
+            error.msg, error.doc, error.pos = "Something is wrong", document, pos
+            error.lineno = document.count("\n", 0, pos) + 1
+            error.colno = pos - document.rfind("\n", 0, pos)
+        raise error
+
+    monkeypatch.setattr(parser, "loads", loads)
+
+
+@pytest.mark.parametrize(
+    ("text", "pos", "line"),
+    [
+        ('[executor]\nmode = "sbatch"\nmdoe "x"\n', 32, 3),
+        ("[dispatch]\nmem = [1,\n\n", 22, 2),  # the end of the document: its last line
+    ],
+)
+def test_syntax_error_position_from_attributes(
+    text: str, pos: int, line: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert pos <= len(text)
+    _fail_parsing(monkeypatch, pos)
+    path = write_config(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert str(caught.value) == (
+        f"config file {path}, line {line}: something is wrong; fix the file or remove it"
+    )
+
+
+def test_syntax_error_without_a_position_names_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fail_parsing(monkeypatch, None)
+    path = write_config("[dispatch]\ncpus = 2\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert str(caught.value) == f"config file {path}: something is wrong; fix the file or remove it"
+
+
+def test_parser_is_imported_only_to_read_a_file() -> None:
+    code = "import sys, reflow.config; print(sorted({'tomllib', 'tomli'} & set(sys.modules)))"
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
@@ -575,139 +638,3 @@ def test_as_dict_mirrors_the_file() -> None:
     assert data["executor"]["submit_options"]["gpus"] == 2
     assert data["dispatch"] == {"cpus": 2, "time": "1-00:30:00", "mem": "4G"}
     assert Config().as_dict()["config_file"] is None
-
-
-# -- the TOML reader ---------------------------------------------------------
-
-TOML_DOCUMENTS = [
-    "",
-    "# only a comment\n\n",
-    FULL,
-    "a = 1\nb = -1_000\nc = +7\nd = 0\nhex = 0xDEAD_beef\noct = 0o17\nbin = 0b1010\n",
-    "f = 1.5\ng = -0.0\nh = 1e10\ni = 6.626e-34\nj = 1_000.000_1\nk = +inf\nl = -inf\n",
-    "yes = true\nno = false\n",
-    'esc = "quote \\" slash \\\\ \\b\\t\\n\\f\\r \\u00e9 \\U0001F600"\n',
-    "lit = 'C:\\path\\no escapes'\n",
-    'ml = """\nline one\nline two"""\n',
-    'joined = """one \\\n     two \\\n\n   three"""\n',
-    "raw = '''\nkeeps \\n and '' quotes'''\n",
-    'quotes = """ "inner" """\nedge = """x""""\n',
-    'a = [1, 2, 3]\nb = [\n  "x",  # comment\n  "y",\n]\nc = []\nd = [[1, 2], ["a"], []]\n',
-    'mixed = [1, "two", 3.0, { four = 4 }]\n',
-    'it = { x = 1, y = "s", z = { w = [1] } }\nempty = {}\ndotted = { a.b = 1, a.c = 2 }\n',
-    "[t]\nx = 1\n[t.u]\ny = 2\n",
-    "[a.b.c]\nx = 1\n[a]\ny = 2\n",
-    '[ "quoted key" . bare ]\nk = 1\n["dotted.inside"]\nk = 2\n',
-    "a.b.c = 1\na.b.d = 2\na.e = 3\n",
-    '"key with space" = 1\n\'literal key\' = 2\n"" = 3\n1234 = 4\n3.14 = 5\nbare-key_1 = 6\n',
-    "[x]\na.b = 1\n[x.a.c]\nd = 1\n",
-    "[[arr]]\nx = 1\n[[arr]]\nx = 2\n[arr.sub]\ny = 3\n[[arr.list]]\nz = 1\n",
-    "a = 1 # trailing\n  b = 2   \t\n\t[t]   # comment\n",
-    'a = "x"\r\nb = """l1\r\nl2"""\r\n# comment\r\n',
-    'a = "tab\there é ✓"\n',
-]
-
-
-@needs_tomllib
-def test_fallback_parser_matches_tomllib() -> None:
-    # One test over many documents: these run in microseconds, fixtures do not.
-    mismatches = [
-        document
-        for document in TOML_DOCUMENTS
-        if _toml._parse_subset(document) != tomllib.loads(document)
-    ]
-    assert mismatches == []
-
-
-def test_fallback_parser_values() -> None:
-    # Runs on every Python, including 3.10 where tomllib is missing.
-    parsed = _toml._parse_subset(FULL)
-    assert parsed["executor"]["submit_options"] == {
-        "partition": "compute",
-        "account": "my_project",
-        "gpus": 2,
-        "exclusive": True,
-    }
-    assert parsed["dispatch"] == {"cpus": 2, "time": "1-00:30:00", "mem": "4G"}
-    assert _toml._parse_subset("x = nan\n")["x"] != _toml._parse_subset("x = nan\n")["x"]
-    assert _toml._parse_subset("a = [\n 1,\n 2,\n]\nb = { c = 'd' }\n") == {
-        "a": [1, 2],
-        "b": {"c": "d"},
-    }
-
-
-TOML_ERRORS = [
-    "a\n",
-    "a = \n",
-    "x = 1\n\n\nb\n",
-    "a = 1 b = 2\n",
-    'a = "unterminated\n',
-    "a = 01\n",
-    "a = 1__0\n",
-    "a = .5\n",
-    "a = [1 2]\n",
-    "a = [1,\n2,\n",
-    "a = {b = 1,}\n",
-    "a = {b = 1\n}\n",
-    "a = {b = 1, b = 2}\n",
-    "a = 1\na = 2\n",
-    "[t]\nx = 1\n[t]\n",
-    "[t\nx = 1\n",
-    "a = 1\n[a]\n",
-    "a.b = 1\n[a.b]\n",
-    "[a.b]\n[a]\nb.c = 1\n",
-    "a = {b = 1}\n[a]\n",
-    "a = {b = 1}\na.c = 2\n",
-    "a = [1]\n[[a]]\n",
-    "[a]\n[[a]]\n",
-    'a = "\\x41"\n',
-    'a = "\\uD800"\n',
-    'a = """never closed\n\n',
-    "a = truee\n",
-    "x = 1 # \x01 control\n",
-    "= 1\n",
-    "[x]\na = 1\n\n[y]\nz =\n",
-]
-
-
-def _error_of(parse: Callable[[str], object], document: str) -> _toml.TomlError | None:
-    try:
-        parse(document)
-    except _toml.TomlError as exc:
-        assert exc.msg
-        return exc
-    return None
-
-
-@needs_tomllib
-def test_fallback_parser_errors_match_tomllib() -> None:
-    for document in TOML_ERRORS:
-        with pytest.raises(tomllib.TOMLDecodeError):
-            tomllib.loads(document)
-    ours = [_error_of(_toml._parse_subset, document) for document in TOML_ERRORS]
-    theirs = [_error_of(_toml.loads, document) for document in TOML_ERRORS]  # tomllib, converted
-    assert None not in ours and None not in theirs
-    assert [error.lineno for error in ours if error] == [error.lineno for error in theirs if error]
-
-
-@pytest.mark.parametrize(
-    ("document", "line", "message"),
-    [
-        ("a = 1\nb\n", 2, "expected '=' after a key"),
-        ("[dispatch]\ncpus = 1\ncpus = 2\n", 3, "duplicate key 'cpus'"),
-        ("a = [1,\n2,\n\n", 2, "unclosed array"),
-        ("x = 1979-05-27\n", 1, "dates and times are not supported"),
-    ],
-)
-def test_fallback_parser_error_messages(document: str, line: int, message: str) -> None:
-    with pytest.raises(_toml.TomlError) as caught:
-        _toml._parse_subset(document)
-    assert caught.value.lineno == line
-    assert message in caught.value.msg
-    assert str(caught.value) == f"line {line}: {caught.value.msg}"
-
-
-def test_loads_error_at_end_of_document_points_at_last_line() -> None:
-    with pytest.raises(_toml.TomlError) as caught:
-        _toml.loads("a = 1\nb = [1,\n  2,\n\n\n")
-    assert caught.value.lineno == 3

@@ -15,6 +15,7 @@ Empty environment variables count as unset.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 from collections.abc import Mapping
@@ -23,7 +24,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-from reflow._toml import LazyPattern, TomlError, loads
 from reflow.errors import ConfigError
 from reflow.resources import MEM_EXPECTED, TIME_EXPECTED, ResourceError, normal_mem, normal_time
 
@@ -446,12 +446,7 @@ def _apply_file(
     file: Path, text: str, values: dict[str, Any], options: dict[str, SubmitOption]
 ) -> None:
     """Check the file's settings into `values` and `options`."""
-    try:
-        data = loads(text)
-    except TomlError as exc:
-        raise ConfigError(
-            f"config file {file}, line {exc.lineno}: {exc.msg}; fix the file or remove it"
-        ) from None
+    data = _parse(file, text)
     for section, table in data.items():
         if section not in _SECTIONS:
             _warn_unknown(file, text, "", section, isinstance(table, dict))
@@ -486,6 +481,58 @@ def _apply_file(
                 ) from None
 
 
+def _parse(file: Path, text: str) -> dict[str, Any]:
+    """The TOML document `text` of `file`; `ConfigError` naming the line if it is malformed."""
+    # Imported here, not at the top: `import reflow` and a script's --help stay fast.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        try:
+            import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:  # installed without its dependencies
+            raise ConfigError(
+                f"reading the config file {file} on Python 3.10 needs the 'tomli' package: "
+                "pip install 'tomli>=2.0.1' (reflow's one dependency there)"
+            ) from None
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, msg = _syntax_error(exc, text)
+        where = f"config file {file}, line {line}" if line else f"config file {file}"
+        raise ConfigError(f"{where}: {msg}; fix the file or remove it") from None
+    return data
+
+
+def _syntax_error(exc: ValueError, text: str) -> tuple[int | None, str]:
+    """The line (1-based, None if unknown) and the message of a `TOMLDecodeError`.
+
+    Python 3.14's tomllib and tomli 2.1+ give `.msg`, `.pos` and `.lineno`;
+    before, the position is only at the end of the message: "(at line N,
+    column M)" or "(at end of document)".  An error at the end of the document
+    points at its last non-blank line, where the unfinished statement is.
+    """
+    msg, pos, lineno = (getattr(exc, name, None) for name in ("msg", "pos", "lineno"))
+    if isinstance(msg, str) and isinstance(lineno, int):
+        if isinstance(pos, int) and pos >= len(text):
+            lineno = _last_line(text)
+        return lineno, _lower_first(msg)
+    found = re.fullmatch(r"(.*) \(at line (\d+), column \d+\)", str(exc), re.DOTALL)
+    if found:
+        return int(found[2]), _lower_first(found[1])
+    found = re.fullmatch(r"(.*) \(at end of document\)", str(exc), re.DOTALL)
+    if found:
+        return _last_line(text), _lower_first(found[1])
+    return None, _lower_first(str(exc))
+
+
+def _last_line(text: str) -> int:
+    return text.count("\n", 0, len(text.rstrip())) + 1
+
+
+def _lower_first(msg: str) -> str:
+    return msg[:1].lower() + msg[1:]
+
+
 def _apply_env(
     environ: Mapping[str, str], values: dict[str, Any], options: dict[str, SubmitOption]
 ) -> None:
@@ -514,8 +561,10 @@ def _where(file: Path, text: str, dotted: str) -> str:
     return f"config file {file}, line {line}" if line else f"config file {file}"
 
 
-_HEADER = LazyPattern(r"\s*\[\s*([^\[\]]+?)\s*\]")
-_ASSIGNMENT = LazyPattern(r"\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
+# Patterns, not compiled ones: `re` compiles (and caches) them on first use,
+# on the error and warning paths only, so importing this module stays cheap.
+_HEADER = r"\s*\[\s*([^\[\]]+?)\s*\]"
+_ASSIGNMENT = r"\s*([A-Za-z0-9_\-.\"' ]+?)\s*="
 
 
 def _normalise_key(key: str) -> str:
@@ -526,13 +575,13 @@ def _line_of(text: str, dotted: str) -> int | None:
     """The line that sets `dotted` (or opens it as a table), found by a plain scan."""
     table = ""
     for lineno, line in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(line)
+        header = re.match(_HEADER, line)
         if header:
             table = _normalise_key(header[1])
             if table == dotted:
                 return lineno
             continue
-        assignment = _ASSIGNMENT.match(line)
+        assignment = re.match(_ASSIGNMENT, line)
         if assignment:
             name = _normalise_key(assignment[1])
             if (f"{table}.{name}" if table else name) == dotted:
