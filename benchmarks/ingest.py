@@ -49,9 +49,9 @@ from reflow import Result, Workflow
 from reflow import dispatch as dispatch_module
 from reflow.dispatch import dispatch_pass
 from reflow.executors.base import Executor, JobResources, JobState, JobStatus
+from reflow.instances import execute
 from reflow.results import read_element, run_files, write_result
 from reflow.stores.sqlite import SqliteStore
-from reflow.worker import execute
 
 TARGET_SECONDS = {50_000: 2.0}
 TARGET_GROWTH = 12.0

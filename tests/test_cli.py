@@ -32,8 +32,8 @@ import pytest
 
 import reflow
 from reflow.cli import main
+from reflow.runner import task_rows
 from reflow.stores.sqlite import SqliteStore
-from reflow.workflow import task_rows
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

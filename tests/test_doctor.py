@@ -13,10 +13,11 @@ import pytest
 
 from reflow import Result, Run, RunState, Workflow
 from reflow.cli import main
+from reflow.instances import Outcome
+from reflow.owner import FOREGROUND, current_owner
 from reflow.results import write_result
+from reflow.runner import task_rows
 from reflow.stores.sqlite import SCHEMA_VERSION, SqliteStore
-from reflow.worker import Outcome
-from reflow.workflow import FOREGROUND, current_owner, task_rows
 
 
 def _doctor(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:

@@ -19,6 +19,7 @@ from reflow import Result, Workflow, codec
 from reflow import dispatch as dispatch_module
 from reflow.dispatch import dispatch_pass
 from reflow.executors.base import Executor, JobResources, JobState, JobStatus
+from reflow.instances import Outcome, Work, execute, failure
 from reflow.results import (
     read_element,
     read_results,
@@ -28,7 +29,6 @@ from reflow.results import (
 )
 from reflow.run import Run
 from reflow.stores.sqlite import SqliteStore
-from reflow.worker import Outcome, Work, execute, failure
 
 wf = Workflow("ingest")
 

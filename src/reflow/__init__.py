@@ -15,14 +15,13 @@ TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: `import reflow` does not im
 if TYPE_CHECKING:
     from typing import Any
 
+    from ._version import __version__
     from .errors import ReflowError
     from .flow import Flow
     from .params import Param, Result, RunDir
     from .run import Run
     from .states import RunState, TaskState
     from .workflow import Workflow
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Flow",
@@ -48,6 +47,7 @@ _LAZY = {
     "RunState": "states",
     "TaskState": "states",
     "Workflow": "workflow",
+    "__version__": "_version",
 }
 
 

@@ -23,9 +23,8 @@ if TYPE_CHECKING:
     from .config import Config
     from .engine import Engine
     from .run import Run
-    from .stores.sqlite import SqliteStore
-    from .wiring import Graph, ParamSpec
-    from .workflow import Workflow
+    from .stores import Store
+    from .wiring import Graph, ParamSpec, Pipeline
 
 __all__ = ["main", "workflow_cli"]
 
@@ -45,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _version() -> str:
-    from . import __version__
+    from ._version import __version__
 
     return f"reflow {__version__}"
 
@@ -257,7 +256,7 @@ def _param_options(p: argparse.ArgumentParser, graph: Graph | None) -> list[str]
 
 
 def _script_parser(
-    wf: Workflow, graph: Graph | None, broken: str | None, cfg_run_dir: Path | None
+    wf: Pipeline, graph: Graph | None, broken: str | None, cfg_run_dir: Path | None
 ) -> tuple[_Parser, str | None]:
     """The pipeline script's parser, and why `run` cannot work (a flag clash), if so."""
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else wf.name
@@ -366,7 +365,7 @@ def _console_parser() -> _Parser:
 def _cmd_doctor(ns: argparse.Namespace, cfg: Config) -> int:
     from .doctor import check_store
 
-    path = Path(getattr(ns, "store_path", None) or cfg.resolved_store_path()).expanduser()
+    path = _store_location(ns, cfg)
     report = check_store(path, fix=ns.fix)
     print(f"store {path}")
     for line in report.lines:
@@ -408,14 +407,17 @@ def _config() -> Config:
     return cfg
 
 
-def _store(ns: argparse.Namespace, cfg: Config) -> SqliteStore:
+def _store(ns: argparse.Namespace, cfg: Config) -> Store:
     """--store-path, else the configuration's store (REFLOW_STORE_PATH > file > default)."""
-    from .stores.sqlite import SqliteStore
+    from .stores import open_store
 
-    path = getattr(ns, "store_path", None)
-    if path:
-        return SqliteStore(path)
-    return SqliteStore(cfg.resolved_store_path())
+    return open_store(_store_location(ns, cfg))
+
+
+def _store_location(ns: argparse.Namespace, cfg: Config) -> str:
+    """Where the store is: --store-path, else the configuration's, as a path or URL."""
+    given = getattr(ns, "store_path", None)
+    return str(Path(given).expanduser()) if given else str(cfg.resolved_store_path())
 
 
 class _Progress:
@@ -492,21 +494,25 @@ def _summary_line(run: Run, seconds: float, before: _Snapshot | None = None) -> 
     return line
 
 
-def _cmd_submit(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
+def _cmd_submit(wf: Pipeline, ns: argparse.Namespace, cfg: Config) -> int:
+    from .run import Run
+    from .runner import submit
+
     if not ns.run_dir:
         raise ValidationError("submit needs --run-dir DIR (or [defaults] run_dir in the config)")
-    if wf._config is None:
-        wf._config = cfg
-    run = wf.submit(
+    run_id, store, dry = submit(
+        wf,
         ns.run_dir,
         executor=ns.executor or cfg.mode,
         store=_store(ns, cfg),
+        config=cfg,
         force=ns.force,
         force_tasks=ns.force_tasks,
         verify=ns.verify,
-        **_params_from(ns),
+        params=_params_from(ns),
     )
-    if run.dry_run:
+    run = Run(run_id, store, workflow=wf)
+    if dry:
         print("dry run: nothing was submitted and nothing was recorded")
         return EXIT_OK
     info = run.info()
@@ -528,16 +534,21 @@ def _cmd_submit(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK if state == "SUCCESS" else EXIT_FAILED
 
 
-def _cmd_run(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
+def _cmd_run(wf: Pipeline, ns: argparse.Namespace, cfg: Config) -> int:
+    from .run import Run
+    from .runner import start_local
+
     if not ns.run_dir:
         raise ValidationError("run needs --run-dir DIR (or [defaults] run_dir in the config)")
     progress = _Progress(sys.stderr.isatty())
     started = time.monotonic()
     run_ids: list[str] = []
     try:
-        run = wf._run_local(
+        run_id, store = start_local(
+            wf,
             ns.run_dir,
             store=_store(ns, cfg),
+            config=cfg,
             force=ns.force,
             force_tasks=ns.force_tasks,
             verify=ns.verify,
@@ -556,12 +567,14 @@ def _cmd_run(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
             )
         return EXIT_INTERRUPTED
     progress.clear()
+    run = Run(run_id, store, workflow=wf)
     print(_summary_line(run, time.monotonic() - started))
     return EXIT_OK if run.state.value == "SUCCESS" else EXIT_FAILED
 
 
-def _cmd_retry(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
+def _cmd_retry(wf: Pipeline, ns: argparse.Namespace, cfg: Config) -> int:
     from .run import Run
+    from .runner import resume
 
     store = _store(ns, cfg)
     run = Run(ns.run_id, store, workflow=wf)
@@ -570,9 +583,8 @@ def _cmd_retry(wf: Workflow, ns: argparse.Namespace, cfg: Config) -> int:
     progress = _Progress(sys.stderr.isatty())
     started = time.monotonic()
     try:
-        reset = wf._resume(
-            run, tasks=None if ns.task is None else [ns.task], verify=True, progress=progress
-        )
+        tasks = None if ns.task is None else [ns.task]
+        reset = resume(wf, run.run_id, store, tasks=tasks, verify=True, progress=progress)
     except KeyboardInterrupt:
         progress.clear()
         print(
@@ -646,7 +658,9 @@ def _cmd_runs(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> in
         return EXIT_OK
     if not rows:
         print(
-            "no runs" + (f" of workflow '{graph_name}'" if graph_name else "") + f" in {store.path}"
+            "no runs"
+            + (f" of workflow '{graph_name}'" if graph_name else "")
+            + f" in {store.location}"
         )
         return EXIT_OK
     w = max(len(r["run_id"]) for r in rows)
@@ -716,8 +730,14 @@ def _try_config() -> tuple[Config | None, ConfigError | None]:
         return None, exc
 
 
-def workflow_cli(wf: Workflow, argv: Sequence[str] | None = None) -> int:
-    """The command line of a pipeline script (what `wf.cli()` runs)."""
+def workflow_cli(
+    wf: Pipeline, argv: Sequence[str] | None = None, *, config: Config | None = None
+) -> int:
+    """The command line of a pipeline script (what `wf.cli()` runs).
+
+    `config` is the workflow's own configuration, if it was given one: `submit`
+    uses it instead of the one the command line loads.
+    """
     graph: Graph | None = None
     broken: str | None = None
     try:
@@ -743,7 +763,7 @@ def workflow_cli(wf: Workflow, argv: Sequence[str] | None = None) -> int:
         if ns.command == "run":
             return _cmd_run(wf, ns, cfg)
         if ns.command == "submit":
-            return _cmd_submit(wf, ns, cfg)
+            return _cmd_submit(wf, ns, config or cfg)
         if ns.command == "retry":
             return _cmd_retry(wf, ns, cfg)
         if ns.command == "dag":
@@ -756,8 +776,10 @@ def workflow_cli(wf: Workflow, argv: Sequence[str] | None = None) -> int:
 
 
 def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> int:
-    path = Path(getattr(ns, "store_path", None) or cfg.resolved_store_path()).expanduser()
-    if not path.exists():  # looking must not create a store (a mistyped --store-path)
+    from .stores import store_exists
+
+    path = _store_location(ns, cfg)
+    if not store_exists(path):  # looking must not create a store (a mistyped --store-path)
         if ns.command == "runs":
             print(f"no runs: there is no store at {path} yet")
             return EXIT_OK

@@ -24,6 +24,7 @@ from .engine import Engine, fewer_collections
 from .errors import ReflowError, ValidationError
 from .executors._common import signal_name
 from .executors.base import Executor, JobResources, JobState, JobStatus, merge_options
+from .instances import Outcome, Work
 from .results import (
     Stamp,
     log_paths,
@@ -33,13 +34,12 @@ from .results import (
     write_wave,
 )
 from .states import RunState
-from .wiring import Mode
-from .worker import Outcome, Work
+from .wiring import Mode, resolve_params
 
 if TYPE_CHECKING:
     from .config import Config
-    from .stores.sqlite import SqliteStore
-    from .workflow import Workflow
+    from .stores import Store
+    from .wiring import Pipeline
 
 __all__ = ["DispatchResult", "dispatch_pass", "make_executor"]
 
@@ -137,7 +137,7 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 
 def _ingest(
-    store: SqliteStore, run_id: str, run_dir: Path, recorded: dict[str, Stamp] | None = None
+    store: Store, run_id: str, run_dir: Path, recorded: dict[str, Stamp] | None = None
 ) -> int:
     """Record every new result file of the run in one transaction.
 
@@ -221,7 +221,7 @@ def _failure_text(
 
 
 def _reconcile(
-    store: SqliteStore,
+    store: Store,
     run_id: str,
     run_dir: Path,
     executor: Executor,
@@ -288,7 +288,7 @@ def _reconcile(
 
 
 def _resources(
-    wf: Workflow,
+    wf: Pipeline,
     task: str,
     count: int,
     config_options: Mapping[str, Any],
@@ -359,8 +359,8 @@ def _pass_lock(run_dir: Path, run_id: str, wait: float) -> Iterator[None]:
 
 
 def dispatch_pass(
-    wf: Workflow,
-    store: SqliteStore,
+    wf: Pipeline,
+    store: Store,
     run_id: str,
     executor: Executor,
     *,
@@ -396,8 +396,8 @@ def dispatch_pass(
 
 
 def _one_pass(
-    wf: Workflow,
-    store: SqliteStore,
+    wf: Pipeline,
+    store: Store,
     run_id: str,
     executor: Executor,
     *,
@@ -415,8 +415,6 @@ def _one_pass(
     options: dict[str, Any] = info["options"] if isinstance(info["options"], dict) else {}
     run_dir = Path(info["run_dir"])
     graph = wf.validate()
-    from .workflow import resolve_params
-
     params = resolve_params(graph, info["params"] if isinstance(info["params"], dict) else {})
     result.ingested = _ingest(store, run_id, run_dir, recorded)
     failed, live = _reconcile(
@@ -484,8 +482,8 @@ class _Submitter:
 
     def __init__(
         self,
-        wf: Workflow,
-        store: SqliteStore,
+        wf: Pipeline,
+        store: Store,
         run_id: str,
         executor: Executor,
         config: Config,
@@ -576,7 +574,7 @@ class _Submitter:
             "--run-id",
             self.run_id,
             "--store",
-            str(self.store.path),
+            self.store.location,
             "--origin",
             self.origin,
             "--workflow",
@@ -666,7 +664,7 @@ def _submit_ahead(
                 shared[a.name] = sub.run_dir
         works = [Work(name, i, 1, dict(shared)) for i in indices]
         deferred = {
-            "store": str(sub.store.path),
+            "store": sub.store.location,
             "upstream": {d: sorted(known[d].items()) for d in spec.upstream},
             "no_cache": bool(options.get("force")) or name in forced or not spec.cache,
             "verify": bool(options.get("verify")),
@@ -702,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .config import load_config
     from .loader import load_workflow
-    from .stores.sqlite import SqliteStore
+    from .stores import open_store
 
     parser = argparse.ArgumentParser(prog="python -m reflow dispatch")
     parser.add_argument("--run-id", required=True)
@@ -712,7 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--after", default="", help="the jobs this pass was chained behind")
     ns = parser.parse_args(argv)
     config = load_config()
-    store = SqliteStore(ns.store)
+    store = open_store(ns.store)
     info = store.get_run(ns.run_id)
     if info["status"] != RunState.RUNNING.value:
         print(f"reflow: run {ns.run_id} is {info['status']}; nothing to do")

@@ -9,11 +9,13 @@ whose driver died as FAILED (their unfinished instances CANCELLED, so
 
 from __future__ import annotations
 
-import sqlite3
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import StoreError
+from .owner import FOREGROUND, owner_alive
+from .results import read_results
+from .stores import Store, open_store
 
 __all__ = ["Report", "check_store"]
 
@@ -36,86 +38,19 @@ class Report:
         self.lines.append(f"fixed: {text}")
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
-    if not path.exists():
-        raise StoreError(f"there is no store at {path}: check --store-path or REFLOW_STORE_PATH")
-    try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=30)
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(
-            f"{path} is not a readable SQLite database ({exc}); it was left untouched"
-        ) from None
-    return conn
+_UNFINISHED = ("SUBMITTED", "RUNNING", "PENDING")
 
 
-def check_store(path: Path, *, fix: bool = False) -> Report:
+def check_store(path: str | os.PathLike[str], *, fix: bool = False) -> Report:
     """Check the store at `path`; with `fix`, repair what can be repaired safely."""
-    from .stores.sqlite import SCHEMA_VERSION, SqliteStore
-    from .workflow import FOREGROUND, owner_alive
-
     report = Report()
-    conn = _read_only(path)
+    view = open_store(path, read_only=True)  # nothing is created or migrated by looking
     try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "meta" not in tables:
-            report.problem(f"{path} is an SQLite file but not a reflow store (no 'meta' table)")
-            return report
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            report.problem(
-                f"schema version {version} is newer than this reflow understands "
-                f"({SCHEMA_VERSION}): upgrade reflow"
-            )
-            return report
-        note = (
-            "" if version == SCHEMA_VERSION else f" (older: {version}; the next write migrates it)"
-        )
-        report.ok(f"schema version {version}{note}")
-        problems = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
-        if problems == ["ok"]:
-            report.ok("SQLite integrity check")
-        else:
-            for p in problems:
-                report.problem(f"SQLite integrity: {p}")
-            return report
-        runs, instances = conn.execute(
-            "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM instances)"
-        ).fetchone()
-        report.ok(f"{runs} run{'s' if runs != 1 else ''}, {instances} instance rows")
-        empty = conn.execute(
-            "SELECT COUNT(*) FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
-            "WHERE i.state = 'SUCCESS' AND COALESCE(i.output, s.output) IS NULL"
-        ).fetchone()[0]
-        if empty:
-            report.problem(f"{empty} SUCCESS instances have lost their output")
-        else:
-            report.ok("every SUCCESS instance has its output")
-        stalled = []
-        for run_id, executor, host, pid, start, dispatcher in conn.execute(
-            "SELECT run_id, executor, owner_host, owner_pid, owner_start, dispatcher FROM runs "
-            "WHERE status = 'RUNNING' ORDER BY created_at"
-        ):
-            if executor == FOREGROUND:
-                if pid is None or not owner_alive(host, pid, start):
-                    who = f"pid {pid} on {host}" if pid is not None else "no process"
-                    stalled.append((run_id, f"its driver ({who}) is gone"))
-            elif not dispatcher:
-                stalled.append((run_id, "no dispatcher job is queued for it"))
-        for run_id, why in stalled:
-            report.problem(f"run {run_id} is RUNNING but {why}; 'retry {run_id}' resumes it")
-        if not stalled:
-            report.ok("no run is left RUNNING without a driver")
-        leftovers = _leftover_results(conn)
-        for p in leftovers:
-            report.problem(f"result file nobody will ingest: {p}")
-        if not leftovers:
-            report.ok("no orphaned result files")
+        stalled, leftovers = _check(view, report)
     finally:
-        conn.close()
+        view.close()
     if fix and (stalled or leftovers):
-        store = SqliteStore(path)
+        store = open_store(path)
         for run_id, _ in stalled:
             n = store.cancel_instances(run_id, None, "interrupted: its driver died (reflow doctor)")
             store.set_dispatcher(run_id, None)
@@ -131,27 +66,70 @@ def check_store(path: Path, *, fix: bool = False) -> Report:
     return report
 
 
-def _leftover_results(conn: sqlite3.Connection) -> list[Path]:
-    """Result files of finished instances, or of runs the store does not know."""
-    from .results import read_results
+def _check(view: Store, report: Report) -> tuple[list[tuple[str, str]], list[Path]]:
+    """Report on the store; return the runs left without a driver and the leftover files."""
+    health = view.check_health()
+    version, supported = health.schema_version, health.supported_version
+    if version == 0 and health.problems:
+        report.problem(health.problems[0])
+        return [], []
+    if version > supported:
+        report.problem(
+            f"schema version {version} is newer than this reflow understands "
+            f"({supported}): upgrade reflow"
+        )
+        return [], []
+    note = "" if version == supported else f" (older: {version}; the next write migrates it)"
+    report.ok(f"schema version {version}{note}")
+    if health.problems:
+        for p in health.problems:
+            report.problem(p)
+        return [], []
+    report.ok("SQLite integrity check")
+    runs, instances = health.runs, health.instances
+    report.ok(f"{runs} run{'s' if runs != 1 else ''}, {instances} instance rows")
+    if health.lost_outputs:
+        report.problem(f"{health.lost_outputs} SUCCESS instances have lost their output")
+    else:
+        report.ok("every SUCCESS instance has its output")
+    stalled = []
+    for listed in reversed(view.list_runs(status="RUNNING")):  # oldest first
+        info = view.get_run(listed["run_id"])
+        run_id, pid, host = info["run_id"], info["owner_pid"], info["owner_host"]
+        if info["executor"] == FOREGROUND:
+            if pid is None or not owner_alive(host, pid, info["owner_start"]):
+                who = f"pid {pid} on {host}" if pid is not None else "no process"
+                stalled.append((run_id, f"its driver ({who}) is gone"))
+        elif not info["dispatcher"]:
+            stalled.append((run_id, "no dispatcher job is queued for it"))
+    for run_id, why in stalled:
+        report.problem(f"run {run_id} is RUNNING but {why}; 'retry {run_id}' resumes it")
+    if not stalled:
+        report.ok("no run is left RUNNING without a driver")
+    leftovers = _leftover_results(view)
+    for leftover in leftovers:
+        report.problem(f"result file nobody will ingest: {leftover}")
+    if not leftovers:
+        report.ok("no orphaned result files")
+    return stalled, leftovers
 
+
+def _leftover_results(view: Store) -> list[Path]:
+    """Result files of finished instances, or of runs the store does not know."""
     leftovers: list[Path] = []
     seen_dirs: set[Path] = set()
-    known = {r[0]: Path(r[1]) for r in conn.execute("SELECT run_id, run_dir FROM runs")}
+    known = {r["run_id"]: Path(r["run_dir"]) for r in reversed(view.list_runs())}
     for run_id, run_dir in known.items():
-        base = run_dir / "results"
-        seen_dirs.add(base)
-        for path, item in read_results(run_dir, run_id):
-            if isinstance(item, str):
-                leftovers.append(path)
-                continue
-            row = conn.execute(
-                "SELECT state FROM instances WHERE run_id = ? AND task_name = ? "
-                "AND array_index = ? AND attempt = ?",
-                (run_id, item.task, item.index, item.attempt),
-            ).fetchone()
-            if row is None or row[0] not in ("SUBMITTED", "RUNNING", "PENDING"):
-                leftovers.append(path)
+        seen_dirs.add(run_dir / "results")
+        found = list(read_results(run_dir, run_id))
+        keys = [(i.task, i.index, i.attempt) for _, i in found if not isinstance(i, str)]
+        states = view.instance_states(run_id, keys)
+        for p, item in found:
+            if (
+                isinstance(item, str)
+                or states.get((item.task, item.index, item.attempt)) not in _UNFINISHED
+            ):
+                leftovers.append(p)
     for base in seen_dirs:
         if base.is_dir():
             for sub in base.iterdir():

@@ -23,11 +23,11 @@ from . import codec
 from .errors import DecodeError
 from .identity import identity_template, returns_paths, template_maker, verify_output
 from .inputs import Feed, InputError, per_item, whole
+from .instances import NO_VALUE, Outcome, Work
 from .params import MISSING
 from .states import RunState
-from .stores.sqlite import InstanceRow, NewInstance, SqliteStore
+from .stores import InstanceRow, NewInstance, Store
 from .wiring import Graph, Mode
-from .worker import NO_VALUE, Outcome, Work
 
 __all__ = ["Engine", "fewer_collections"]
 
@@ -114,7 +114,7 @@ class Engine:
     def __init__(
         self,
         graph: Graph,
-        store: SqliteStore,
+        store: Store,
         run_id: str,
         *,
         params: Mapping[str, Any],

@@ -5,19 +5,19 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import typing
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ReflowError
-
-if TYPE_CHECKING:
-    from .workflow import Workflow
+from .flow import Flow
+from .wiring import Pipeline
 
 __all__ = ["load_workflow", "workflow_origin"]
 
 
-def workflow_origin(wf: Workflow) -> dict[str, str]:
+def workflow_origin(wf: Pipeline) -> dict[str, str]:
     """Where a job can import `wf` from: {"script": path} or {"module": name}."""
     modules = {getattr(t.func, "__module__", None) for t in wf.tasks.values()}
     module = next(iter(modules)) if len(modules) == 1 else None
@@ -54,10 +54,18 @@ def _load_script(path: str) -> ModuleType:
     return module
 
 
-def load_workflow(origin: dict[str, Any], name: str) -> Workflow:
-    """Import the script or module in `origin` and return its workflow called `name`."""
-    from .workflow import Workflow
+def _is_workflow(value: object, name: str) -> bool:
+    """A workflow called `name`: a Flow that can also be validated and run (a Pipeline)."""
+    # looked up on the type: reading `config` on the instance would load the configuration
+    return (
+        isinstance(value, Flow)
+        and value.name == name
+        and callable(getattr(type(value), "validate", None))
+    )
 
+
+def load_workflow(origin: dict[str, Any], name: str) -> Pipeline:
+    """Import the script or module in `origin` and return its workflow called `name`."""
     if "script" in origin:
         module = _load_script(str(origin["script"]))
     elif "module" in origin:
@@ -66,10 +74,10 @@ def load_workflow(origin: dict[str, Any], name: str) -> Workflow:
         module = importlib.import_module(str(origin["module"]))
     else:
         raise ReflowError("the run does not record where its workflow is defined")
-    found = [v for v in vars(module).values() if isinstance(v, Workflow) and v.name == name]
+    found = [v for v in vars(module).values() if _is_workflow(v, name)]
     if not found:
         raise ReflowError(
             f"{origin.get('script') or origin.get('module')} defines no workflow named "
             f"'{name}' at module level"
         )
-    return found[0]
+    return typing.cast(Pipeline, found[0])

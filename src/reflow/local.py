@@ -25,9 +25,9 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .engine import Engine, fewer_collections
+from .instances import Outcome, Work, execute, failure
 from .states import RunState
-from .stores.sqlite import SqliteStore
-from .worker import Outcome, Work, execute, failure
+from .stores import Store
 
 __all__ = ["drive"]
 
@@ -84,7 +84,7 @@ def _func(engine: Engine, task: str) -> Callable[..., Any]:
     return engine.graph.tasks[task].func
 
 
-def _hold_for(store: SqliteStore) -> float:
+def _hold_for(store: Store) -> float:
     """How long a driver keeps its writes in one transaction before it commits them.
 
     `_GROUP_SECONDS`, or longer when commits take long: in a big run each commit

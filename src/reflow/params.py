@@ -11,12 +11,14 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal, Union
 
 from .errors import ValidationError
 
-__all__ = ["MISSING", "ArgSpec", "Param", "Result", "RunDir", "read_signature"]
+__all__ = [
+    "MISSING", "ArgSpec", "Param", "Result", "RunDir", "coerce_param", "read_signature",
+]  # fmt: skip
 
 
 class _Missing:
@@ -256,3 +258,65 @@ def type_name(annotation: Any) -> str:
         return annotation.__name__
     text = repr(annotation)
     return text.replace("typing.", "").replace("pathlib.", "")
+
+
+# ---------------------------------------------------------------------- values
+
+
+def coerce_param(key: str, annotation: Any, value: Any) -> Any:
+    """Check `value` against a parameter's type; convert str -> Path and int -> float.
+
+    A value of the wrong type is a ValidationError naming the parameter `key`.
+    """
+    try:
+        return _coerce(annotation, value)
+    except _Mismatch:
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        raise ValidationError(
+            f"parameter '{key}' expects {type_name(annotation)}, got {type(value).__name__} {shown}"
+        ) from None
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _coerce(t: Any, v: Any) -> Any:
+    if t is Any:
+        return v
+    inner = optional_inner(t)
+    if inner is not None:
+        return None if v is None else _coerce(inner, v)
+    origin = typing.get_origin(t)
+    if origin is Literal:
+        if v in typing.get_args(t) and not (isinstance(v, bool) and True not in typing.get_args(t)):
+            return v
+        raise _Mismatch
+    if t is list or origin in (list, typing.Sequence):
+        if not isinstance(v, (list, tuple)):
+            raise _Mismatch
+        args = typing.get_args(t)
+        return [_coerce(args[0], x) for x in v] if args else list(v)
+    if t is bool:
+        if isinstance(v, bool):
+            return v
+        raise _Mismatch
+    if t is int:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+        raise _Mismatch
+    if t is float:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        raise _Mismatch
+    if t is str:
+        if isinstance(v, str):
+            return v
+        raise _Mismatch
+    if isinstance(t, type) and issubclass(t, PurePath):
+        if isinstance(v, (str, PurePath)):
+            return Path(v)
+        raise _Mismatch
+    return v

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from . import codec
 from .identity import compute_identity, returns_paths, verify_output
 from .inputs import InputError, per_item, whole
+from .instances import Outcome, Work, execute, failure
 from .results import result_path
 from .wiring import Mode
-from .worker import Outcome, Work, execute, failure
 
 if TYPE_CHECKING:
-    from .stores.sqlite import SqliteStore
-    from .workflow import Workflow
+    from .stores import Store
+    from .wiring import Pipeline
 
 __all__ = ["FileUpstream", "run_deferred"]
 
@@ -38,7 +38,7 @@ class FileUpstream:
     """Upstream outputs from result files, falling back to the store (read only)."""
 
     def __init__(
-        self, run_dir: Path, run_id: str, store: SqliteStore, attempts: dict[str, dict[int, int]]
+        self, run_dir: Path, run_id: str, store: Store, attempts: dict[str, dict[int, int]]
     ) -> None:
         self.run_dir = run_dir
         self.run_id = run_id
@@ -100,7 +100,7 @@ class FileUpstream:
         return codec.loads(self.text(task, index))
 
 
-def _blocked(wf: Workflow, task: str, index: int, up: FileUpstream) -> str | None:
+def _blocked(wf: Pipeline, task: str, index: int, up: FileUpstream) -> str | None:
     """Why the instance cannot run (an upstream it needs did not succeed), or None."""
     graph = wf.validate()
     spec = graph.tasks[task]
@@ -117,10 +117,10 @@ def _blocked(wf: Workflow, task: str, index: int, up: FileUpstream) -> str | Non
 
 
 def run_deferred(
-    wf: Workflow, work: Work, deferred: dict[str, Any], run_dir: Path, run_id: str
+    wf: Pipeline, work: Work, deferred: dict[str, Any], run_dir: Path, run_id: str
 ) -> Outcome:
     """Resolve the inputs of one instance submitted ahead, then reuse or run it."""
-    from .stores.sqlite import SqliteStore
+    from .stores import open_store
 
     graph = wf.validate()
     spec = graph.tasks[work.task]
@@ -128,7 +128,7 @@ def run_deferred(
     attempts = {
         t: {int(i): int(a) for i, a in rows} for t, rows in dict(deferred["upstream"]).items()
     }
-    store = SqliteStore(str(deferred["store"]))
+    store = open_store(str(deferred["store"]))
     up = FileUpstream(run_dir, run_id, store, attempts)
     why = _blocked(wf, work.task, work.index, up)
     if why is not None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from . import codec
 from .errors import ReflowError
-from .worker import Outcome, Work
+from .instances import Outcome, Work
 
 __all__ = [
     "RESULT_FORMAT",

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import ReflowError, ValidationError
+from .owner import FOREGROUND
 from .states import RunState
 
 if TYPE_CHECKING:  # the store loads when a Run is made from one, not with `import reflow`
-    from .stores.sqlite import SqliteStore
-    from .workflow import Workflow
+    from .stores import Store
+    from .wiring import Pipeline
 
 __all__ = ["Run"]
 
@@ -19,7 +20,7 @@ __all__ = ["Run"]
 class Run:
     """One run of a workflow, as recorded in the store."""
 
-    def __init__(self, run_id: str, store: SqliteStore, workflow: Workflow | None = None) -> None:
+    def __init__(self, run_id: str, store: Store, workflow: Pipeline | None = None) -> None:
         self.run_id = run_id
         self.store = store
         self.workflow = workflow
@@ -66,7 +67,7 @@ class Run:
         info = self.info()
         if task is not None:
             _check_task(self.store, self.run_id, task)
-        if info["executor"] != "foreground" and info["status"] == RunState.RUNNING.value:
+        if info["executor"] != FOREGROUND and info["status"] == RunState.RUNNING.value:
             self._cancel_jobs(info, task)
         n = self.store.cancel_instances(self.run_id, task, "cancelled by the user")
         if task is None and info["status"] == RunState.RUNNING.value:
@@ -104,8 +105,11 @@ class Run:
                 f"retrying run '{self.run_id}' needs its workflow: use the pipeline script "
                 f"('python pipeline.py retry {self.run_id}') or Run(..., workflow=wf)"
             )
+        from .runner import resume
+
         self._info = None
-        return self.workflow._resume(self, tasks=None if task is None else [task], verify=verify)
+        tasks = None if task is None else [task]
+        return resume(self.workflow, self.run_id, self.store, tasks=tasks, verify=verify)
 
     def output(self, task: str) -> Any:
         """The output of singleton task `task`."""
@@ -116,7 +120,7 @@ class Run:
         return self.store.get_array_outputs(self.run_id, task)
 
 
-def _check_task(store: SqliteStore, run_id: str, task: str) -> None:
+def _check_task(store: Store, run_id: str, task: str) -> None:
     _check_task_in([n for n, _, _ in store.task_specs(run_id)], run_id, task)
 
 
@@ -141,7 +145,7 @@ def _check_task_in(names: list[str], run_id: str, task: str) -> None:
 PROBLEM_STATES = ("FAILED", "CANCELLED", "SKIPPED")
 
 
-def status_dict(store: SqliteStore, run_id: str, task: str | None = None) -> dict[str, Any]:
+def status_dict(store: Store, run_id: str, task: str | None = None) -> dict[str, Any]:
     """The status of a run as plain data, every instance included (see `Run.status`)."""
     head = _status_head(store, run_id, task)
     instances = store.instances(run_id, task=task)
@@ -152,7 +156,7 @@ def status_dict(store: SqliteStore, run_id: str, task: str | None = None) -> dic
     )
 
 
-def status_overview(store: SqliteStore, run_id: str, task: str | None = None) -> dict[str, Any]:
+def status_overview(store: Store, run_id: str, task: str | None = None) -> dict[str, Any]:
     """What `status` shows: `status_dict` without the `instances` list.
 
     Counts come from one aggregate query; only the failed, cancelled and
@@ -170,7 +174,7 @@ def status_overview(store: SqliteStore, run_id: str, task: str | None = None) ->
     return head.doc(failed_instances=failed)
 
 
-def write_status_json(store: SqliteStore, run_id: str, task: str | None, out: TextIO) -> None:
+def write_status_json(store: Store, run_id: str, task: str | None, out: TextIO) -> None:
     """Write `status_dict` as JSON (`status --json`), streaming the instance lists.
 
     The instances are written one compact object a line; the rest is indented.
@@ -221,7 +225,7 @@ class _Head:
         }
 
 
-def _status_head(store: SqliteStore, run_id: str, task: str | None) -> _Head:
+def _status_head(store: Store, run_id: str, task: str | None) -> _Head:
     info = store.get_run(run_id)
     order = [n for n, _, _ in store.task_specs(run_id)]
     if task is not None:
@@ -259,7 +263,7 @@ def _show_live(instances: list[dict[str, Any]], live: dict[str, Any]) -> None:
 
 
 def _liveness(
-    store: SqliteStore, info: dict[str, Any], task: str | None, counts: dict[str, dict[str, int]]
+    store: Store, info: dict[str, Any], task: str | None, counts: dict[str, dict[str, int]]
 ) -> tuple[list[str], dict[str, Any]]:
     """Why a RUNNING run may not be moving, and live job states from one scheduler query.
 
@@ -267,8 +271,8 @@ def _liveness(
     is updated: instances whose jobs the scheduler reports running count as RUNNING.
     """
     run_id = info["run_id"]
-    if info["executor"] == "foreground":
-        from .workflow import owner_alive
+    if info["executor"] == FOREGROUND:
+        from .owner import owner_alive
 
         if info["owner_pid"] is not None and not owner_alive(
             info["owner_host"], info["owner_pid"], info["owner_start"]
@@ -323,7 +327,7 @@ def _liveness(
 
 def _write_instances(
     out: TextIO,
-    store: SqliteStore,
+    store: Store,
     run_id: str,
     task: str | None,
     states: Sequence[str] | None,

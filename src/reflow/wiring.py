@@ -11,13 +11,18 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from .errors import ValidationError
 from .flow import TaskSpec
-from .params import MISSING, ArgSpec, optional_inner, type_name
+from .params import MISSING, ArgSpec, coerce_param, optional_inner, type_name
 
-__all__ = ["Graph", "Input", "Mode", "ParamSpec", "Source", "build_graph"]
+if TYPE_CHECKING:
+    from .config import Config
+
+__all__ = [
+    "Graph", "Input", "Mode", "ParamSpec", "Pipeline", "Source", "build_graph", "resolve_params",
+]  # fmt: skip
 
 
 class Mode(str, enum.Enum):
@@ -105,6 +110,24 @@ class Graph:
                 assert a.param is not None
                 keys[a.name] = f"{task}_{a.name}" if a.param.namespace == "local" else a.name
         return keys
+
+
+class Pipeline(Protocol):
+    """What the layers below the facade need of a workflow (`reflow.Workflow` is one).
+
+    Its name, its tasks, its checked graph, and the configuration it runs with.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def tasks(self) -> Mapping[str, TaskSpec]: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    def validate(self) -> Graph: ...
 
 
 def _suggest(name: str, choices: Sequence[str]) -> str:
@@ -399,3 +422,45 @@ def _collect_params(tasks: Mapping[str, TaskSpec], order: Sequence[str]) -> dict
                 )
             shorts[p.short] = p.key
     return params
+
+
+# ---------------------------------------------------------------------- run parameters
+
+
+def resolve_params(graph: Graph, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Check run parameters against the graph; return every parameter's value."""
+    unknown = [k for k in given if k not in graph.params]
+    if unknown:
+        import difflib
+
+        hints = []
+        for k in unknown:
+            which = "It" if len(unknown) == 1 else f"'{k}'"
+            local = [p.key for p in graph.params.values() if p.local and p.arg == k]
+            close = difflib.get_close_matches(k, list(graph.params), n=1)
+            if local:
+                hints.append(f" {which} is local to its task: pass {' or '.join(local)}.")
+            elif close:
+                hints.append(
+                    f" Did you mean '{close[0]}'" + ("?" if which == "It" else f" for {which}?")
+                )
+        names = ", ".join(f"'{k}'" for k in unknown)
+        known = ", ".join(graph.params) or "none"
+        raise ValidationError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {names} for workflow "
+            f"'{graph.name}'.{''.join(hints)} Parameters: {known}"
+        )
+    missing = [p for p in graph.params.values() if p.required and p.key not in given]
+    if missing:
+        names = ", ".join(f"'{p.key}' ({p.flag})" for p in missing)
+        raise ValidationError(
+            f"missing required parameter{'s' if len(missing) > 1 else ''} {names}"
+        )
+    values: dict[str, Any] = {}
+    for p in graph.params.values():
+        if p.key in given:
+            values[p.key] = coerce_param(p.key, p.annotation, given[p.key])
+        else:
+            assert p.default is not MISSING
+            values[p.key] = p.default
+    return values

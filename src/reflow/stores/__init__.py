@@ -1,1 +1,71 @@
-"""Manifest stores: where reflow keeps runs, task instances and cached outputs."""
+"""Manifest stores: the `Store` interface and `open_store`, which picks the backend.
+
+A filesystem path (or a `sqlite:///path` URL) opens the SQLite store
+(`reflow.stores.sqlite.SqliteStore`);
+a `postgresql://` URL names a PostgreSQL store, which this version of reflow
+does not have yet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ..errors import StoreError
+from .base import Health, InstanceRow, NewInstance, Store
+
+__all__ = ["Health", "InstanceRow", "NewInstance", "Store", "open_store", "store_exists"]
+
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+_POSTGRES = ("postgresql", "postgres")
+
+
+def _without_password(url: str) -> str:
+    """`url` with the password of its user part, if any, replaced by '***'."""
+    return re.sub(r"^([^:/]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def open_store(
+    location: str | os.PathLike[str] | Store | None = None, *, read_only: bool = False
+) -> Store:
+    """The store at `location`: a path (SQLite) or a URL; None is the configured default.
+
+    A Store given is returned as it is.  `read_only=True` opens a store that is
+    never created, migrated or written (what `reflow doctor` inspects).  An
+    unknown kind of URL is a StoreError naming it, without its password.
+    """
+    if location is not None and not isinstance(location, (str, os.PathLike)):
+        return location
+    if location is not None:
+        text = os.fspath(location)
+        found = _URL.match(text)
+        if found is not None:
+            scheme = found["scheme"].lower()
+            shown = _without_password(text)
+            if scheme == "sqlite":  # sqlite:///abs/path.db, as SQLAlchemy writes it
+                from .sqlite import SqliteStore
+
+                return SqliteStore(text[len(found[0]) :] or None, read_only=read_only)
+            if scheme in _POSTGRES:
+                raise StoreError(
+                    f"cannot open {shown}: PostgreSQL stores are not available in this version "
+                    "of reflow yet; use a path to an SQLite file"
+                )
+            raise StoreError(
+                f"cannot open {shown}: '{scheme}://' is not a kind of store reflow knows; "
+                "use a path to an SQLite file"
+            )
+    from .sqlite import SqliteStore
+
+    return SqliteStore(location, read_only=read_only)
+
+
+def store_exists(location: str | os.PathLike[str]) -> bool:
+    """Whether there is a store at `location` already (looking never creates one)."""
+    text = os.fspath(location)
+    found = _URL.match(text)
+    if found is None:
+        return os.path.exists(os.path.expanduser(text))
+    if found["scheme"].lower() == "sqlite":
+        return os.path.exists(text[len(found[0]) :])
+    return True  # a server: opening it says whether the store is there

@@ -18,10 +18,11 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from .. import codec
 from ..errors import RunNotFoundError, StoreError
+from .base import Health, InstanceRow, NewInstance
 
 __all__ = ["SCHEMA_VERSION", "InstanceRow", "NewInstance", "SqliteStore"]
 
@@ -145,25 +146,6 @@ ALTER TABLE tasks ADD COLUMN expected INTEGER;
 }
 
 
-#: an instance written after its task expanded: (run id, task, index, attempt, state,
-#: identity, ingredients, output, output hash, error text, started, finished)
-NewInstance = tuple[
-    str, str, int, int, str, "str | None", "str | None", "str | None", "str | None",
-    "str | None", "float | None", "float | None",
-]  # fmt: skip
-
-
-class InstanceRow(NamedTuple):
-    """The current attempt of one task instance, as the engine needs it."""
-
-    array_index: int
-    attempt: int
-    state: str
-    identity: str | None
-    output_hash: str | None
-    cached_from: int | None
-
-
 #: the mount table `_filesystem_type` reads (a test points it at a fake one)
 MOUNT_TABLE = "/proc/mounts"
 
@@ -222,13 +204,21 @@ def _timestamp(value: str | dt.datetime | dt.date | float | None, what: str) -> 
 class SqliteStore:
     """The manifest store in one SQLite file (default `~/.cache/reflow/manifest.db`)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 60.0):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = 60.0,
+        read_only: bool = False,
+    ):
         from ..config import default_store_path, load_config
 
         if path is None:
             path = load_config().resolved_store_path()
         self.path = Path(path).expanduser()
         self.timeout = timeout
+        # read-only: never created, migrated or written (what `reflow doctor` inspects)
+        self.read_only = read_only
         # the default store is the user's own: created private (0700 folder, 0600 file);
         # a team store elsewhere keeps the permissions its owner gives it
         self._private = self.path.absolute() == default_store_path().absolute()
@@ -241,6 +231,11 @@ class SqliteStore:
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
+
+    @property
+    def location(self) -> str:
+        """The store's file, as `open_store` takes it."""
+        return str(self.path)
 
     # ------------------------------------------------------------------ connection
 
@@ -270,6 +265,8 @@ class SqliteStore:
         self.close()
 
     def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._open_read_only()
         path = self.path
         if path.is_dir():
             raise StoreError(f"store path {path} is a directory: give the path of a file")
@@ -300,6 +297,27 @@ class SqliteStore:
                 raise
         except sqlite3.DatabaseError as exc:
             raise StoreError(self._describe_open_error(exc)) from None
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        path = self.path
+        if not path.exists():
+            raise StoreError(
+                f"there is no store at {path}: check --store-path or REFLOW_STORE_PATH"
+            )
+        try:
+            conn = sqlite3.connect(
+                f"{path.absolute().as_uri()}?mode=ro",
+                uri=True,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{path} is not a readable SQLite database ({exc}); it was left untouched"
+            ) from None
         return conn
 
     def _connect(self, path: Path) -> sqlite3.Connection:
@@ -1393,6 +1411,53 @@ class SqliteStore:
             (identity[:_CACHE_KEY_LEN], identity),
         )
         return json.loads(rows[0][0]) if rows else None
+
+    # ------------------------------------------------------------------ health
+
+    def check_health(self) -> Health:
+        """Inspect the store, changing nothing: schema version, integrity, counts, lost outputs."""
+        conn = self.conn
+        with self._lock:
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if "meta" not in tables:
+                return Health(
+                    0,
+                    SCHEMA_VERSION,
+                    [f"{self.path} is an SQLite file but not a reflow store (no 'meta' table)"],
+                )
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            health = Health(int(row[0]) if row else 0, SCHEMA_VERSION)
+            if health.schema_version > SCHEMA_VERSION:
+                return health
+            problems = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
+            if problems != ["ok"]:
+                health.problems = [f"SQLite integrity: {p}" for p in problems]
+                return health
+            health.runs, health.instances = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM instances)"
+            ).fetchone()
+            health.lost_outputs = conn.execute(
+                "SELECT COUNT(*) FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
+                "WHERE i.state = 'SUCCESS' AND COALESCE(i.output, s.output) IS NULL"
+            ).fetchone()[0]
+        return health
+
+    def instance_states(
+        self, run_id: str, keys: Sequence[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], str]:
+        """The state of each (task, index, attempt) of the run that has a row."""
+        found: dict[tuple[str, int, int], str] = {}
+        for task, index, attempt in keys:
+            rows = self._read(
+                "SELECT state FROM instances WHERE run_id = ? AND task_name = ? "
+                "AND array_index = ? AND attempt = ?",
+                (run_id, task, index, attempt),
+            )
+            if rows:
+                found[(task, index, attempt)] = rows[0][0]
+        return found
 
 
 def _ranges(items: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:

@@ -1,0 +1,331 @@
+"""Starting, submitting and resuming runs: the work behind `run_local`, `submit`, `retry`.
+
+`Workflow.run_local`, `Workflow.submit`, `Run.retry` and the CLI's `run`,
+`submit` and `retry` commands all come here.  Each function checks what the caller gave, records the run in the store and
+hands it to a driver: the local one (`local.drive`) or a dispatcher pass
+(`dispatch.dispatch_pass`).  They return run ids, not `Run` handles: the
+handles belong to the surfaces above.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ReflowError, ValidationError
+from .owner import FOREGROUND, current_owner, owner_alive
+from .params import type_name
+from .wiring import Graph, Pipeline, resolve_params
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .engine import Engine
+    from .executors.base import Executor
+    from .stores import Store
+
+__all__ = [
+    "check_tasks",
+    "open_run_store",
+    "prepare_run_dir",
+    "resume",
+    "start_local",
+    "submit",
+    "task_rows",
+]
+
+
+def open_run_store(store: Store | str | os.PathLike[str] | None, config: Config | None) -> Store:
+    """The store a run goes to: the one given, else the configuration's."""
+    from .stores import open_store
+
+    if store is None and config is not None:
+        return open_store(config.resolved_store_path())
+    return open_store(store)
+
+
+def start_local(
+    wf: Pipeline,
+    run_dir: str | os.PathLike[str],
+    *,
+    store: Store | str | os.PathLike[str] | None,
+    config: Config | None,
+    force: bool,
+    force_tasks: Iterable[str] | None,
+    verify: bool,
+    max_workers: int,
+    on_error: str,
+    params: Mapping[str, Any],
+    progress: Callable[[Engine], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> tuple[str, Store]:
+    """Run the whole graph on this machine; return (run id, store) once it is done."""
+    from . import codec
+    from .engine import Engine
+    from .local import drive
+
+    graph = wf.validate()
+    values = resolve_params(graph, params)
+    forced = check_tasks(graph, force_tasks, "force_tasks")
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise ValidationError(f"max_workers={max_workers!r} must be a whole number >= 1")
+    if on_error not in ("stop", "continue"):
+        raise ValidationError(f"on_error={on_error!r} is not valid: use 'stop' or 'continue'")
+    directory = prepare_run_dir(run_dir)
+    st = open_run_store(store, config)
+    options = {
+        "force": force,
+        "force_tasks": sorted(forced),
+        "verify": verify,
+        "max_workers": max_workers,
+        "on_error": on_error,
+    }
+    run_id = st.create_run(
+        wf.name,
+        run_dir=str(directory),
+        executor=FOREGROUND,
+        params=codec.dumps(values),
+        options=codec.dumps(options),
+        tasks=task_rows(graph),
+        owner=current_owner(),
+    )
+    engine = Engine(
+        graph, st, run_id, params=values, run_dir=directory, force=force,
+        force_tasks=forced, verify=verify, on_error=on_error, write_once=True,
+    )  # fmt: skip
+    engine.on_progress = progress
+    if on_start is not None:
+        on_start(run_id)
+    drive(engine, max_workers)
+    return run_id, st
+
+
+def submit(
+    wf: Pipeline,
+    run_dir: str | os.PathLike[str],
+    *,
+    executor: str | Executor | None,
+    store: Store | str | os.PathLike[str] | None,
+    config: Config,
+    force: bool,
+    force_tasks: Iterable[str] | None,
+    verify: bool,
+    params: Mapping[str, Any],
+) -> tuple[str, Store, bool]:
+    """Record the run and run its first dispatcher pass; return (run id, store, dry run).
+
+    A dry run (the `dry-run` executor) leaves nothing recorded.
+    """
+    import shutil
+
+    from . import codec
+    from .dispatch import dispatch_pass, executor_record, make_executor
+    from .executors.base import SchedulerError
+    from .loader import workflow_origin
+    from .results import run_files
+
+    graph = wf.validate()
+    values = resolve_params(graph, params)
+    forced = check_tasks(graph, force_tasks, "force_tasks")
+    ex = make_executor(executor, config)
+    origin = workflow_origin(wf)
+    directory = prepare_run_dir(run_dir)
+    st = open_run_store(store, config)
+    options = {
+        "force": force,
+        "force_tasks": sorted(forced),
+        "verify": verify,
+        "on_error": "continue",
+        "origin": origin,
+        "python": config.python,
+        "cwd": os.getcwd(),
+        "submit_options": dict(config.submit_options),
+        "executor": executor_record(ex),
+    }
+    run_id = st.create_run(
+        wf.name,
+        run_dir=str(directory),
+        executor=ex.name,
+        params=codec.dumps(values),
+        options=codec.dumps(options),
+        tasks=task_rows(graph),
+    )
+    dry = ex.name == "dry-run"
+    try:
+        dispatch_pass(wf, st, run_id, ex, config=config, chain=not dry)
+    except (SchedulerError, OSError) as exc:
+        _abandon(st, run_id, ex)
+        if isinstance(exc, OSError):
+            raise ReflowError(f"cannot submit run '{run_id}': {exc}") from None
+        raise
+    finally:
+        if dry:
+            st.delete_run(run_id)
+            shutil.rmtree(run_files(directory, run_id, "work"), ignore_errors=True)
+    return run_id, st, dry
+
+
+def resume(
+    wf: Pipeline,
+    run_id: str,
+    store: Store,
+    *,
+    tasks: Iterable[str] | None,
+    verify: bool,
+    progress: Callable[[Engine], None] | None = None,
+) -> int:
+    """Drive an existing run again (retry); return how many instances were reset.
+
+    A local run resumes here in the foreground; a scheduler run is handed to a
+    dispatcher pass through its executor.
+    """
+    from .engine import Engine
+    from .local import drive
+
+    graph = wf.validate()
+    info = store.get_run(run_id)
+    if info["graph_name"] != wf.name:
+        raise ReflowError(
+            f"run '{run_id}' belongs to workflow '{info['graph_name']}', not "
+            f"'{wf.name}': retry it with that workflow's script"
+        )
+    retry_tasks = check_tasks(graph, tasks, "task") if tasks is not None else None
+    options = info["options"] if isinstance(info["options"], dict) else {}
+    params = info["params"] if isinstance(info["params"], dict) else {}
+    try:
+        values = resolve_params(graph, params)
+    except ValidationError as exc:
+        raise ReflowError(
+            f"run '{run_id}' cannot be retried with this version of the workflow: {exc}"
+        ) from None
+    directory = prepare_run_dir(info["run_dir"])
+    if info["executor"] != FOREGROUND:
+        return _resume_cluster(wf, run_id, store, info, retry_tasks, verify)
+    store.claim_run(run_id, current_owner(), alive=owner_alive)
+    engine = Engine(
+        graph, store, run_id, params=values, run_dir=directory, verify=verify,
+        retry_tasks=retry_tasks, on_error=str(options.get("on_error", "stop")), resume=True,
+        write_once=True,
+    )  # fmt: skip
+    engine.on_progress = progress
+    drive(engine, int(options.get("max_workers", 1)))
+    return engine.reset
+
+
+def _resume_cluster(
+    wf: Pipeline,
+    run_id: str,
+    store: Store,
+    info: Mapping[str, Any],
+    tasks: frozenset[str] | None,
+    verify: bool,
+) -> int:
+    """Retry a scheduler run: reset what failed and submit it through its executor."""
+    from .dispatch import dispatch_pass, make_executor
+
+    config = wf.config
+    options = info["options"] if isinstance(info["options"], dict) else {}
+    ex = make_executor(options.get("executor"), config)
+    dispatcher = info.get("dispatcher")
+    if info["status"] == "RUNNING" and dispatcher:
+        status = ex.states([dispatcher]).get(dispatcher)
+        if status is None or not status.state.final:
+            raise ReflowError(
+                f"run '{run_id}' is still being dispatched (job {dispatcher}): wait "
+                "for it to finish, or cancel it first"
+            )
+    store.set_run_status(run_id, "RUNNING")
+    res = dispatch_pass(
+        wf,
+        store,
+        run_id,
+        ex,
+        config=config,
+        retry=True,
+        retry_tasks=None if tasks is None else sorted(tasks),
+        verify=verify,
+    )
+    return res.reset
+
+
+def _abandon(store: Store, run_id: str, executor: Executor) -> None:
+    """After a failed submission: cancel what was submitted; the run ends FAILED."""
+    jobs = sorted({executor.job_of(j) for *_, j, _ in store.in_flight(run_id) if j})
+    if jobs:
+        executor.cancel(jobs)
+    store.cancel_instances(run_id, None, "the submission of the run failed")
+    store.set_run_status(run_id, "FAILED", release=True)
+
+
+def check_tasks(graph: Graph, names: Iterable[str] | str | None, what: str) -> frozenset[str]:
+    """The task names given (one or several) if the graph has them; ValidationError if not."""
+    if names is None:
+        return frozenset()
+    if isinstance(names, str):
+        names = [names]
+    out = set()
+    for n in names:
+        if n not in graph.tasks:
+            import difflib
+
+            close = difflib.get_close_matches(n, list(graph.tasks), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ValidationError(
+                f"{what} names unknown task '{n}'.{hint} Tasks: {', '.join(graph.order)}"
+            )
+        out.add(n)
+    return frozenset(out)
+
+
+def task_rows(graph: Graph) -> list[tuple[str, int, bool, str]]:
+    """The graph's tasks as store rows: (name, position, is_array, spec JSON)."""
+    import json
+
+    rows = []
+    for pos, name in enumerate(graph.order):
+        spec = graph.tasks[name]
+        doc = {
+            "version": spec.version,
+            "array": spec.array,
+            "cache": spec.cache,
+            "after": list(spec.after),
+            "inputs": [
+                {"arg": i.arg, "steps": [s.step for s in i.sources], "mode": i.mode.value}
+                for i in graph.inputs[name]
+            ],
+            "params": graph.param_keys(name),
+            "returns": type_name(spec.returns),
+            "resources": {
+                "cpus": spec.cpus,
+                "time": spec.time,
+                "mem": spec.mem,
+                "array_parallelism": spec.array_parallelism,
+                **{k: v for k, v in spec.options.items() if _jsonable(v)},
+            },
+        }
+        rows.append((name, pos, spec.array, json.dumps(doc, sort_keys=True)))
+    return rows
+
+
+def _jsonable(v: Any) -> bool:
+    return isinstance(v, (str, int, float, bool)) or v is None
+
+
+def prepare_run_dir(run_dir: str | os.PathLike[str]) -> Path:
+    """Create the run directory if needed and return its absolute path."""
+    if run_dir is None or str(run_dir).strip() == "":
+        raise ValidationError("a run directory is needed: pass run_dir= (or --run-dir)")
+    directory = Path(run_dir).expanduser().absolute()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReflowError(
+            f"cannot create the run directory {directory}: {exc.strerror}; choose a writable "
+            "--run-dir"
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ReflowError(
+            f"the run directory {directory} is not writable; choose a writable --run-dir"
+        )
+    return directory

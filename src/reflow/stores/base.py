@@ -1,0 +1,358 @@
+"""The store interface: what the engine, drivers, dispatcher and surfaces ask of a store.
+
+Everything outside `reflow.stores` is typed against `Store`, never against a
+concrete backend; `reflow.stores.open_store` is the one place that picks one.
+A backend keeps runs (their records and task specs), task instances (every
+attempt a row of its own, one of them current) and answers cache look-ups.
+
+Guarantees every backend gives:
+
+- Writes are atomic: each method that writes commits all of its rows or none,
+  and joins the enclosing `transaction()` / `hold()` when one is open, so a
+  process killed at any line leaves the store as it was before or after the
+  whole batch.
+- A SUCCESS instance always has its output (its own, or through the cache
+  source it points at); a cache hit is never recorded without one.
+- Only the process driving a run writes that run; other processes (status,
+  cancel, a second driver of another run) may read and write concurrently and
+  see every committed transaction, never part of one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+__all__ = ["Health", "InstanceRow", "NewInstance", "Store"]
+
+
+#: an instance written after its task expanded: (run id, task, index, attempt, state,
+#: identity, ingredients, output, output hash, error text, started, finished)
+NewInstance = tuple[
+    str, str, int, int, str, "str | None", "str | None", "str | None", "str | None",
+    "str | None", "float | None", "float | None",
+]  # fmt: skip
+
+
+class InstanceRow(NamedTuple):
+    """The current attempt of one task instance, as the engine needs it."""
+
+    array_index: int
+    attempt: int
+    state: str
+    identity: str | None
+    output_hash: str | None
+    cached_from: int | None
+
+
+#: a finished instance: (task, index, attempt, state, output, output hash, error text,
+#: started, finished)
+Finished = tuple[
+    str, int, int, str, "str | None", "str | None", "str | None", "float | None", "float | None"
+]
+
+
+@dataclass
+class Health:
+    """What `Store.check_health` found, for `reflow doctor`."""
+
+    #: the store's schema version (0: not a reflow store at all)
+    schema_version: int
+    #: the newest schema version this reflow understands
+    supported_version: int
+    #: what is wrong with the store itself, if anything: "not a reflow store", integrity errors
+    problems: list[str] = field(default_factory=list)
+    runs: int = 0
+    instances: int = 0
+    #: SUCCESS instances whose output is gone
+    lost_outputs: int = 0
+
+
+class Store(Protocol):
+    """A manifest store of runs, task instances and cached outputs."""
+
+    @property
+    def location(self) -> str:
+        """What `open_store` takes to open this same store from another process (no password)."""
+        ...
+
+    @property
+    def last_commit_seconds(self) -> float:
+        """How long the last commit of a `hold()` transaction took (0.0 before any)."""
+        ...
+
+    # -- transactions
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Make every write inside one transaction: committed at the end, or rolled back whole."""
+        ...
+
+    def hold(self) -> None:
+        """Open a write transaction that later writes join until `release()` commits it.
+
+        Safe to call from another thread than the one writing. Nothing if a
+        transaction is already open.
+        """
+        ...
+
+    def held_for(self) -> float | None:
+        """Seconds since `hold()` opened the transaction still held, or None."""
+        ...
+
+    def release(self) -> None:
+        """Commit the transaction `hold()` opened (nothing if none is held)."""
+        ...
+
+    def close(self) -> None:
+        """Commit a held transaction and let go of the connection; the store reopens on use."""
+        ...
+
+    # -- runs
+
+    def create_run(
+        self,
+        graph_name: str,
+        *,
+        run_dir: str,
+        executor: str,
+        params: str,
+        options: str,
+        tasks: Sequence[tuple[str, int, bool, str]],
+        owner: tuple[str, int, str] | None = None,
+    ) -> str:
+        """Record a new RUNNING run with its task specs, in one transaction; return its id.
+
+        The id is unique in the store (`<workflow>-<date>-<suffix>`).
+        """
+        ...
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run's record as a dict; RunNotFoundError (one line naming the id) if none."""
+        ...
+
+    def task_specs(self, run_id: str) -> list[tuple[str, bool, dict[str, Any]]]:
+        """The run's tasks in topological order: (name, is_array, spec dict)."""
+        ...
+
+    def set_run_status(self, run_id: str, status: str, *, release: bool = False) -> None:
+        """Set the run's status (a final one records the finish time; `release` drops the owner)."""
+        ...
+
+    def claim_run(
+        self, run_id: str, owner: tuple[str, int, str], *, alive: Callable[..., bool]
+    ) -> None:
+        """Make `owner` the process driving the run, atomically, unless a live one already is.
+
+        `alive(host, pid, start) -> bool` says whether a recorded owner still
+        runs; a live owner makes this raise StoreError and change nothing.
+        """
+        ...
+
+    def set_dispatcher(self, run_id: str, job_id: str | None) -> None:
+        """Record the job id of the run's chained dispatcher (None: none queued)."""
+        ...
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and all its rows in one transaction."""
+        ...
+
+    def list_runs(
+        self,
+        graph_name: str | None = None,
+        limit: int | None = None,
+        since: str | dt.datetime | dt.date | None = None,
+        until: str | dt.datetime | dt.date | None = None,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs, newest first, filtered by workflow, time window and status.
+
+        Each a dict with at least `run_id`, `graph_name`, `status`, `created_at`,
+        `finished_at`, `run_dir` and `executor`; a bad date is a StoreError.
+        """
+        ...
+
+    # -- expanding and caching (the engine)
+
+    def current_rows(self, run_id: str, task: str) -> list[InstanceRow]:
+        """The current attempt of every written instance of `task`, by array index."""
+        ...
+
+    def expected_counts(self, run_id: str) -> dict[str, int]:
+        """task -> how many instances its current expansion has (written or not)."""
+        ...
+
+    def max_attempts(self, run_id: str, task: str) -> dict[int, int]:
+        """The highest attempt number recorded for each array index of `task`."""
+        ...
+
+    def lookup_cache(self, identities: Iterable[str]) -> dict[str, tuple[int, str]]:
+        """For each identity with a successful instance anywhere: (source id, output hash).
+
+        Any run's instances count; an identity whose source has no output is absent.
+        """
+        ...
+
+    def write_expansion(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        supersede: Sequence[int],
+        pending: Sequence[tuple[int, int, str | None, str | None]],
+        hits: Sequence[tuple[int, int, str, int, str, str | None]],
+        skipped: Sequence[tuple[int, int, str | None, str]],
+        failed: Sequence[tuple[int, int, str | None, str]] = (),
+        expected: int | None = None,
+        interrupted: str = "interrupted before it finished; rerun by a later attempt",
+    ) -> list[int]:
+        """Write one task's new instances in one transaction; return the indices of lost hits.
+
+        A hit whose cache source lost its output meanwhile is written PENDING
+        instead (its index is returned), never SUCCESS without an output.
+        """
+        ...
+
+    def insert_instances(self, rows: Sequence[NewInstance]) -> None:
+        """Write instances that `write_expansion(expected=...)` counted but did not write."""
+        ...
+
+    def mark_running(
+        self, run_id: str, items: Sequence[tuple[str, int, int]], job_id: str | None = None
+    ) -> None:
+        """Mark (task, index, attempt) instances RUNNING, in one transaction."""
+        ...
+
+    def unmark_running(self, run_id: str, items: Sequence[tuple[str, int, int]]) -> None:
+        """Put RUNNING instances that never started back to PENDING."""
+        ...
+
+    def record_outcomes(
+        self,
+        run_id: str,
+        outcomes: Sequence[
+            tuple[
+                str, int, int, str, str | None, str | None, str | None, float | None, float | None
+            ]
+        ],
+    ) -> None:
+        """Record finished instances in one transaction; an instance already CANCELLED stays so.
+
+        Each outcome: (task, index, attempt, state, output, output hash, error
+        text, started, finished).
+        """
+        ...
+
+    # -- the cluster dispatcher
+
+    def mark_submitted(self, run_id: str, items: Sequence[tuple[str, int, int, str]]) -> None:
+        """Record (task, index, attempt, job id) instances as SUBMITTED, in one transaction."""
+        ...
+
+    def write_deferred(self, run_id: str, task: str, rows: Sequence[tuple[int, int, str]]) -> None:
+        """Record (index, attempt, job id) instances submitted ahead of their inputs."""
+        ...
+
+    def in_flight(self, run_id: str) -> list[tuple[str, int, int, str, str | None, float | None]]:
+        """Current instances handed to jobs: (task, index, attempt, state, job id, submitted)."""
+        ...
+
+    def mark_job_running(self, run_id: str, items: Sequence[tuple[str, int, int]]) -> None:
+        """SUBMITTED instances whose jobs the scheduler reports running become RUNNING."""
+        ...
+
+    def record_resolved(
+        self,
+        run_id: str,
+        rows: Sequence[tuple[str, int, int, str, str | None, int | None, float, float]],
+        parts: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Fill in instances whose job resolved its own inputs, in one transaction.
+
+        A cache hit takes its source's output hash in the same statement, and
+        only while the source still has its output.
+        """
+        ...
+
+    def instance_output(
+        self, run_id: str, task: str, index: int, attempt: int
+    ) -> tuple[str, str | None, str | None, str | None] | None:
+        """(state, output text, output hash, error text) of one attempt, or None."""
+        ...
+
+    def source_output(self, source: int) -> str | None:
+        """The stored output text of the instance row `source` (a cache source id)."""
+        ...
+
+    # -- outputs
+
+    def output_texts_for(
+        self, run_id: str, task: str, indices: Sequence[int]
+    ) -> dict[int, str | None]:
+        """Stored output texts of some current SUCCESS instances of `task`, by index."""
+        ...
+
+    def cached_output_texts(self, sources: Sequence[int]) -> dict[int, str | None]:
+        """Stored output texts of cache source instances, by source id."""
+        ...
+
+    def get_singleton_output(self, run_id: str, task: str) -> Any:
+        """The decoded output of singleton task `task`; StoreError saying why there is none."""
+        ...
+
+    def get_array_outputs(self, run_id: str, task: str) -> list[Any]:
+        """The decoded outputs of array task `task`, in index order; StoreError if not all ran."""
+        ...
+
+    # -- status
+
+    def cancel_instances(self, run_id: str, task: str | None, reason: str) -> int:
+        """Mark the run's unfinished instances (of `task`, or all) CANCELLED; return how many."""
+        ...
+
+    def summary(self, run_id: str) -> dict[str, dict[str, int]]:
+        """task -> state -> count over the current attempts (unwritten ones as PENDING)."""
+        ...
+
+    def status_counts(self, run_id: str) -> dict[str, dict[str, tuple[int, int]]]:
+        """task -> state -> (instances, of which reused from the cache), by one query."""
+        ...
+
+    def cached_counts(self, run_id: str) -> dict[str, int]:
+        """task -> number of current instances reused from the cache."""
+        ...
+
+    def instances(
+        self, run_id: str, *, task: str | None = None, states: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The current attempt of the run's written instances as dicts, in the order written."""
+        ...
+
+    def iter_instances(
+        self,
+        run_id: str,
+        *,
+        task: str | None = None,
+        states: Sequence[str] | None = None,
+        chunk: int = 4096,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """`instances(...)` a few thousand at a time; no read stays open between chunks."""
+        ...
+
+    # -- health (reflow doctor)
+
+    def check_health(self) -> Health:
+        """Inspect the store, changing nothing: schema version, integrity, counts, lost outputs.
+
+        A store opened read-only (`open_store(..., read_only=True)`) can be
+        checked before anything would migrate it.
+        """
+        ...
+
+    def instance_states(
+        self, run_id: str, keys: Sequence[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], str]:
+        """The state of each (task, index, attempt) of the run that has a row."""
+        ...
