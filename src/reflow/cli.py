@@ -416,8 +416,10 @@ def _store(ns: argparse.Namespace, cfg: Config) -> Store:
 
 def _store_location(ns: argparse.Namespace, cfg: Config) -> str:
     """Where the store is: --store-path, else the configuration's, as a path or URL."""
+    from .stores import normal_location
+
     given = getattr(ns, "store_path", None)
-    return str(Path(given).expanduser()) if given else str(cfg.resolved_store_path())
+    return normal_location(given) if given else str(cfg.resolved_store_path())
 
 
 class _Progress:

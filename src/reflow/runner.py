@@ -1,10 +1,11 @@
 """Starting, submitting and resuming runs: the work behind `run_local`, `submit`, `retry`.
 
 `Workflow.run_local`, `Workflow.submit`, `Run.retry` and the CLI's `run`,
-`submit` and `retry` commands all come here.  Each function checks what the caller gave, records the run in the store and
-hands it to a driver: the local one (`local.drive`) or a dispatcher pass
-(`dispatch.dispatch_pass`).  They return run ids, not `Run` handles: the
-handles belong to the surfaces above.
+`submit` and `retry` commands all come here.  Each function checks what the
+caller gave, records the run in the store and hands it to a driver: the
+local one (`local.drive`) or a dispatcher pass (`dispatch.dispatch_pass`).
+They return run ids, not `Run` handles: the handles belong to the surfaces
+above.
 """
 
 from __future__ import annotations

@@ -14,7 +14,10 @@ import re
 from ..errors import StoreError
 from .base import Health, InstanceRow, NewInstance, Store
 
-__all__ = ["Health", "InstanceRow", "NewInstance", "Store", "open_store", "store_exists"]
+__all__ = [
+    "Health", "InstanceRow", "NewInstance", "Store", "normal_location", "open_store",
+    "store_exists",
+]  # fmt: skip
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _POSTGRES = ("postgresql", "postgres")
@@ -69,3 +72,9 @@ def store_exists(location: str | os.PathLike[str]) -> bool:
     if found["scheme"].lower() == "sqlite":
         return os.path.exists(text[len(found[0]) :])
     return True  # a server: opening it says whether the store is there
+
+
+def normal_location(location: str | os.PathLike[str]) -> str:
+    """`location` as the store commands show and open it: a path with `~` expanded, or a URL."""
+    text = os.fspath(location)
+    return text if _URL.match(text) else os.path.expanduser(text)

@@ -1,0 +1,94 @@
+"""`reflow.stores.open_store`: the one place that picks a store backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pytest
+
+from reflow import Result, Workflow
+from reflow.cli import main
+from reflow.errors import StoreError
+from reflow.stores import normal_location, open_store, store_exists
+from reflow.stores.sqlite import SqliteStore
+
+
+def _wf() -> Workflow:
+    wf = Workflow("opened")
+
+    @wf.job()
+    def make() -> int:
+        return 41
+
+    @wf.job()
+    def more(x: Annotated[int, Result(step="make")]) -> int:
+        return x + 1
+
+    return wf
+
+
+def test_a_path_opens_the_sqlite_store(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "m.db")
+    assert isinstance(store, SqliteStore)
+    assert store.location == str(tmp_path / "m.db")
+    assert store.list_runs() == []
+
+
+def test_a_sqlite_url_opens_the_same_file(tmp_path: Path) -> None:
+    run = _wf().run_local(tmp_path / "run", store=tmp_path / "m.db")
+    again = open_store(f"sqlite://{tmp_path / 'm.db'}")
+    assert [r["run_id"] for r in again.list_runs()] == [run.run_id]
+    assert store_exists(f"sqlite://{tmp_path / 'm.db'}")
+    assert not store_exists(f"sqlite://{tmp_path / 'other.db'}")
+
+
+def test_a_store_object_is_used_as_it_is(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "m.db")
+    assert open_store(store) is store
+    run = _wf().run_local(tmp_path / "run", store=store)
+    assert run.store is store and run.output("more") == 42
+
+
+def test_run_local_and_the_run_handle_take_a_path_or_url(tmp_path: Path) -> None:
+    run = _wf().run_local(tmp_path / "run", store=f"sqlite://{tmp_path / 'm.db'}")
+    assert run.output("more") == 42
+    assert run.store.location == str(tmp_path / "m.db")
+
+
+def test_a_postgresql_url_says_it_is_not_available_and_hides_the_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        open_store("postgresql://alice:s3cret@db.example/reflow")
+    text = str(caught.value)
+    assert "\n" not in text
+    assert "not available in this version of reflow" in text
+    assert "s3cret" not in text and "alice:***@db.example" in text
+
+
+def test_an_unknown_kind_of_url_is_one_line_naming_it() -> None:
+    with pytest.raises(StoreError, match=r"'redis://' is not a kind of store reflow knows"):
+        open_store("redis://localhost/0")
+
+
+def test_the_cli_says_so_in_one_line_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["runs", "--store-path", "postgresql://bob:hunter2@localhost:5432/team"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("error: cannot open postgresql://bob:***@")
+    assert "hunter2" not in out + err and "Traceback" not in err
+
+
+def test_a_read_only_store_is_never_created(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing.db"
+    with pytest.raises(StoreError, match="there is no store at"):
+        open_store(missing, read_only=True).list_runs()
+    assert not missing.exists()
+    assert not store_exists(missing)
+
+
+def test_locations_are_shown_with_home_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert normal_location("~/m.db") == "/home/someone/m.db"
+    assert normal_location("postgresql://h/db") == "postgresql://h/db"
