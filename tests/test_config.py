@@ -223,6 +223,7 @@ ENV_VALUES = {
     "defaults.run_dir": ("/env/runs", Path("/env/runs")),
     "executor.mode": ("LSF", "bsub"),
     "executor.python": ("/env/python", "/env/python"),
+    "executor.pack": ("8", 8),
     "dispatch.cpus": ("3", 3),
     "dispatch.time": ("02:00:00", "02:00:00"),
     "dispatch.mem": ("2g", "2G"),

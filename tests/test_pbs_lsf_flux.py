@@ -759,3 +759,29 @@ def test_simulators_refuse_what_the_real_commands_refuse(
     )  # fmt: skip
     assert proc.returncode != 0 and case.says in proc.stderr, (proc.stdout, proc.stderr)
     assert not list(sched.state.glob("*.job"))  # nothing was submitted
+
+
+def test_packed_fan_out_and_fused_chain_on_every_scheduler(
+    sims: dict[str, Scheduler], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pl_pack
+
+    packed = {n: _submit(s, pl_pack.wf, tmp_path, monkeypatch, n=12) for n, s in sims.items()}
+    fused = {n: _submit(s, pl_pack.chain_wf, tmp_path, monkeypatch, x=3) for n, s in sims.items()}
+    states = _wait_all({**{f"pack-{n}": r for n, r in packed.items()},
+                        **{f"fuse-{n}": r for n, r in fused.items()}}, timeout=90)  # fmt: skip
+    assert set(states.values()) == {RunState.SUCCESS}, states
+    for name, run in packed.items():
+        assert run.output("gather") == sum(i * i for i in range(12)), name
+        crunch = run.store.instances(run.run_id, task="crunch")
+        elements: dict[str, list[int]] = {}
+        for inst in crunch:
+            elements.setdefault(inst["job_id"], []).append(inst["array_index"])
+        # pack=5: three elements, each running its instances in order, each its own result
+        assert sorted(sorted(v) for v in elements.values()) == [
+            [0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11],
+        ], (name, elements)  # fmt: skip
+    for name, run in fused.items():
+        assert run.output("last") == 40, name
+        jobs = {i["task_name"]: i["job_id"] for i in run.store.instances(run.run_id)}
+        assert len(set(jobs.values())) == 1, (name, jobs)

@@ -208,6 +208,15 @@ def _date(text: str) -> str:
     return text.strip()
 
 
+def _pack(text: str) -> int | str:
+    from .resources import ResourceError, normal_pack
+
+    try:
+        return normal_pack(text)
+    except ResourceError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid: use {exc}") from None
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -302,6 +311,15 @@ def _script_parser(
         default=None,
         help="slurm, sge, pbs, lsf, flux, local or dry-run (default: [executor] mode in the "
         "config, or REFLOW_MODE)",
+    )
+    submit.add_argument(
+        "--pack",
+        metavar="N|auto",
+        type=_pack,
+        default=None,
+        help="instances of an array task each array element runs: auto (sized from the "
+        "scheduler's free slots and past durations), 1 (one each) or a number; a task's "
+        "own pack= wins (default: [executor] pack in the config, or auto)",
     )
     _param_options(submit, graph)
     if broken is not None:
@@ -512,6 +530,7 @@ def _cmd_submit(wf: Pipeline, ns: argparse.Namespace, cfg: Config) -> int:
         force_tasks=ns.force_tasks,
         verify=ns.verify,
         params=_params_from(ns),
+        pack=ns.pack,
     )
     run = Run(run_id, store, workflow=wf)
     if dry:

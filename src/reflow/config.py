@@ -25,7 +25,15 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from reflow.errors import ConfigError
-from reflow.resources import MEM_EXPECTED, TIME_EXPECTED, ResourceError, normal_mem, normal_time
+from reflow.resources import (
+    MEM_EXPECTED,
+    PACK_EXPECTED,
+    TIME_EXPECTED,
+    ResourceError,
+    normal_mem,
+    normal_pack,
+    normal_time,
+)
 
 __all__ = [
     "CONFIG_ENV",
@@ -87,6 +95,7 @@ _SCHEDULER_COMMANDS = (
     ("sacct", "Slurm"),
     ("scancel", "Slurm"),
     ("scontrol", "Slurm"),
+    ("sinfo", "Slurm"),
     ("qsub", "PBS and SGE"),
     ("qstat", "PBS and SGE"),
     ("qdel", "PBS and SGE"),
@@ -137,6 +146,18 @@ _KEY_LIST: tuple[_Key, ...] = (
         default="the Python running reflow (sys.executable)",
         help="The Python that runs tasks inside scheduler jobs; reflow and your\n"
         "pipeline's imports must work with it on the compute nodes.",
+    ),
+    _Key(
+        "executor",
+        "pack",
+        env="REFLOW_PACK",
+        kind="pack",
+        example=4,
+        default='"auto"',
+        help="How many instances of an array task one array element runs on a\n"
+        'scheduler: "auto" sizes packs from the slots the scheduler reports and the\n'
+        "durations the store has seen; 1 gives every instance its own element.\n"
+        "A task's own @wf.job(pack=...) and submit --pack win over this.",
     ),
     *(
         _Key(
@@ -253,6 +274,7 @@ _EXPECTED = {
     "cpus": "a whole number of CPUs, 1 or more",
     "time": TIME_EXPECTED,
     "mem": MEM_EXPECTED,
+    "pack": PACK_EXPECTED,
 }
 
 
@@ -267,8 +289,10 @@ def _check(kind: str, value: object, *, from_text: bool = False) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise _Invalid(_EXPECTED[kind])
         return value
-    if kind in ("time", "mem"):
+    if kind in ("time", "mem", "pack"):
         try:
+            if kind == "pack":
+                return normal_pack(value)
             return normal_time(value) if kind == "time" else normal_mem(value)
         except ResourceError as exc:
             raise _Invalid(exc.expected) from None
@@ -330,11 +354,13 @@ class Config:
     # [executor]
     mode: str = "local"
     python: str = field(default_factory=lambda: sys.executable)
+    pack: int | str = "auto"
     sbatch: str | None = None
     squeue: str | None = None
     sacct: str | None = None
     scancel: str | None = None
     scontrol: str | None = None
+    sinfo: str | None = None
     qsub: str | None = None
     qstat: str | None = None
     qdel: str | None = None

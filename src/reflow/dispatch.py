@@ -13,17 +13,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .engine import Engine, fewer_collections
 from .errors import ReflowError, ValidationError
-from .executors._common import signal_name
-from .executors.base import Executor, JobResources, JobState, JobStatus, merge_options
+from .executors._common import seconds, signal_name, time_text
+from .executors.base import (
+    Capacity,
+    Executor,
+    JobResources,
+    JobState,
+    JobStatus,
+    merge_options,
+)
 from .instances import Outcome, Work
 from .results import (
     Stamp,
@@ -34,7 +43,7 @@ from .results import (
     write_wave,
 )
 from .states import RunState
-from .wiring import Mode, resolve_params
+from .wiring import Graph, Mode, resolve_params
 
 if TYPE_CHECKING:
     from .config import Config
@@ -54,6 +63,22 @@ _REASONS = {
     JobState.COMPLETED: "the job ended without writing a result",
 }
 _LOST_AFTER_SECONDS = 120.0  # a job unknown to the scheduler this long after submission is lost
+_DEFAULT_SLOTS = 64  # array elements at once when the scheduler does not say how many fit
+_MIN_ELEMENT_SECONDS = 3.0  # packs keep elements at least this busy (start-up is ~0.1 s)
+
+
+def _times(time: str | None, count: int) -> str | None:
+    """The time limit of `count` instances of `time` run one after the other."""
+    if time is None or count == 1:
+        return time
+    return time_text(seconds(time) * count)
+
+
+def _sum_times(times: Sequence[str | None]) -> str | None:
+    """The time limit of tasks run one after the other (None: one of them has none)."""
+    if any(t is None for t in times):
+        return None
+    return time_text(sum(seconds(t) for t in times if t is not None))
 
 
 def make_executor(spec: str | Executor | Mapping[str, Any] | None, config: Config) -> Executor:
@@ -96,6 +121,7 @@ _COMMANDS = (
     "squeue",
     "scancel",
     "scontrol",
+    "sinfo",
     "qsub",
     "qstat",
     "qdel",
@@ -228,15 +254,21 @@ def _reconcile(
     *,
     wait_for: frozenset[str] = frozenset(),
     recorded: dict[str, Stamp] | None = None,
+    graph: Graph | None = None,
 ) -> tuple[int, set[str]]:
     """Fail in-flight instances whose jobs ended without a result; return (failed, live jobs).
 
     `wait_for`: the jobs this dispatcher was chained behind, so they have
     ended; while the scheduler still calls one of them live (sacct lags squeue
-    by up to a second) ask again for a few seconds.
+    by up to a second) ask again for a few seconds.  Such a job that reads
+    COMPLETED without having written its instance's result is asked about
+    again too: Slurm's accounting can first record a killed element as
+    COMPLETED 0:0 and only a moment later as FAILED 0:9.
     """
     failed_total = 0
-    for attempt in range(6 if wait_for else 1):
+    attempts = 6 if wait_for else 1
+    for attempt in range(attempts):
+        doubt: set[str] = set()
         flight = store.in_flight(run_id)
         if not flight:
             return failed_total, set()
@@ -263,6 +295,10 @@ def _reconcile(
                 if status is not None and status.state is JobState.RUNNING and state == "SUBMITTED":
                     running.append((task, index, att))
                 continue
+            base = executor.job_of(job or "")
+            if status.state is JobState.COMPLETED and base in wait_for and attempt < attempts - 1:
+                doubt.add(base)
+                continue
             failed.append(
                 (task, index, att, _failure_text(executor, run_dir, task, index, job or "", status))
             )
@@ -274,17 +310,50 @@ def _reconcile(
             now = time.time()
             still = {(t, i, a) for t, i, a, *_ in store.in_flight(run_id)}
             rows = [
-                (t, i, a, "FAILED", None, None, why, None, now)
-                for t, i, a, why in failed
+                (t, i, a, state, None, None, why, None, now)
+                for t, i, a, state, why in _skip_behind(store, run_id, graph, failed)
                 if (t, i, a) in still
             ]
             store.record_outcomes(run_id, rows)
             failed_total += len(rows)
-        if not live & wait_for:
+        if not (live | doubt) & wait_for:
             return failed_total, live
         time.sleep(1.0 + attempt * 0.5)
         _ingest(store, run_id, run_dir, recorded)
     return failed_total, live
+
+
+def _skip_behind(
+    store: Store, run_id: str, graph: Graph | None, failed: Sequence[tuple[str, int, int, str]]
+) -> list[tuple[str, int, int, str, str]]:
+    """(task, index, attempt, state, why) for instances whose jobs ended without a result.
+
+    A singleton fused behind another in one job never started when the job
+    ended with the one before it failing: it is SKIPPED, as it would have been
+    in a job of its own, not failed for a reason that was not its own.
+    """
+    if graph is None:
+        return [(t, i, a, "FAILED", why) for t, i, a, why in failed]
+    bad = {t for t, i, _, _ in failed if i < 0}
+    position = {name: k for k, name in enumerate(graph.order)}
+    out: list[tuple[str, int, int, str, str]] = []
+    for t, i, a, why in sorted(failed, key=lambda f: position[f[0]]):
+        ups = graph.tasks[t].upstream if i < 0 else ()
+        blocked = [
+            u
+            for u in ups
+            if u in bad or _singleton_state(store, run_id, u) not in (None, "SUCCESS")
+        ]
+        if blocked:
+            out.append((t, i, a, "SKIPPED", f"upstream '{blocked[0]}' did not succeed"))
+        else:
+            out.append((t, i, a, "FAILED", why))
+    return out
+
+
+def _singleton_state(store: Store, run_id: str, task: str) -> str | None:
+    rows = store.current_rows(run_id, task)
+    return rows[0].state if len(rows) == 1 and rows[0].array_index < 0 else None
 
 
 def _resources(
@@ -293,7 +362,7 @@ def _resources(
     count: int,
     config_options: Mapping[str, Any],
     native: str,
-    log: str,
+    log: str | None,
     workdir: str | None,
     dependencies: Sequence[str] = (),
 ) -> JobResources:
@@ -418,8 +487,9 @@ def _one_pass(
     params = resolve_params(graph, info["params"] if isinstance(info["params"], dict) else {})
     result.ingested = _ingest(store, run_id, run_dir, recorded)
     failed, live = _reconcile(
-        store, run_id, run_dir, executor, wait_for=frozenset(wait_for), recorded=recorded
-    )
+        store, run_id, run_dir, executor, wait_for=frozenset(wait_for), recorded=recorded,
+        graph=graph,
+    )  # fmt: skip
     result.failed_by_scheduler = failed
     run_state = store.get_run(run_id)["status"]
     engine = Engine(
@@ -450,7 +520,12 @@ def _one_pass(
     sub = _Submitter(wf, store, run_id, executor, config, options, run_dir, trusted)
     submitted: list[str] = []
     for task, items in by_task.items():
-        submitted.extend(sub.wave(task, items))
+        fused = (
+            _fusable(sub, engine, task, items[0], by_task, options)
+            if not graph.tasks[task].array and len(items) == 1
+            else []
+        )
+        submitted.extend(sub.wave(task, items, followers=fused))
     ahead: list[str] = []
     if engine.in_flight and run_state != RunState.CANCELLED.value and not engine.stopping:
         ahead = _submit_ahead(sub, engine, graph, options)
@@ -508,10 +583,26 @@ class _Submitter:
         *,
         deferred: Mapping[str, Any] | None = None,
         dependencies: Sequence[str] = (),
+        followers: Sequence[tuple[Work, Mapping[str, Any]]] = (),
     ) -> list[str]:
-        """Submit `items` of `task` as one job (array jobs split at the scheduler's limit)."""
+        """Submit `items` of `task` as one job: an array job of packs for an array task.
+
+        Each array element runs `per` instances in turn (see `_pack_size`);
+        arrays are split at the scheduler's size limit.  `followers`: singletons
+        fused behind a singleton `task` (see `_fusable`), each (its Work, how it
+        finds its inputs), run in the same job one after the other.
+        """
         spec = self.wf.tasks[task]
-        step = len(items) if not self.limit else max(1, self.limit)
+        log_dir = self.run_dir / "logs" / task / "scheduler"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.executor.log_pattern(str(log_dir), spec.array)
+        base = _resources(
+            self.wf, task, len(items), self.submit_options, self.native, log, self.cwd,
+            dependencies,
+        )  # fmt: skip
+        per = self._pack_size(task, len(items), base) if spec.array else 1
+        elements = -(-len(items) // per)
+        step = per * (min(elements, self.limit) if self.limit else elements)
         jobs: list[str] = []
         for chunk_no, start in enumerate(range(0, len(items), step)):
             chunk = items[start : start + step]
@@ -520,38 +611,23 @@ class _Submitter:
                 run_files(self.run_dir, self.run_id, "work")
                 / f"{task}.{max(first.index, 0)}.{first.attempt}.{chunk_no}.jsonl"
             )
-            write_wave(wave, self.run_id, chunk, deferred)
-            command = [
-                self.python,
-                "-m",
-                "reflow",
-                "worker",
-                "--wave",
-                str(wave),
-                "--run-dir",
-                str(self.run_dir),
-                "--origin",
-                self.origin,
-                "--workflow",
-                self.wf.name,
-            ]
-            log_dir = self.run_dir / "logs" / task / "scheduler"
-            log_dir.mkdir(parents=True, exist_ok=True)
-            log = self.executor.log_pattern(str(log_dir), spec.array)
-            res = _resources(
-                self.wf,
-                task,
-                len(chunk),
-                self.submit_options,
-                self.native,
-                log,
-                self.cwd,
-                dependencies,
+            write_wave(wave, self.run_id, chunk, deferred, per=per)
+            waves = [wave]
+            for work, how in followers:
+                waves.append(wave.with_name(f"{work.task}.0.{work.attempt}.0.jsonl"))
+                write_wave(waves[-1], self.run_id, [work], how)
+            times = [spec.time] + [self.wf.tasks[w.task].time for w, _ in followers]
+            res = replace(
+                base,
+                array_size=-(-len(chunk) // per) if spec.array else None,
+                time=_times(spec.time, per) if not followers else _sum_times(times),
             )
-            job = self.executor.submit(command, res)
+            job = self.executor.submit(self._worker_command(waves), res)
             jobs.append(job)
+            for work, _ in followers:
+                self.store.write_deferred(self.run_id, work.task, [(-1, work.attempt, job)])
             ids = [
-                (w, self.executor.element_id(job, k) if spec.array else job)
+                (w, self.executor.element_id(job, k // per) if spec.array else job)
                 for k, w in enumerate(chunk)
             ]
             if deferred is None:
@@ -563,6 +639,46 @@ class _Submitter:
                     self.run_id, task, [(w.index, w.attempt, j) for w, j in ids]
                 )
         return jobs
+
+    def _worker_command(self, waves: Sequence[Path]) -> list[str]:
+        command = [self.python, "-m", "reflow", "worker"]
+        for wave in waves:
+            command += ["--wave", str(wave)]
+        return [
+            *command,
+            *("--run-dir", str(self.run_dir), "--origin", self.origin, "--workflow", self.wf.name),
+        ]
+
+    def _pack_size(self, task: str, count: int, res: JobResources) -> int:
+        """How many instances of a wave of `count` each array element runs.
+
+        The task's `pack=`, else the run's (`submit --pack`, `[executor] pack`);
+        "auto" packs only what the scheduler could not run at once anyway: as
+        many elements as it has slots for (a modest number if it does not
+        say; `array_parallelism` if lower), fewer when the durations the store
+        has seen for the task say an element would otherwise run for less than
+        `_MIN_ELEMENT_SECONDS`.  A pack never asks for more time than the
+        partition allows.
+        """
+        spec = self.wf.tasks[task]
+        setting = spec.pack if spec.pack is not None else self.options.get("pack", "auto")
+        if setting != "auto":
+            per = min(count, max(1, int(setting)))
+            if per == 1:
+                return 1
+            room = self.executor.capacity(res) if spec.time else Capacity()
+        else:
+            room = self.executor.capacity(res)
+            elements = min(count, room.slots or _DEFAULT_SLOTS, spec.array_parallelism or count)
+            durations = sorted(self.store.recent_durations(self.wf.name, task))
+            if durations:
+                typical = durations[len(durations) // 2]
+                enough = math.ceil(count * typical / _MIN_ELEMENT_SECONDS)
+                elements = min(elements, max(1, enough))
+            per = -(-count // max(1, elements))
+        if spec.time and room.max_seconds:
+            per = max(1, min(per, room.max_seconds // max(1, seconds(spec.time))))
+        return per
 
     def chain(self, dependencies: Sequence[str]) -> str:
         """Submit the next dispatcher pass as a small job behind `dependencies`."""
@@ -636,7 +752,6 @@ def _submit_ahead(
         if rows is not None:
             known[name] = rows
     flight = sub.flight_jobs()
-    forced = set(options.get("force_tasks") or ())
     jobs: list[str] = []
     for name in graph.order:
         spec = graph.tasks[name]
@@ -658,22 +773,95 @@ def _submit_ahead(
             if len(sizes) != 1 or -1 in sizes:
                 continue  # a fan-out over a list not computed yet: needs a dispatcher pass
             indices = list(range(sizes.pop()))
-        shared: dict[str, Any] = dict(engine.param_values(name))
-        for a in spec.args:
-            if a.kind == "run_dir":
-                shared[a.name] = sub.run_dir
-        works = [Work(name, i, 1, dict(shared)) for i in indices]
-        deferred = {
-            "store": sub.store.location,
-            "upstream": {d: sorted(known[d].items()) for d in spec.upstream},
-            "no_cache": bool(options.get("force")) or name in forced or not spec.cache,
-            "verify": bool(options.get("verify")),
-        }
-        new = sub.wave(name, works, deferred=deferred, dependencies=waits)
+        works = _ahead_works(sub, engine, name, indices)
+        deferred = _deferred(sub, name, {d: known[d] for d in spec.upstream}, options)
+        followers = _fusable(sub, engine, name, works[0], known, options) if indices == [-1] else []
+        new = sub.wave(name, works, deferred=deferred, dependencies=waits, followers=followers)
         jobs.extend(new)
-        known[name] = {i: 1 for i in indices}
-        flight[name] = set(new)
+        for t in [name, *(w.task for w, _ in followers)]:
+            known[t] = {-1: 1} if t != name else {i: 1 for i in indices}
+            flight[t] = set(new)
     return jobs
+
+
+def _ahead_works(sub: _Submitter, engine: Engine, name: str, indices: Sequence[int]) -> list[Work]:
+    """Works of a task submitted before its inputs exist: its parameters, not its inputs."""
+    shared: dict[str, Any] = dict(engine.param_values(name))
+    for a in sub.wf.tasks[name].args:
+        if a.kind == "run_dir":
+            shared[a.name] = sub.run_dir
+    return [Work(name, i, 1, dict(shared)) for i in indices]
+
+
+def _deferred(
+    sub: _Submitter,
+    name: str,
+    upstream: Mapping[str, Mapping[int, int]],
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """How the job of a task submitted ahead finds its inputs (see resolve.py)."""
+    forced = set(options.get("force_tasks") or ())
+    spec = sub.wf.tasks[name]
+    return {
+        "store": sub.store.location,
+        "upstream": {d: sorted(rows.items()) for d, rows in upstream.items()},
+        "no_cache": bool(options.get("force")) or name in forced or not spec.cache,
+        "verify": bool(options.get("verify")),
+    }
+
+
+def _fusable(
+    sub: _Submitter,
+    engine: Engine,
+    task: str,
+    first: Work,
+    known: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> list[tuple[Work, dict[str, Any]]]:
+    """The singletons that can run after singleton `task` in its own job, in order.
+
+    A chain fuses while the next task is a singleton whose only upstream (data
+    or order) is the one before, which feeds nothing else; both allow it
+    (`fuse=True`); they ask for the same CPUs, memory, time limit and
+    scheduler options; and the job's time limit, the sum of theirs, stays
+    within the partition's.  (A task with a limit of its own unlike the one
+    before it runs in a job of its own, so the scheduler still enforces it.)  Each still
+    has its own identity, cache look-up and result: a follower resolves its
+    input from the result file the one before wrote (resolve.py), and a cached
+    one is not run.
+    """
+    graph = engine.graph
+    followers: list[tuple[Work, dict[str, Any]]] = []
+    current, attempt = task, first.attempt
+    times = [graph.tasks[task].time]
+    limit: int | None = None
+    while True:
+        after = graph.downstream.get(current, ())
+        if len(after) != 1:
+            break
+        nxt, spec, before = after[0], graph.tasks[after[0]], graph.tasks[current]
+        if (
+            spec.array
+            or not (spec.fuse and before.fuse)
+            or tuple(spec.upstream) != (current,)
+            or nxt in known
+            or _known(sub, engine, nxt) is not None
+            or (spec.cpus, spec.mem, spec.time, dict(spec.options))
+            != (before.cpus, before.mem, before.time, dict(before.options))
+        ):
+            break
+        total = _sum_times([*times, spec.time])
+        if total is not None:
+            if limit is None:
+                res = _resources(sub.wf, task, 1, sub.submit_options, sub.native, None, None)
+                limit = sub.executor.capacity(res).max_seconds or 0
+            if limit and seconds(total) > limit:
+                break
+        times.append(spec.time)
+        work = _ahead_works(sub, engine, nxt, [-1])[0]
+        followers.append((work, _deferred(sub, nxt, {current: {-1: attempt}}, options)))
+        current, attempt = nxt, work.attempt
+    return followers
 
 
 def _dispatcher_waits(sub: _Submitter, engine: Engine, graph: Any) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar, overload
 
 from .errors import ValidationError
 from .params import ArgSpec, read_signature
-from .resources import ResourceError, normal_mem, normal_time
+from .resources import ResourceError, normal_mem, normal_pack, normal_time
 
 __all__ = ["Flow", "TaskSpec"]
 
@@ -40,6 +40,11 @@ class TaskSpec:
     time: str | None = None
     mem: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: instances per array element on a scheduler: a whole number, "auto", or None
+    #: (the run's setting: `submit --pack`, `[executor] pack`, else "auto")
+    pack: int | str | None = None
+    #: whether this singleton may run in one job with the singletons it feeds or follows
+    fuse: bool = True
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -88,6 +93,22 @@ def _check_positive(value: int | None, what: str, task: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError(f"task '{task}': {what}={value!r} must be a whole number >= 1")
+    return value
+
+
+def check_pack(value: object, what: str) -> int | str | None:
+    """`value` as a pack setting ("auto", or a whole number >= 1; None: not set)."""
+    if value is None:
+        return None
+    try:
+        return normal_pack(value)
+    except ResourceError as exc:
+        raise ValidationError(f"{what}={value!r} is not valid: use {exc}") from None
+
+
+def _check_bool(value: object, what: str, task: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(f"task '{task}': {what}={value!r} must be True or False")
     return value
 
 
@@ -143,6 +164,8 @@ class Flow:
         partition: str | None = None,
         queue: str | None = None,
         account: str | None = None,
+        pack: int | str | None = None,
+        fuse: bool = True,
         **options: Any,
     ) -> Callable[[F], F]: ...
 
@@ -163,6 +186,8 @@ class Flow:
         partition: str | None = None,
         queue: str | None = None,
         account: str | None = None,
+        pack: int | str | None = None,
+        fuse: bool = True,
         **options: Any,
     ) -> F | Callable[[F], F]:
         """Register a function as a task; the function itself is returned unchanged."""
@@ -200,6 +225,8 @@ class Flow:
                 time=_check_time(time, name),
                 mem=_check_mem(mem, name),
                 options=extra,
+                pack=check_pack(pack, f"task '{name}': pack"),
+                fuse=_check_bool(fuse, "fuse", name),
             )
             self._add(spec)
             return fn

@@ -9,10 +9,17 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["MEM_EXPECTED", "TIME_EXPECTED", "ResourceError", "normal_mem", "normal_time"]
+__all__ = [
+    "MEM_EXPECTED", "PACK_EXPECTED", "TIME_EXPECTED", "ResourceError", "normal_mem",
+    "normal_pack", "normal_time",
+]  # fmt: skip
 
 TIME_EXPECTED = "a time limit as HH:MM:SS or D-HH:MM:SS"
 MEM_EXPECTED = "a memory size such as 500M, 4G or 1T (a plain number means MB)"
+PACK_EXPECTED = (
+    "'auto' (the default), 1 (one instance per array element) or a whole number of "
+    "instances per element"
+)
 
 _TIME = re.compile(r"(?:[0-9]+-(?P<dh>[0-9]{1,2})|[0-9]+):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})")
 _MEM = re.compile(r"(?P<n>[1-9][0-9]*)\s*(?:(?P<unit>[KMGT])B?)?", re.IGNORECASE)
@@ -54,3 +61,16 @@ def normal_mem(value: object) -> str:
     if found is None:
         raise ResourceError(MEM_EXPECTED)
     return found["n"] + (found["unit"] or "M").upper()
+
+
+def normal_pack(value: object) -> int | str:
+    """`value` as a pack setting: "auto", or instances per array element (a whole number)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text.isdigit():
+            value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ResourceError(PACK_EXPECTED)
+    return value

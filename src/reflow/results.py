@@ -325,12 +325,19 @@ class WaveElement:
 
 
 def write_wave(
-    path: Path, run_id: str, works: Sequence[Work], deferred: Mapping[str, Any] | None = None
+    path: Path,
+    run_id: str,
+    works: Sequence[Work],
+    deferred: Mapping[str, Any] | None = None,
+    *,
+    per: int = 1,
 ) -> None:
     """Write the instances of one job; arguments equal for all elements are stored once.
 
     `deferred` marks instances submitted ahead of their inputs: it says where
-    the worker finds the upstream outputs (see resolve.py).
+    the worker finds the upstream outputs (see resolve.py).  `per`: how many
+    instances each array element runs, in order (element e runs instances
+    e * per to e * per + per - 1).
     """
     if not works:
         raise ValueError("a wave needs at least one instance")
@@ -345,6 +352,8 @@ def write_wave(
         "count": len(works),
         "shared": codec.encode({k: first[k] for k in shared_keys}),
     }
+    if per > 1:
+        header["per"] = per
     if deferred is not None:
         header["deferred"] = dict(deferred)
     lines = [json.dumps(header, ensure_ascii=False)]
@@ -377,28 +386,55 @@ def _line(fh: Any, offsets: array[int], k: int) -> dict[str, Any]:
     return doc
 
 
-def read_element(path: Path, element: int) -> WaveElement:
-    """Element `element` (0-based) of a wave file."""
-    try:
-        offsets = array("Q")
-        offsets.frombytes(path.with_suffix(".idx").read_bytes())
-        with open(path, "rb") as fh:
-            header = _line(fh, offsets, 0)
+class Wave:
+    """An open wave file: its header, and the instances one array element runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._offsets = array("Q")
+            self._offsets.frombytes(path.with_suffix(".idx").read_bytes())
+            with open(path, "rb") as fh:
+                header = _line(fh, self._offsets, 0)
             if header.get("format") != WAVE_FORMAT:
                 raise ResultFileError(f"{path}: unknown wave format {header.get('format')!r}")
-            count = int(header["count"])
-            if not 0 <= element < count:
-                raise ResultFileError(f"{path}: element {element} is not in 0..{count - 1}")
-            line = _line(fh, offsets, element + 1)
-        kwargs = codec.decode(header["shared"])
-        own = codec.decode(line["kwargs"])
-        if not isinstance(kwargs, dict) or not isinstance(own, dict):
-            raise ResultFileError(f"{path}: malformed arguments")
-        kwargs.update(own)
-        work = Work(str(header["task"]), int(line["index"]), int(line["attempt"]), kwargs)
-        deferred = header.get("deferred")
-        return WaveElement(
-            str(header["run_id"]), work, deferred if isinstance(deferred, dict) else None
-        )
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise ResultFileError(f"cannot read wave file {path}: {exc}") from None
+            self.count = int(header["count"])
+            self.per = max(1, int(header.get("per", 1)))
+            self._shared = header["shared"]
+            self._task = str(header["task"])
+            self._run_id = str(header["run_id"])
+            deferred = header.get("deferred")
+            self._deferred = deferred if isinstance(deferred, dict) else None
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise ResultFileError(f"cannot read wave file {path}: {exc}") from None
+
+    def positions(self, element: int) -> range:
+        """The instances (0-based positions in the file) array element `element` runs."""
+        if not 0 <= element * self.per < self.count:
+            raise ResultFileError(
+                f"{self.path}: element {element} is not in 0..{-(-self.count // self.per) - 1}"
+            )
+        return range(element * self.per, min(self.count, (element + 1) * self.per))
+
+    def instance(self, position: int) -> WaveElement:
+        """The instance at `position`, decoded."""
+        try:
+            with open(self.path, "rb") as fh:
+                line = _line(fh, self._offsets, position + 1)
+            kwargs = codec.decode(self._shared)
+            own = codec.decode(line["kwargs"])
+            if not isinstance(kwargs, dict) or not isinstance(own, dict):
+                raise ResultFileError(f"{self.path}: malformed arguments")
+            kwargs.update(own)
+            work = Work(self._task, int(line["index"]), int(line["attempt"]), kwargs)
+            return WaveElement(self._run_id, work, self._deferred)
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise ResultFileError(f"cannot read wave file {self.path}: {exc}") from None
+
+
+def read_element(path: Path, element: int) -> WaveElement:
+    """Instance `element` (0-based) of a wave file."""
+    wave = Wave(path)
+    if not 0 <= element < wave.count:
+        raise ResultFileError(f"{path}: element {element} is not in 0..{wave.count - 1}")
+    return wave.instance(element)

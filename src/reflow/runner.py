@@ -113,10 +113,13 @@ def submit(
     force_tasks: Iterable[str] | None,
     verify: bool,
     params: Mapping[str, Any],
+    pack: int | str | None = None,
 ) -> tuple[str, Store, bool]:
     """Record the run and run its first dispatcher pass; return (run id, store, dry run).
 
-    A dry run (the `dry-run` executor) leaves nothing recorded.
+    `pack` (`submit --pack`) overrides the config's `[executor] pack` for the
+    run's array tasks that do not set their own.  A dry run (the `dry-run`
+    executor) leaves nothing recorded.
     """
     import shutil
 
@@ -143,6 +146,7 @@ def submit(
         "cwd": os.getcwd(),
         "submit_options": dict(config.submit_options),
         "executor": executor_record(ex),
+        "pack": config.pack if pack is None else pack,
     }
     run_id = st.create_run(
         wf.name,

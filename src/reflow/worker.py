@@ -1,8 +1,9 @@
 """The program inside a scheduler job: `python -m reflow worker`.
 
-It reads its instance from the wave file, runs it (or, for an instance
-submitted ahead of its inputs, resolves them first), and writes one result
-file.  It never touches the store.
+It reads the instances its array element runs from the wave file (one, or a
+pack of several; a fused job names several waves), runs each in turn (an
+instance submitted ahead of its inputs resolves them first), and writes one
+result file per instance.  It never touches the store.
 """
 
 from __future__ import annotations
@@ -11,8 +12,15 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .instances import execute, failure, traceback_text
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .results import WaveElement
+    from .wiring import Pipeline
 
 __all__ = ["INDEX_VARIABLES", "array_element", "main"]
 
@@ -63,39 +71,69 @@ def _redirect(out: str, err: str, header: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one instance of a wave inside a scheduler job and write its result file."""
+    """Run this job's instances of its waves, in order, writing one result file each.
+
+    An array element runs the instances its wave assigns it (several when the
+    wave is packed); a fused job names several waves, one task each, and runs
+    them one after the other, each finding the one before's result file.  An
+    instance that fails fails alone: the next one still runs.
+    """
     import argparse
     import json
     from pathlib import Path
 
-    from .loader import load_workflow
-    from .results import log_paths, read_element, write_result
+    from .results import Wave
 
     parser = argparse.ArgumentParser(prog="python -m reflow worker")
-    parser.add_argument("--wave", required=True)
+    parser.add_argument("--wave", required=True, action="append")
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--origin", required=True, help="JSON: {script: ...} or {module: ...}")
     parser.add_argument("--workflow", required=True)
     parser.add_argument("--offset", type=int, default=0)
     ns = parser.parse_args(argv)
     element = ns.offset + array_element()
-    item = read_element(Path(ns.wave), element)
-    work, run_dir = item.work, Path(ns.run_dir)
+    run_dir = Path(ns.run_dir)
     job_id = _job_id(os.environ)
-    out, err = log_paths(run_dir, work.task, work.index)
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    where = f"{work.task}[{work.index}]" if work.index >= 0 else work.task
-    _redirect(str(out), str(err), f"== {stamp} {where} attempt {work.attempt} job {job_id}\n")
-    started = time.time()
-    try:
-        wf = load_workflow(json.loads(ns.origin), ns.workflow)
-        func = wf.tasks[work.task].func
-    except BaseException as exc:  # the user's script failed to import: the instance fails
-        outcome = failure(
-            work, "cannot load the workflow in the job:\n" + traceback_text(exc), started
-        )
-    else:
-        if item.deferred is not None:
+    runner = _Runner(run_dir, json.loads(ns.origin), ns.workflow, job_id)
+    for path in ns.wave:
+        wave = Wave(Path(path))
+        for position in wave.positions(element):
+            runner.run(wave.instance(position))
+    return 0
+
+
+class _Runner:
+    """Runs instances in this process; the workflow is loaded once, by the first."""
+
+    def __init__(self, run_dir: Path, origin: dict[str, Any], name: str, job_id: str | None):
+        self.run_dir, self.origin, self.name, self.job_id = run_dir, origin, name, job_id
+        self.wf: Pipeline | None = None
+        self.load_error: str | None = None
+
+    def _workflow(self) -> Pipeline | None:
+        if self.wf is None and self.load_error is None:
+            from .loader import load_workflow
+
+            try:
+                self.wf = load_workflow(self.origin, self.name)
+            except BaseException as exc:  # the user's script failed to import
+                self.load_error = "cannot load the workflow in the job:\n" + traceback_text(exc)
+        return self.wf
+
+    def run(self, item: WaveElement) -> None:
+        from .results import log_paths, write_result
+
+        work, run_dir = item.work, self.run_dir
+        out, err = log_paths(run_dir, work.task, work.index)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        where = f"{work.task}[{work.index}]" if work.index >= 0 else work.task
+        header = f"== {stamp} {where} attempt {work.attempt} job {self.job_id}\n"
+        _redirect(str(out), str(err), header)
+        started = time.time()
+        wf = self._workflow()
+        if wf is None:
+            outcome = failure(work, self.load_error or "cannot load the workflow", started)
+        elif item.deferred is not None:
             from .resolve import run_deferred
 
             try:
@@ -105,18 +143,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     work, "cannot resolve the inputs in the job:\n" + traceback_text(exc), started
                 )
         else:
-            outcome = execute(func, work)
-    if not outcome.ok:
-        sys.stderr.write(outcome.error or "")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        write_result(run_dir, item.run_id, outcome, job_id)
-    except OSError as exc:  # a full disk or quota: say so in a small result, if that fits
-        why = f"the result could not be written: {exc.strerror or exc} ({exc.filename or run_dir})"
-        sys.stderr.write(why + "\n")
-        write_result(run_dir, item.run_id, failure(work, why, started), job_id)
-    return 0
+            outcome = execute(wf.tasks[work.task].func, work)
+        if not outcome.ok:
+            sys.stderr.write(outcome.error or "")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            write_result(run_dir, item.run_id, outcome, self.job_id)
+        except OSError as exc:  # a full disk or quota: say so in a small result, if that fits
+            why = (
+                f"the result could not be written: {exc.strerror or exc} "
+                f"({exc.filename or run_dir})"
+            )
+            sys.stderr.write(why + "\n")
+            write_result(run_dir, item.run_id, failure(work, why, started), self.job_id)
 
 
 if __name__ == "__main__":

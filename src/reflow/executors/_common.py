@@ -20,6 +20,7 @@ __all__ = [
     "run_scheduler",
     "seconds",
     "signal_name",
+    "time_text",
     "without_gone",
 ]
 
@@ -37,6 +38,13 @@ def seconds(time: str) -> int:
         raise ValidationError(f"time={time!r} is not a time limit: use 'HH:MM:SS' or 'D-HH:MM:SS'")
     days = int(found["d"] or 0)
     return ((days * 24 + int(found["h"])) * 60 + int(found["m"])) * 60 + int(found["s"])
+
+
+def time_text(total: int) -> str:
+    """`total` seconds as `HH:MM:SS`, or `D-HH:MM:SS` from a day on."""
+    days, rest = divmod(int(total), 86400)
+    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{clock}" if days else clock
 
 
 def memory(mem: str) -> tuple[int, str]:

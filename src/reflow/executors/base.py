@@ -17,7 +17,10 @@ from typing import Any
 
 from ..errors import ReflowError
 
-__all__ = ["EXECUTORS", "Executor", "JobResources", "JobState", "JobStatus", "SchedulerError"]
+__all__ = [
+    "EXECUTORS", "Capacity", "Executor", "JobResources", "JobState", "JobStatus",
+    "SchedulerError",
+]  # fmt: skip
 
 #: the config's `[executor] mode` -> (module in reflow.executors, class); imported on use
 EXECUTORS: dict[str, tuple[str, str]] = {
@@ -82,6 +85,16 @@ class JobStatus:
     state: JobState
     reason: str = ""
     exit_code: str = ""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the scheduler says about the place a job would run (None: it does not say)."""
+
+    #: how many jobs (array elements) of this size can run there at once
+    slots: int | None = None
+    #: the longest time limit a job may have there, in seconds (None: no limit, or unknown)
+    max_seconds: int | None = None
 
 
 def merge_options(
@@ -166,6 +179,14 @@ class Executor(ABC):
     def max_array_size(self) -> int | None:
         """The largest array the scheduler accepts (None: no limit known)."""
         return None
+
+    def capacity(self, resources: JobResources) -> Capacity:
+        """How many jobs like `resources` can run at once, and the longest time allowed.
+
+        Asked once per wave to size packs; a scheduler that cannot tell says
+        nothing (the dispatcher then assumes a modest number of slots).
+        """
+        return Capacity()
 
     def log_pattern(self, directory: str, array: bool) -> str:
         """The scheduler's own log file for a job (or each array element) in `directory`."""

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .base import Executor, JobResources, JobState, JobStatus
+from .base import Capacity, Executor, JobResources, JobState, JobStatus
 
 __all__ = ["LocalExecutor"]
 
@@ -72,6 +72,10 @@ class LocalExecutor(Executor):
 
     def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
         self.state_dir = Path(state_dir) if state_dir else _default_dir()
+
+    def capacity(self, resources: JobResources) -> Capacity:
+        """Array elements run up to the number of cores at a time."""
+        return Capacity(slots=os.cpu_count() or 1)
 
     def render(self, command: Sequence[str], resources: JobResources) -> str:
         r = resources

@@ -27,7 +27,15 @@ from typing import Any
 
 from ..errors import ValidationError
 from ._common import run_scheduler
-from .base import Executor, JobResources, JobState, JobStatus, SchedulerError, run_command
+from .base import (
+    Capacity,
+    Executor,
+    JobResources,
+    JobState,
+    JobStatus,
+    SchedulerError,
+    run_command,
+)
 
 __all__ = ["SGEExecutor"]
 
@@ -205,6 +213,17 @@ def parse_error_reasons(text: str) -> dict[str, dict[int, str]]:
     return reasons
 
 
+def parse_queue_summary(text: str, queue: str | None, cpus: int) -> Capacity:
+    """`qstat -g c` -> how many jobs of `cpus` slots the queue (or every queue) holds at once."""
+    total = 0
+    for line in text.splitlines():
+        parts = line.split()
+        # CLUSTER QUEUE  CQLOAD  USED  RES  AVAIL  TOTAL  aoACDS  cdsuE
+        if len(parts) >= 6 and parts[5].isdigit() and (queue is None or parts[0] == queue):
+            total += int(parts[5])
+    return Capacity(slots=total // max(1, cpus) or None) if total else Capacity()
+
+
 def parse_qacct(text: str) -> list[dict[str, str]]:
     """`qacct -j ID` -> one dict per accounting record (a record per array task)."""
     records: list[dict[str, str]] = []
@@ -302,6 +321,7 @@ class SGEExecutor(Executor):
         self._max_array = max_array_size
         self._limit_read = max_array_size is not None
         self.calls: dict[str, int] = {"qsub": 0, "qstat": 0, "qacct": 0, "qdel": 0, "qconf": 0}
+        self._capacity: dict[tuple[str | None, int], Capacity] = {}
 
     def settings(self) -> dict[str, Any]:
         found: dict[str, Any] = {"pe": self.pe, "mem_resource": self.mem_resource}
@@ -388,6 +408,17 @@ class SGEExecutor(Executor):
             'exit "$status"',
         ]
         return "\n".join(lines) + "\n"
+
+    def capacity(self, resources: JobResources) -> Capacity:
+        """The slots of the queue (all queues when none is named), from one `qstat -g c`."""
+        key = (resources.partition, int(resources.cpus or 1))
+        if key not in self._capacity:
+            try:
+                out = run_command([self.qstat, "-g", "c"], what="ask SGE about its queues")
+            except SchedulerError:
+                out = ""
+            self._capacity[key] = parse_queue_summary(out, resources.partition, key[1])
+        return self._capacity[key]
 
     def _hold_ids(self, ids: Iterable[str]) -> list[str]:
         out: list[str] = []

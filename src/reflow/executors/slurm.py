@@ -10,8 +10,16 @@ from typing import Any
 
 from ..errors import ValidationError
 from ._common import directive_value as _value
-from ._common import run_scheduler
-from .base import Executor, JobResources, JobState, JobStatus, SchedulerError, run_command
+from ._common import memory, run_scheduler
+from .base import (
+    Capacity,
+    Executor,
+    JobResources,
+    JobState,
+    JobStatus,
+    SchedulerError,
+    run_command,
+)
 
 __all__ = ["SlurmExecutor"]
 
@@ -81,7 +89,7 @@ class SlurmExecutor(Executor):
 
     name = "slurm"
     mode = "sbatch"
-    commands = ("sbatch", "sacct", "squeue", "scancel", "scontrol")
+    commands = ("sbatch", "sacct", "squeue", "scancel", "scontrol", "sinfo")
     index_base = 0
 
     def __init__(
@@ -92,6 +100,7 @@ class SlurmExecutor(Executor):
         squeue: str | None = None,
         scancel: str | None = None,
         scontrol: str | None = None,
+        sinfo: str | None = None,
         max_array_size: int | None = None,
     ) -> None:
         self.sbatch = sbatch or "sbatch"
@@ -99,6 +108,8 @@ class SlurmExecutor(Executor):
         self.squeue = squeue or "squeue"
         self.scancel = scancel or "scancel"
         self.scontrol = scontrol or "scontrol"
+        self.sinfo = sinfo or "sinfo"
+        self._capacity: dict[tuple[str | None, int, int], Capacity] = {}
         self._max_array = max_array_size
         self.max_array_override = max_array_size  # given, not read from the cluster
         self._accounting: bool | None = None
@@ -249,3 +260,52 @@ class SlurmExecutor(Executor):
             # elements are numbered 0..MaxArraySize-1
             self._max_array = int(m.group(1)) if m else None
         return self._max_array
+
+    def capacity(self, resources: JobResources) -> Capacity:
+        """From one `sinfo` of the partition: nodes x what fits a node, and its time limit."""
+        cpus = int(resources.cpus or 1)
+        mem_mb = _megabytes(resources.mem) if resources.mem else 0
+        key = (resources.partition, cpus, mem_mb)
+        if key not in self._capacity:
+            argv = [self.sinfo, "-h", "-o", "%D|%c|%m|%l"]
+            if resources.partition:
+                argv += ["-p", resources.partition]
+            try:
+                out = run_command(argv, what="ask Slurm about the partition", timeout=30)
+            except SchedulerError:
+                out = ""
+            self._capacity[key] = _parse_sinfo(out, cpus, mem_mb)
+        return self._capacity[key]
+
+
+def _megabytes(mem: str) -> int:
+    number, unit = memory(mem)
+    return max(1, number * {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}[unit] // 1024)
+
+
+def _parse_sinfo(text: str, cpus: int, mem_mb: int) -> Capacity:
+    """`sinfo -o %D|%c|%m|%l` lines -> how many jobs of `cpus` and `mem_mb` fit at once."""
+    slots = 0
+    longest: int | None = 0
+    for line in text.splitlines():
+        parts = [p.strip().rstrip("+") for p in line.split("|")]
+        if len(parts) < 4 or not parts[0].isdigit() or not parts[1].isdigit():
+            continue
+        per_node = int(parts[1]) // cpus
+        if mem_mb and parts[2].isdigit():
+            per_node = min(per_node, int(parts[2]) // mem_mb)
+        slots += int(parts[0]) * per_node
+        limit = _limit_seconds(parts[3])
+        longest = None if limit is None or longest is None else max(longest, limit)
+    if not slots:
+        return Capacity()
+    return Capacity(slots=slots, max_seconds=longest or None)
+
+
+def _limit_seconds(text: str) -> int | None:
+    """sinfo's time limit (`infinite`, `1-00:00:00`, `2:00:00`, `30:00`) in seconds."""
+    m = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", text)
+    if m is None:
+        return None  # infinite, or something we do not read: no limit
+    days, hours, minutes, secs = (int(g) if g else 0 for g in m.groups())
+    return ((days * 24 + hours) * 60 + minutes) * 60 + secs

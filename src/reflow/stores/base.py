@@ -341,6 +341,13 @@ class Store(Protocol):
         """`instances(...)` a few thousand at a time; no read stays open between chunks."""
         ...
 
+    def recent_durations(self, graph_name: str, task: str, limit: int = 200) -> list[float]:
+        """Seconds each of the task's latest instances ran (ran and succeeded, not cache hits).
+
+        From the workflow's most recent runs; at most `limit`, newest first.
+        """
+        ...
+
     # -- health (reflow doctor)
 
     def check_health(self) -> Health:

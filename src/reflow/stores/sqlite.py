@@ -1412,6 +1412,21 @@ class SqliteStore:
         )
         return json.loads(rows[0][0]) if rows else None
 
+    def recent_durations(self, graph_name: str, task: str, limit: int = 200) -> list[float]:
+        """Seconds each of the task's latest instances ran, that ran and succeeded.
+
+        From the workflow's last five runs (cache hits did not run: they are left out).
+        """
+        rows = self._read(
+            "SELECT i.finished_at - i.started_at FROM instances i WHERE i.run_id IN "
+            "(SELECT run_id FROM runs WHERE graph_name = ? ORDER BY created_at DESC LIMIT 5) "
+            "AND i.task_name = ? AND i.state = 'SUCCESS' AND i.current = 1 "
+            "AND i.cached_from IS NULL AND i.started_at IS NOT NULL "
+            "AND i.finished_at IS NOT NULL ORDER BY i.id DESC LIMIT ?",
+            (graph_name, task, int(limit)),
+        )
+        return [max(0.0, float(r[0])) for r in rows]
+
     # ------------------------------------------------------------------ health
 
     def check_health(self) -> Health:

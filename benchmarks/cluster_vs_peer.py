@@ -1,0 +1,158 @@
+"""Benchmark: reflow against reflow-hpc 2604.4.0 on a real cluster, runs alternating.
+
+    python benchmarks/cluster_vs_peer.py [--scheduler slurm|sge] [--rounds 3]
+                                         [--cases fanout100,chain20,fanout1000]
+
+Needs the Slurm (or Grid Engine) test cluster running (scripts/*-test-cluster).
+reflow-hpc is installed from the package index into its own virtualenv
+(~/.cache/reflow-bench/reflow-hpc-2604.4.0, made once); it is never vendored.
+Both engines run the same pipeline files (benchmarks/slurm_pipelines/), each
+with its default configuration and a fresh store per run, one run at a time,
+the engines alternating within every round.  For each run: the wall time from
+`submit` until `status` shows the end, the state, whether the checked output
+is right, and from the scheduler's accounting (Slurm's sacct) the jobs
+submitted (sbatch calls), the scheduler tasks (array elements count one each)
+and so the Python processes started (one per scheduler task, plus the
+submitting one).  Prints a table of medians and the ratio reflow / reflow-hpc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PEER = "reflow-hpc==2604.4.0"
+PEER_VENV = Path.home() / ".cache" / "reflow-bench" / "reflow-hpc-2604.4.0"
+
+# name -> (pipeline module, parameters, task whose output is checked, expected output)
+CASES = {
+    "fanout100": ("fanout", {"n": 100}, "total", sum(2 * i + 1 for i in range(100))),
+    "chain20": ("chain", {"start": 1}, "t19", 20),
+    "fanout1000": ("fanout", {"n": 1000}, "total", sum(2 * i + 1 for i in range(1000))),
+}
+TARGETS = {"fanout100": 0.4, "chain20": 0.2, "fanout1000": 0.1}  # issue 13: at most this ratio
+
+
+def peer_python() -> Path:
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"installing {PEER} into {PEER_VENV} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", PEER],
+            check=True,
+        )
+    return python
+
+
+def accounting(scheduler: str, since: float) -> tuple[int, int]:
+    """(jobs submitted, scheduler tasks) since `since`, from the scheduler's accounting."""
+    if scheduler == "slurm":
+        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))
+        out = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-S", start, "-E", "now", "-o", "JobID"],
+            capture_output=True, text=True, check=False,
+        ).stdout.split()  # fmt: skip
+        tasks = [j for j in out if j]
+        return len({j.split("_")[0] for j in tasks}), len(tasks)
+    out = subprocess.run(
+        ["qacct", "-j", "*", "-b", time.strftime("%Y%m%d%H%M.%S", time.localtime(since - 1))],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    tasks = [line.split()[1] for line in out.splitlines() if line.startswith("jobnumber")]
+    return len(set(tasks)), len(tasks)
+
+
+def one_run(engine: str, python: Path, case: str, scheduler: str, tmp: Path) -> dict[str, object]:
+    pipeline, params, check, expected = CASES[case]
+    work = Path(tempfile.mkdtemp(prefix=f"{engine}-{case}-", dir=tmp))
+    env = dict(os.environ)
+    env.update(
+        REFLOW_STORE_PATH=str(work / "manifest.db"),
+        REFLOW_MODE="sbatch" if scheduler == "slurm" else "qsub-sge",
+        REFLOW_CONFIG=str(work / "no-config.toml"),
+        XDG_CONFIG_HOME=str(work / "xdg"),
+        PYTHONDONTWRITEBYTECODE="",
+    )
+    if engine == "reflow":
+        env["PYTHONPATH"] = str(ROOT / "src")
+    else:
+        env.pop("PYTHONPATH", None)
+    # both engines' dispatcher jobs import the pipeline module from here
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (env.get("PYTHONPATH"), str(HERE / "slurm_pipelines")) if p
+    )
+    done = subprocess.run(
+        [str(python), str(HERE / "_cluster_driver.py"), pipeline, json.dumps(params),
+         str(work / "run"), check],
+        capture_output=True, text=True, env=env, cwd=work, check=False, timeout=3600,
+    )  # fmt: skip
+    try:
+        doc = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        sys.exit(f"{engine} {case} failed:\n{done.stdout}\n{done.stderr}")
+    time.sleep(2)  # let accounting catch up with the last job
+    jobs, tasks = accounting(scheduler, float(doc["started"]))
+    doc.update(jobs=jobs, tasks=tasks, pythons=tasks + 1, ok=doc["output"] == expected)
+    return doc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scheduler", choices=("slurm", "sge"), default="slurm")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cases", default="fanout100,chain20,fanout1000")
+    ns = ap.parse_args()
+    cases = [c for c in ns.cases.split(",") if c]
+    for c in cases:
+        if c not in CASES:
+            sys.exit(f"unknown case {c!r}: use {', '.join(CASES)}")
+    engines = {"reflow": Path(sys.executable), "reflow-hpc": peer_python()}
+    results: dict[tuple[str, str], list[dict[str, object]]] = {}
+    with tempfile.TemporaryDirectory(prefix="reflow-vs-peer-", dir=os.environ.get("TMPDIR")) as d:
+        for r in range(ns.rounds):
+            for case in cases:
+                order = list(engines) if r % 2 == 0 else list(reversed(engines))
+                for engine in order:
+                    doc = one_run(engine, engines[engine], case, ns.scheduler, Path(d))
+                    results.setdefault((engine, case), []).append(doc)
+                    print(
+                        f"round {r + 1} {case:<11} {engine:<10} {doc['state']:<8} "
+                        f"{doc['wall']:6.1f} s  jobs {doc['jobs']:>4}  tasks {doc['tasks']:>5}"
+                        f"  output {'ok' if doc['ok'] else doc['output']}",
+                        flush=True,
+                    )
+    print(f"\n{ns.scheduler}, medians of {ns.rounds} runs each, engines alternating")
+    print(
+        f"{'case':<11} {'engine':<10} {'wall s':>7} {'jobs':>5} {'tasks':>6} {'pythons':>8} "
+        f"{'outputs':>8} {'ratio':>6} {'target':>7}"
+    )
+    for case in cases:
+        walls = {
+            e: statistics.median(float(x["wall"]) for x in results[(e, case)]) for e in engines
+        }
+        for engine in engines:
+            docs = results[(engine, case)]
+            ratio = walls["reflow"] / walls["reflow-hpc"] if engine == "reflow" else None
+            target = TARGETS.get(case)
+            print(
+                f"{case:<11} {engine:<10} {walls[engine]:7.1f} "
+                f"{statistics.median(int(x['jobs']) for x in docs):5.0f} "
+                f"{statistics.median(int(x['tasks']) for x in docs):6.0f} "
+                f"{statistics.median(int(x['pythons']) for x in docs):8.0f} "
+                f"{sum(bool(x['ok']) for x in docs)}/{len(docs):<6} "
+                + (f"{ratio:6.2f} {'<= ' + str(target):>7}" if ratio is not None else "")
+            )
+
+
+if __name__ == "__main__":
+    main()
