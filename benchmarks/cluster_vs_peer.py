@@ -6,10 +6,12 @@
 Needs the Slurm (or Grid Engine) test cluster running (scripts/*-test-cluster).
 reflow-hpc is installed from the package index into its own virtualenv
 (~/.cache/reflow-bench/reflow-hpc-2604.4.0, made once); it is never vendored.
-Both engines run the same pipeline files (benchmarks/slurm_pipelines/), each
+Both engines run the same pipeline scripts (benchmarks/slurm_pipelines/)
+through their command line (`python pipeline.py submit --run-dir ...`), each
 with its default configuration and a fresh store per run, one run at a time,
 the engines alternating within every round.  For each run: the wall time from
-`submit` until `status` shows the end, the state, whether the checked output
+starting `submit` until the store records the run's end (read-only, every
+0.2 s), the state, whether the checked output
 is right, and from the scheduler's accounting (Slurm's sacct) the jobs
 submitted (sbatch calls), the scheduler tasks (array elements count one each)
 and so the Python processes started (one per scheduler task, plus the
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -72,38 +75,81 @@ def accounting(scheduler: str, since: float) -> tuple[int, int]:
     return len(set(tasks)), len(tasks)
 
 
-def one_run(engine: str, python: Path, case: str, scheduler: str, tmp: Path) -> dict[str, object]:
-    pipeline, params, check, expected = CASES[case]
-    work = Path(tempfile.mkdtemp(prefix=f"{engine}-{case}-", dir=tmp))
+def _engine_env(engine: str, work: Path, scheduler: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         REFLOW_STORE_PATH=str(work / "manifest.db"),
         REFLOW_MODE="sbatch" if scheduler == "slurm" else "qsub-sge",
-        REFLOW_CONFIG=str(work / "no-config.toml"),
-        XDG_CONFIG_HOME=str(work / "xdg"),
-        PYTHONDONTWRITEBYTECODE="",
+        XDG_CONFIG_HOME=str(work / "xdg"),  # no config file: each engine's defaults
     )
-    if engine == "reflow":
+    env.pop("PYTHONPATH", None)
+    if engine == "reflow":  # this checkout, also in the jobs (they inherit the environment)
         env["PYTHONPATH"] = str(ROOT / "src")
-    else:
-        env.pop("PYTHONPATH", None)
-    # both engines' dispatcher jobs import the pipeline module from here
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (env.get("PYTHONPATH"), str(HERE / "slurm_pipelines")) if p
-    )
+    return env
+
+
+def _run_state(store: Path) -> tuple[str, str] | None:
+    """(run id, status) of the one run in a fresh store, read-only; None before it exists."""
+    if not store.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"{store.as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT run_id, status FROM runs").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return (str(row[0]), str(row[1])) if row else None
+
+
+_OUTPUT = (
+    "import json, sys\n"
+    "from reflow.stores.sqlite import SqliteStore\n"
+    "print(json.dumps(SqliteStore(sys.argv[1]).get_singleton_output(sys.argv[2], sys.argv[3])))"
+)
+
+
+def one_run(engine: str, python: Path, case: str, scheduler: str, tmp: Path) -> dict[str, object]:
+    """Submit one run through the pipeline script's CLI and wait for its end."""
+    pipeline, params, check, expected = CASES[case]
+    work = Path(tempfile.mkdtemp(prefix=f"{engine}-{case}-", dir=tmp))
+    env = _engine_env(engine, work, scheduler)
+    flags = [x for k, v in params.items() for x in (f"--{k}", str(v))]
+    script = HERE / "slurm_pipelines" / f"{pipeline}.py"
+    started = time.time()
+    t0 = time.monotonic()
     done = subprocess.run(
-        [str(python), str(HERE / "_cluster_driver.py"), pipeline, json.dumps(params),
-         str(work / "run"), check],
-        capture_output=True, text=True, env=env, cwd=work, check=False, timeout=3600,
+        [str(python), str(script), "submit", "--run-dir", str(work / "run"), *flags],
+        capture_output=True, text=True, env=env, cwd=work, check=False, timeout=600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        sys.exit(f"{engine} {case}: submit failed:\n{done.stdout}\n{done.stderr}")
+    store = work / "manifest.db"
+    state = "RUNNING"
+    run_id = ""
+    while time.monotonic() - t0 < 1800:
+        found = _run_state(store)
+        if found is not None:
+            run_id, state = found
+            if state not in ("RUNNING", "PENDING"):
+                break
+        time.sleep(0.2)
+    wall = time.monotonic() - t0
+    out = subprocess.run(
+        [str(python), "-c", _OUTPUT, str(store), run_id, check],
+        capture_output=True, text=True, env=env, cwd=work, check=False,
     )  # fmt: skip
     try:
-        doc = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        sys.exit(f"{engine} {case} failed:\n{done.stdout}\n{done.stderr}")
+        output: object = json.loads(out.stdout)
+    except ValueError:
+        output = (out.stderr.strip().splitlines() or ["no output"])[-1]
     time.sleep(2)  # let accounting catch up with the last job
-    jobs, tasks = accounting(scheduler, float(doc["started"]))
-    doc.update(jobs=jobs, tasks=tasks, pythons=tasks + 1, ok=doc["output"] == expected)
-    return doc
+    jobs, tasks = accounting(scheduler, started)
+    return {
+        "state": state, "wall": wall, "output": output, "ok": output == expected,
+        "jobs": jobs, "tasks": tasks, "pythons": tasks + 1,
+    }  # fmt: skip
 
 
 def main() -> None:

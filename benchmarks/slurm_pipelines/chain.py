@@ -107,3 +107,7 @@ def t18(x: Annotated[int, Result(step="t17")]) -> int:
 @wf.job()
 def t19(x: Annotated[int, Result(step="t18")]) -> int:
     return x + 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(wf.cli())

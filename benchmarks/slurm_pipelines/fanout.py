@@ -27,3 +27,7 @@ def again(item: Annotated[int, Result(step="work")]) -> int:
 @wf.job()
 def total(items: Annotated[list[int], Result(step="again")]) -> int:
     return sum(items)
+
+
+if __name__ == "__main__":
+    raise SystemExit(wf.cli())

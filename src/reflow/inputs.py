@@ -16,7 +16,9 @@ from . import codec
 from .codec import hash_parts
 from .wiring import Input, Part, Source
 
-__all__ = ["Feed", "InputError", "Upstream", "per_item", "source_whole_hash", "whole"]
+__all__ = [
+    "Feed", "InputError", "Upstream", "one_item", "per_item", "source_whole_hash", "whole",
+]  # fmt: skip
 
 
 class InputError(Exception):
@@ -91,6 +93,21 @@ def whole(up: Upstream, inp: Input) -> tuple[str, Callable[[], Any]]:
     h = hash_parts("concat", [source_whole_hash(up, s) for s in inp.sources])
     feeds = [source_items(up, s) for s in inp.sources]
     return h, lambda: [f.value(j) for f in feeds for j in range(len(f.hashes))]
+
+
+def one_item(up: Upstream, inp: Input, k: int) -> tuple[str, Callable[[], Any]]:
+    """The hash and value getter of item `k` of a fan-out or chain argument.
+
+    The same as `per_item(up, inp)` at `k`, without reading every other item
+    when the argument chains one array element by element (an instance
+    submitted ahead reads its own upstream element, not all of them).
+    """
+    if len(inp.sources) == 1 and inp.sources[0].part is Part.ELEMENTS:
+        step = inp.sources[0].step
+        idx = up.elements(step)
+        return up.output_hash(step, idx[k]), lambda: up.value(step, idx[k])
+    feed = per_item(up, inp)
+    return feed.hashes[k], lambda: feed.value(k)
 
 
 def per_item(up: Upstream, inp: Input) -> Feed:

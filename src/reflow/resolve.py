@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import codec
 from .identity import compute_identity, returns_paths, verify_output
-from .inputs import InputError, per_item, whole
+from .inputs import InputError, one_item, whole
 from .instances import Outcome, Work, execute, failure
 from .results import result_path
 from .wiring import Mode
@@ -138,9 +138,7 @@ def run_deferred(
         getters: dict[str, Any] = {}
         for inp in graph.inputs[work.task]:
             if inp.mode.per_item:
-                feed = per_item(up, inp)
-                hashes[inp.arg] = feed.hashes[work.index]
-                getters[inp.arg] = (lambda f: lambda: f.value(work.index))(feed)
+                hashes[inp.arg], getters[inp.arg] = one_item(up, inp, work.index)
             else:
                 hashes[inp.arg], getters[inp.arg] = whole(up, inp)
     except (InputError, IndexError) as exc:
