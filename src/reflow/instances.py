@@ -8,7 +8,6 @@ drivers and the job-side worker all share these types.
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +94,8 @@ def failure(
 
 def traceback_text(exc: BaseException, *, skip_frames: int = 0) -> str:
     """The formatted traceback of `exc`, without its first `skip_frames` frames."""
+    import traceback  # only when something failed: every job imports this module
+
     tb = exc.__traceback__
     for _ in range(skip_frames):
         tb = tb.tb_next if tb else None

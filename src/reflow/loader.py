@@ -8,11 +8,13 @@ import sys
 import typing
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ReflowError
 from .flow import Flow
-from .wiring import Pipeline
+
+if TYPE_CHECKING:  # not imported in a job that only runs instances: it costs start-up
+    from .wiring import Pipeline
 
 __all__ = ["load_workflow", "workflow_origin"]
 
@@ -80,4 +82,4 @@ def load_workflow(origin: dict[str, Any], name: str) -> Pipeline:
             f"{origin.get('script') or origin.get('module')} defines no workflow named "
             f"'{name}' at module level"
         )
-    return typing.cast(Pipeline, found[0])
+    return typing.cast("Pipeline", found[0])

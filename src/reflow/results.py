@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import os
-import socket
 import time
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
@@ -42,6 +41,7 @@ __all__ = [
 ]
 
 RESULT_FORMAT = 1
+_HOST = os.uname().nodename  # socket.gethostname(), without importing socket in every job
 WAVE_FORMAT = 1
 _SAFE = str.maketrans({"/": "_", "\\": "_", "\0": "_"})
 
@@ -116,7 +116,7 @@ def write_result(run_dir: Path, run_id: str, outcome: Outcome, job_id: str | Non
         "error": outcome.error,
         "started": outcome.started,
         "finished": outcome.finished,
-        "host": socket.gethostname(),
+        "host": _HOST,
         "job_id": job_id,
     }
     if outcome.identity is not None:

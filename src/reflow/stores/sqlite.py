@@ -211,17 +211,14 @@ class SqliteStore:
         timeout: float = 60.0,
         read_only: bool = False,
     ):
-        from ..config import default_store_path, load_config
-
         if path is None:
+            from ..config import load_config
+
             path = load_config().resolved_store_path()
         self.path = Path(path).expanduser()
         self.timeout = timeout
         # read-only: never created, migrated or written (what `reflow doctor` inspects)
         self.read_only = read_only
-        # the default store is the user's own: created private (0700 folder, 0600 file);
-        # a team store elsewhere keeps the permissions its owner gives it
-        self._private = self.path.absolute() == default_store_path().absolute()
         self._conn: sqlite3.Connection | None = None
         self._depth = 0  # write transactions open (nested ones join the outermost)
         self._held_since: float | None = None  # when hold() opened the transaction it holds
@@ -273,7 +270,7 @@ class SqliteStore:
         created = not path.exists()
         if created:
             try:
-                if self._private:
+                if self._is_default():
                     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 else:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -298,6 +295,16 @@ class SqliteStore:
         except sqlite3.DatabaseError as exc:
             raise StoreError(self._describe_open_error(exc)) from None
         return conn
+
+    def _is_default(self) -> bool:
+        """Whether this is the default store, the user's own, created private.
+
+        (A 0700 folder and a 0600 file; a team store elsewhere keeps the
+        permissions its owner gives it.)
+        """
+        from ..config import default_store_path  # only when creating a store
+
+        return self.path.absolute() == default_store_path().absolute()
 
     def _open_read_only(self) -> sqlite3.Connection:
         path = self.path
