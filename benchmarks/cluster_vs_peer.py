@@ -58,17 +58,41 @@ def peer_python() -> Path:
 
 
 def accounting(scheduler: str, since: float) -> tuple[int, int]:
-    """(jobs submitted, scheduler tasks) since `since`, from the scheduler's accounting."""
+    """(jobs submitted, scheduler tasks) since `since`, from the scheduler's accounting.
+
+    Jobs count by their submission time (the runs are one at a time, seconds
+    apart); accounting lags the jobs a little, so it is read until it agrees
+    with itself twice.
+    """
+    last: tuple[int, int] | None = None
+    for _ in range(15):
+        found = _accounting_once(scheduler, since)
+        if found == last:
+            return found
+        last = found
+        time.sleep(1.0)
+    return last or (0, 0)
+
+
+def _accounting_once(scheduler: str, since: float) -> tuple[int, int]:
     if scheduler == "slurm":
-        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 1))
+        start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since - 60))
         out = subprocess.run(
-            ["sacct", "-X", "-n", "-P", "-S", start, "-E", "now", "-o", "JobID"],
+            ["sacct", "-X", "-n", "-P", "-S", start, "-E", "now", "-o", "JobID,Submit"],
             capture_output=True, text=True, check=False,
-        ).stdout.split()  # fmt: skip
-        tasks = [j for j in out if j]
+        ).stdout  # fmt: skip
+        tasks = []
+        for line in out.splitlines():
+            job, _, submitted = line.partition("|")
+            try:
+                when = time.mktime(time.strptime(submitted, "%Y-%m-%dT%H:%M:%S"))
+            except ValueError:
+                continue
+            if when >= int(since):
+                tasks.append(job)
         return len({j.split("_")[0] for j in tasks}), len(tasks)
     out = subprocess.run(
-        ["qacct", "-j", "*", "-b", time.strftime("%Y%m%d%H%M.%S", time.localtime(since - 1))],
+        ["qacct", "-j", "*", "-b", time.strftime("%Y%m%d%H%M.%S", time.localtime(since))],
         capture_output=True, text=True, check=False,
     ).stdout  # fmt: skip
     tasks = [line.split()[1] for line in out.splitlines() if line.startswith("jobnumber")]
@@ -144,7 +168,6 @@ def one_run(engine: str, python: Path, case: str, scheduler: str, tmp: Path) -> 
         output: object = json.loads(out.stdout)
     except ValueError:
         output = (out.stderr.strip().splitlines() or ["no output"])[-1]
-    time.sleep(2)  # let accounting catch up with the last job
     jobs, tasks = accounting(scheduler, started)
     return {
         "state": state, "wall": wall, "output": output, "ok": output == expected,
