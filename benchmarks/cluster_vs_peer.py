@@ -15,7 +15,9 @@ starting `submit` until the store records the run's end (read-only, every
 is right, and from the scheduler's accounting (Slurm's sacct) the jobs
 submitted (sbatch calls), the scheduler tasks (array elements count one each)
 and so the Python processes started (one per scheduler task, plus the
-submitting one).  Prints a table of medians and the ratio reflow / reflow-hpc.
+submitting one).  A run left RUNNING with no job queued for 30 s is reported
+STUCK (an engine whose submission failed).  Prints a table of medians and the
+ratio reflow / reflow-hpc.
 """
 
 from __future__ import annotations
@@ -134,6 +136,12 @@ _OUTPUT = (
 )
 
 
+def _queue_empty(scheduler: str) -> bool:
+    argv = ["squeue", "-h", "-o", "%i"] if scheduler == "slurm" else ["qstat", "-u", "*"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    return not out.strip()
+
+
 def one_run(engine: str, python: Path, case: str, scheduler: str, tmp: Path) -> dict[str, object]:
     """Submit one run through the pipeline script's CLI and wait for its end."""
     pipeline, params, check, expected = CASES[case]
@@ -152,12 +160,22 @@ def one_run(engine: str, python: Path, case: str, scheduler: str, tmp: Path) -> 
     store = work / "manifest.db"
     state = "RUNNING"
     run_id = ""
+    idle_since: float | None = None
     while time.monotonic() - t0 < 1800:
         found = _run_state(store)
         if found is not None:
             run_id, state = found
             if state not in ("RUNNING", "PENDING"):
                 break
+        # the runs go one at a time on a cluster of our own: a run still RUNNING with no
+        # job queued for 30 s will not move any more (an engine whose submission failed)
+        if _queue_empty(scheduler):
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > 30:
+                state = "STUCK"
+                break
+        else:
+            idle_since = None
         time.sleep(0.2)
     wall = time.monotonic() - t0
     out = subprocess.run(
