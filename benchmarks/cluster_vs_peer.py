@@ -229,7 +229,10 @@ def main() -> None:
         }
         for engine in engines:
             docs = results[(engine, case)]
-            ratio = walls["reflow"] / walls["reflow-hpc"] if engine == "reflow" else None
+            peer_ok = all(x["state"] == "SUCCESS" for x in results[("reflow-hpc", case)])
+            ratio = (
+                walls["reflow"] / walls["reflow-hpc"] if engine == "reflow" and peer_ok else None
+            )
             target = TARGETS.get(case)
             print(
                 f"{case:<11} {engine:<10} {walls[engine]:7.1f} "
@@ -238,6 +241,11 @@ def main() -> None:
                 f"{statistics.median(int(x['pythons']) for x in docs):8.0f} "
                 f"{sum(bool(x['ok']) for x in docs)}/{len(docs):<6} "
                 + (f"{ratio:6.2f} {'<= ' + str(target):>7}" if ratio is not None else "")
+                + (
+                    "  (reflow-hpc did not finish: no ratio)"
+                    if engine == "reflow" and not peer_ok
+                    else ""
+                )
             )
 
 
