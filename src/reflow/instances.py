@@ -8,14 +8,14 @@ drivers and the job-side worker all share these types.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import codec
 from .errors import EncodeError
 
-__all__ = ["NO_VALUE", "Outcome", "Work", "execute", "execute_batch", "failure", "traceback_text"]
+__all__ = ["NO_VALUE", "Outcome", "Work", "execute", "failure", "traceback_text"]
 
 NO_VALUE: Any = type("NoValue", (), {"__repr__": lambda self: "NO_VALUE"})()
 """`Outcome.value` when the value itself is not kept (only `output`, its stored text)."""
@@ -127,8 +127,3 @@ def execute(func: Callable[..., Any], work: Work) -> Outcome:
         time.time(),
         value=value if type(value) in _IMMUTABLE else NO_VALUE,
     )
-
-
-def execute_batch(items: Sequence[tuple[Callable[..., Any], Work]]) -> list[Outcome]:
-    """Run several instances in order (one round trip to a worker process)."""
-    return [execute(func, work) for func, work in items]

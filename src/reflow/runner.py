@@ -66,9 +66,7 @@ def start_local(
     from .engine import Engine
     from .local import drive
 
-    graph = wf.validate()
-    values = resolve_params(graph, params)
-    forced = check_tasks(graph, force_tasks, "force_tasks")
+    graph, values, forced = _checked(wf, params, force_tasks)
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise ValidationError(f"max_workers={max_workers!r} must be a whole number >= 1")
     if on_error not in ("stop", "continue"):
@@ -129,9 +127,7 @@ def submit(
     from .loader import workflow_origin
     from .results import run_files
 
-    graph = wf.validate()
-    values = resolve_params(graph, params)
-    forced = check_tasks(graph, force_tasks, "force_tasks")
+    graph, values, forced = _checked(wf, params, force_tasks)
     ex = make_executor(executor, config)
     origin = workflow_origin(wf)
     directory = prepare_run_dir(run_dir)
@@ -261,6 +257,14 @@ def _abandon(store: Store, run_id: str, executor: Executor) -> None:
         executor.cancel(jobs)
     store.cancel_instances(run_id, None, "the submission of the run failed")
     store.set_run_status(run_id, "FAILED", release=True)
+
+
+def _checked(
+    wf: Pipeline, params: Mapping[str, Any], force_tasks: Iterable[str] | None
+) -> tuple[Graph, dict[str, Any], frozenset[str]]:
+    """A new run's graph, parameter values and forced tasks, or the error naming what is wrong."""
+    graph = wf.validate()
+    return graph, resolve_params(graph, params), check_tasks(graph, force_tasks, "force_tasks")
 
 
 def check_tasks(graph: Graph, names: Iterable[str] | str | None, what: str) -> frozenset[str]:
