@@ -28,10 +28,8 @@ or three).  Anything deeper raises `EncodeError` / `DecodeError`, never
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
-import pathlib
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -50,6 +48,7 @@ __all__ = [
     "hash_tree",
     "hash_value",
     "loads",
+    "sha256_hex",
 ]
 
 JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
@@ -245,28 +244,55 @@ def _encode_float(value: float) -> JSONValue:
 
 _LEAF_ENCODERS: dict[type, Callable[[Any], JSONValue]] = {
     float: _encode_float,
-    pathlib.PosixPath: _tag_str("$path"),
-    pathlib.WindowsPath: _tag_str("$path"),
-    pathlib.PurePosixPath: _tag_str("$pureposixpath"),
-    pathlib.PureWindowsPath: _tag_str("$purewindowspath"),
-    _dt.datetime: _tag_iso("$datetime"),
-    _dt.date: _tag_iso("$date"),
-    _dt.time: _tag_iso("$time"),
     bytes: _encode_bytes,
 }
 
 
-def _leaf_encoder(t: type) -> Callable[[Any], JSONValue] | None:
-    """The encoder of a leaf type; UUID and Decimal register on first need (their
-    modules are slow to import, and most programs never store one)."""
-    leaf = _LEAF_ENCODERS.get(t)
-    if leaf is None and t.__module__ in ("uuid", "decimal", "_decimal", "_pydecimal"):
-        import decimal
-        import uuid
+def _register_paths() -> None:
+    import pathlib
 
-        _LEAF_ENCODERS[uuid.UUID] = _tag_str("$uuid")
-        _LEAF_ENCODERS[decimal.Decimal] = _tag_str("$decimal")
-        leaf = _LEAF_ENCODERS.get(t)
+    _LEAF_ENCODERS[pathlib.PosixPath] = _tag_str("$path")
+    _LEAF_ENCODERS[pathlib.WindowsPath] = _tag_str("$path")
+    _LEAF_ENCODERS[pathlib.PurePosixPath] = _tag_str("$pureposixpath")
+    _LEAF_ENCODERS[pathlib.PureWindowsPath] = _tag_str("$purewindowspath")
+
+
+def _register_times() -> None:
+    import datetime
+
+    _LEAF_ENCODERS[datetime.datetime] = _tag_iso("$datetime")
+    _LEAF_ENCODERS[datetime.date] = _tag_iso("$date")
+    _LEAF_ENCODERS[datetime.time] = _tag_iso("$time")
+
+
+def _register_numbers() -> None:
+    import decimal
+    import uuid
+
+    _LEAF_ENCODERS[uuid.UUID] = _tag_str("$uuid")
+    _LEAF_ENCODERS[decimal.Decimal] = _tag_str("$decimal")
+
+
+# Leaf types register when a value of one is first met: their modules cost a job's
+# start-up to import, and a value of a type can only exist once its module is loaded.
+_REGISTER_BY_MODULE: dict[str, Callable[[], None]] = {
+    "pathlib": _register_paths,
+    "datetime": _register_times,
+    "uuid": _register_numbers,
+    "decimal": _register_numbers,
+    "_decimal": _register_numbers,
+    "_pydecimal": _register_numbers,
+}
+
+
+def _leaf_encoder(t: type) -> Callable[[Any], JSONValue] | None:
+    """The encoder of a leaf type (None: not a type reflow stores)."""
+    leaf = _LEAF_ENCODERS.get(t)
+    if leaf is None:
+        register = _REGISTER_BY_MODULE.get(t.__module__.partition(".")[0])
+        if register is not None:
+            register()
+            leaf = _LEAF_ENCODERS.get(t)
     return leaf
 
 
@@ -428,16 +454,39 @@ def _decode_bytes(text: str) -> object:
     return value
 
 
+def _lazy(module: str, name: str) -> Callable[[Any], Any]:
+    """`module.name` (a dotted name inside the module), imported on the first call."""
+    found: list[Callable[[Any], Any]] = []
+
+    def call(arg: Any) -> Any:
+        if not found:
+            target: Any = __import__(module)
+            for part in name.split("."):
+                target = getattr(target, part)
+            found.append(target)
+        return found[0](arg)
+
+    return call
+
+
 _LEAF_DECODERS: dict[str, Callable[[str], object]] = {
     "$float": _decode_float,
-    "$path": _text_leaf("$path", pathlib.Path),
-    "$pureposixpath": _text_leaf("$pureposixpath", pathlib.PurePosixPath),
-    "$purewindowspath": _text_leaf("$purewindowspath", pathlib.PureWindowsPath),
-    "$datetime": _text_leaf("$datetime", _dt.datetime.fromisoformat, _dt.datetime.isoformat),
-    "$date": _text_leaf("$date", _dt.date.fromisoformat, _dt.date.isoformat),
-    "$time": _text_leaf("$time", _dt.time.fromisoformat, _dt.time.isoformat),
-    "$uuid": _text_leaf("$uuid", lambda text: __import__("uuid").UUID(text)),
-    "$decimal": _text_leaf("$decimal", lambda text: __import__("decimal").Decimal(text)),
+    "$path": _text_leaf("$path", _lazy("pathlib", "Path")),
+    "$pureposixpath": _text_leaf("$pureposixpath", _lazy("pathlib", "PurePosixPath")),
+    "$purewindowspath": _text_leaf("$purewindowspath", _lazy("pathlib", "PureWindowsPath")),
+    "$datetime": _text_leaf(
+        "$datetime",
+        _lazy("datetime", "datetime.fromisoformat"),
+        _lazy("datetime", "datetime.isoformat"),
+    ),
+    "$date": _text_leaf(
+        "$date", _lazy("datetime", "date.fromisoformat"), _lazy("datetime", "date.isoformat")
+    ),
+    "$time": _text_leaf(
+        "$time", _lazy("datetime", "time.fromisoformat"), _lazy("datetime", "time.isoformat")
+    ),
+    "$uuid": _text_leaf("$uuid", _lazy("uuid", "UUID")),
+    "$decimal": _text_leaf("$decimal", _lazy("decimal", "Decimal")),
     "$bytes": _decode_bytes,
 }
 _LIST_TAGS = frozenset({"$tuple", "$set", "$frozenset", "$dict"})
@@ -622,7 +671,7 @@ def dumps_hashed(value: object) -> tuple[str, str]:
     """`(dumps(value), hash_value(value))`, encoding the value only once."""
     text = _scalar_text(value)
     if text is not None:  # the common case of tiny outputs: no tree, nothing to sort
-        return text, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return text, sha256_hex(text.encode("utf-8", "surrogatepass"))
     tree = encode(value)
     try:
         text = _dump_text(tree)
@@ -634,8 +683,8 @@ def dumps_hashed(value: object) -> tuple[str, str]:
     except ValueError as exc:
         raise EncodeError(f"cannot encode this value as JSON: {exc}") from None
     if "{" not in text:  # no objects: nothing to sort, the stored text is canonical
-        return text, _sha256(_utf8(text))
-    return text, _sha256(_utf8(_canonical_text(tree, EncodeError)))
+        return text, sha256_hex(_utf8(text))
+    return text, sha256_hex(_utf8(_canonical_text(tree, EncodeError)))
 
 
 def loads(text: str) -> object:
@@ -739,26 +788,55 @@ def canonical_tree_bytes(tree: JSONValue) -> bytes:
     return _utf8(_canonical_text(tree, DecodeError))
 
 
-def _sha256(data: bytes) -> str:
+def _builtin_sha256() -> Callable[[bytes], Any] | None:
+    # CPython's own SHA-256 (`_sha2` from 3.12, `_sha256` before): importing hashlib
+    # loads OpenSSL, a few ms of every job's start-up, for the same digest
+    for module in ("_sha2", "_sha256") if sys.version_info >= (3, 12) else ("_sha256",):
+        try:
+            return __import__(module).sha256  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+_SMALL_SHA256 = _builtin_sha256()
+# CPython's own SHA-256 is slower than OpenSSL's (0.6 us more a call, 5 ns more a
+# byte, here), and hashlib's import costs about 3 ms: a process hashes with it
+# until it would have lost that much (a job storing its output never gets
+# there; an engine hashing thousands of values soon switches), or when hashlib
+# is loaded anyway.
+_builtin_budget = 600_000  # bytes, charging 128 a call
+
+
+def sha256_hex(data: bytes) -> str:
+    """The SHA-256 hex digest of `data` (the same digest whichever implementation makes it)."""
+    global _builtin_budget
+    if _SMALL_SHA256 is not None and "hashlib" not in sys.modules:
+        cost = len(data) + 128
+        if cost < _builtin_budget:
+            _builtin_budget -= cost
+            return str(_SMALL_SHA256(data).hexdigest())
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
 def hash_value(value: object) -> str:
     """Full SHA-256 hex of `canonical_bytes(value)`."""
-    return _sha256(canonical_bytes(value))
+    return sha256_hex(canonical_bytes(value))
 
 
 def hash_tree(tree: JSONValue) -> str:
     """Full SHA-256 hex of `canonical_tree_bytes(tree)`; equals `hash_value(decode(tree))`."""
     text = _scalar_text(tree)
     if text is not None:
-        return _sha256(_utf8(text))
-    return _sha256(canonical_tree_bytes(tree))
+        return sha256_hex(_utf8(text))
+    return sha256_hex(canonical_tree_bytes(tree))
 
 
 def hash_text(text: str) -> str:
     """Hash of `dumps` text without decoding it; equals `hash_value(loads(text))`."""
-    return _sha256(canonical_tree_bytes(_parse(text)))
+    return sha256_hex(canonical_tree_bytes(_parse(text)))
 
 
 def hash_parts(kind: str, parts: Sequence[str]) -> str:
@@ -774,4 +852,4 @@ def hash_parts(kind: str, parts: Sequence[str]) -> str:
     if not all(type(part) is str for part in items):
         raise TypeError("hash_parts(kind, parts): every part must be a str")
     tree: JSONValue = {"$parts": [kind, items]}
-    return _sha256(_utf8(_dump_canonical(tree)))
+    return sha256_hex(_utf8(_dump_canonical(tree)))

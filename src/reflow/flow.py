@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, overload
 
 from .errors import ValidationError
 from .params import ArgSpec, read_signature
+from .records import FrozenRecord
 from .resources import ResourceError, normal_mem, normal_pack, normal_time
 
 __all__ = ["Flow", "TaskSpec"]
@@ -22,29 +22,74 @@ F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """Everything reflow knows about one task: its function, arguments and options."""
+class TaskSpec(FrozenRecord):
+    """Everything reflow knows about one task: its function, arguments and options.
 
+    `pack`: instances per array element on a scheduler: a whole number, "auto",
+    or None (the run's setting: `submit --pack`, `[executor] pack`, else "auto").
+    `fuse`: whether this singleton may run in one job with the singletons it
+    feeds or follows.
+    """
+
+    __slots__ = (
+        "after",
+        "args",
+        "array",
+        "array_parallelism",
+        "cache",
+        "cpus",
+        "func",
+        "fuse",
+        "mem",
+        "name",
+        "options",
+        "pack",
+        "returns",
+        "time",
+        "verify",
+        "version",
+    )  # fmt: skip
     name: str
     func: Callable[..., Any]
     args: tuple[ArgSpec, ...]
     returns: Any
-    array: bool = False
-    array_parallelism: int | None = None
-    cache: bool = True
-    version: str = "1"
-    verify: Callable[[Any], bool] | None = None
-    after: tuple[str, ...] = ()
-    cpus: int | None = None
-    time: str | None = None
-    mem: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    #: instances per array element on a scheduler: a whole number, "auto", or None
-    #: (the run's setting: `submit --pack`, `[executor] pack`, else "auto")
-    pack: int | str | None = None
-    #: whether this singleton may run in one job with the singletons it feeds or follows
-    fuse: bool = True
+    array: bool
+    array_parallelism: int | None
+    cache: bool
+    version: str
+    verify: Callable[[Any], bool] | None
+    after: tuple[str, ...]
+    cpus: int | None
+    time: str | None
+    mem: str | None
+    options: Mapping[str, Any]
+    pack: int | str | None
+    fuse: bool
+
+    def __init__(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        args: tuple[ArgSpec, ...],
+        returns: Any,
+        array: bool = False,
+        array_parallelism: int | None = None,
+        cache: bool = True,
+        version: str = "1",
+        verify: Callable[[Any], bool] | None = None,
+        after: tuple[str, ...] = (),
+        cpus: int | None = None,
+        time: str | None = None,
+        mem: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        pack: int | str | None = None,
+        fuse: bool = True,
+    ) -> None:
+        values = locals()
+        for field in self._field_names:
+            object.__setattr__(self, field, values[field])
+        if options is None:
+            object.__setattr__(self, "options", {})
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -59,11 +104,11 @@ class TaskSpec:
     def renamed(self, name: str, mapping: dict[str, str]) -> TaskSpec:
         """A copy called `name` whose references are rewritten through `mapping`."""
         args = tuple(
-            replace(a, result=a.result.renamed(mapping)) if a.result is not None else a
+            a.replace(result=a.result.renamed(mapping)) if a.result is not None else a
             for a in self.args
         )
         after = tuple(mapping.get(s, s) for s in self.after)
-        return replace(self, name=name, args=args, after=after)
+        return self.replace(name=name, args=args, after=after)
 
 
 def _check_time(value: str | None, task: str) -> str | None:

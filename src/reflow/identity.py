@@ -9,12 +9,13 @@ next to the identity so a cache miss can be explained later.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
+
+from . import codec
 
 __all__ = [
     "compute_identity",
@@ -58,7 +59,7 @@ def compute_identity(
     """
     head = _head(workflow, task, version)
     text = f'{{"inputs":{_hash_map(inputs)},"params":{_hash_map(params)},{head[1:]}'
-    return hashlib.sha256(b"reflow-identity\n" + text.encode("utf-8")).hexdigest(), text
+    return codec.sha256_hex(b"reflow-identity\n" + text.encode("utf-8")), text
 
 
 def identity_template(
@@ -93,6 +94,8 @@ def template_maker(template: str) -> Callable[[tuple[str, ...]], tuple[str, str]
     order of `sorted(varying)`, and returns what `compute_identity` would for
     the merged inputs: (identity, ingredients).
     """
+    import hashlib  # many identities in one process: OpenSSL's SHA-256, the fastest
+
     prefix = b"reflow-identity\n"
     sha256 = hashlib.sha256
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import codec
@@ -41,12 +40,13 @@ class Upstream(Protocol):
         """The decoded output of one upstream instance."""
 
 
-@dataclass
 class Feed:
     """Per-element hashes and a value getter for a list of items."""
 
-    hashes: list[str]
-    value: Callable[[int], Any]
+    __slots__ = ("hashes", "value")
+
+    def __init__(self, hashes: list[str], value: Callable[[int], Any]) -> None:
+        self.hashes, self.value = hashes, value
 
 
 def source_items(up: Upstream, src: Source) -> Feed:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import codec
 from .errors import EncodeError
+from .records import Record
 
 __all__ = ["NO_VALUE", "Outcome", "Work", "execute", "failure", "traceback_text"]
 
@@ -24,48 +24,75 @@ NO_VALUE: Any = type("NoValue", (), {"__repr__": lambda self: "NO_VALUE"})()
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 
-# Work and Outcome are made by the hundred thousand: plain slotted classes (a frozen
-# dataclass costs 2.5 times as much to build); treat them as read-only.
+# Work and Outcome are made by the hundred thousand, and a job imports them:
+# plain slotted records (see records.py); treat them as read-only.
 
 
-@dataclass(slots=True)
-class Work:
+class Work(Record):
     """One instance to run: which task, which element, which attempt, and its arguments."""
 
-    task: str
-    index: int
-    attempt: int
-    kwargs: dict[str, Any]
+    __slots__ = ("attempt", "index", "kwargs", "task")
+
+    def __init__(self, task: str, index: int, attempt: int, kwargs: dict[str, Any]) -> None:
+        self.task, self.index, self.attempt, self.kwargs = task, index, attempt, kwargs
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What running one instance produced."""
+class Outcome(Record):
+    """What running one instance produced.
 
-    task: str
-    index: int
-    attempt: int
-    ok: bool
-    output: str | None
-    output_hash: str | None
-    error: str | None
-    started: float
-    finished: float
-    # set only by a worker that resolved its own inputs (an instance submitted ahead)
-    identity: str | None = None
-    parts: str | None = None
-    cached_from: int | None = None
-    skipped: bool = False
-    # the returned value itself when it is immutable and was produced in this
-    # process, so the engine need not decode `output` again; never sent anywhere
-    value: Any = field(default=NO_VALUE, compare=False, repr=False)
+    `identity`, `parts`, `cached_from` and `skipped` are set only by a worker
+    that resolved its own inputs (an instance submitted ahead).  `value` is the
+    returned value itself when it is immutable and was produced in this
+    process, so the engine need not decode `output` again; it is never sent
+    anywhere (not pickled, not compared).
+    """
+
+    __slots__ = (
+        "attempt",
+        "cached_from",
+        "error",
+        "finished",
+        "identity",
+        "index",
+        "ok",
+        "output",
+        "output_hash",
+        "parts",
+        "skipped",
+        "started",
+        "task",
+        "value",
+    )  # fmt: skip
+    _uncompared = ("value",)
+
+    def __init__(
+        self,
+        task: str,
+        index: int,
+        attempt: int,
+        ok: bool,
+        output: str | None,
+        output_hash: str | None,
+        error: str | None,
+        started: float,
+        finished: float,
+        identity: str | None = None,
+        parts: str | None = None,
+        cached_from: int | None = None,
+        skipped: bool = False,
+        value: Any = NO_VALUE,
+    ) -> None:
+        self.task, self.index, self.attempt, self.ok = task, index, attempt, ok
+        self.output, self.output_hash, self.error = output, output_hash, error
+        self.started, self.finished = started, finished
+        self.identity, self.parts, self.cached_from = identity, parts, cached_from
+        self.skipped, self.value = skipped, value
 
     def __getstate__(self) -> dict[str, Any]:  # a worker process sends only the text
-        return {f: getattr(self, f) for f in self.__slots__ if f != "value"}
+        return {f: getattr(self, f) for f in self._field_names if f != "value"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        for key, val in state.items():
-            setattr(self, key, val)
+        super().__setstate__(state)
         self.value = NO_VALUE
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import typing
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,8 @@ __all__ = ["load_workflow", "workflow_origin"]
 
 def workflow_origin(wf: Pipeline) -> dict[str, str]:
     """Where a job can import `wf` from: {"script": path} or {"module": name}."""
+    from pathlib import Path  # on the submitting side; a job's start-up does without
+
     modules = {getattr(t.func, "__module__", None) for t in wf.tasks.values()}
     module = next(iter(modules)) if len(modules) == 1 else None
     if module is None or module == "__main__" or module not in sys.modules:
@@ -42,11 +44,10 @@ def workflow_origin(wf: Pipeline) -> dict[str, str]:
     return origin
 
 
-def _load_script(path: str) -> ModuleType:
-    file = Path(path)
-    if not file.is_file():
+def _load_script(file: str) -> ModuleType:
+    if not os.path.isfile(file):
         raise ReflowError(f"the pipeline script {file} is gone; the run cannot continue")
-    sys.path.insert(0, str(file.parent))
+    sys.path.insert(0, os.path.dirname(file))
     spec = importlib.util.spec_from_file_location("__reflow_pipeline__", file)
     if spec is None or spec.loader is None:
         raise ReflowError(f"cannot load the pipeline script {file}")

@@ -6,15 +6,14 @@ argument is a run parameter, an upstream result, or the injected run directory.
 
 from __future__ import annotations
 
-import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePath
 from typing import Any, Literal, Union
 
 from .errors import ValidationError
+from .records import FrozenRecord
 
 __all__ = [
     "MISSING", "ArgSpec", "Param", "Result", "RunDir", "coerce_param", "read_signature",
@@ -38,8 +37,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(FrozenRecord):
     """Describes a run parameter: its help text, a short flag and its namespace.
 
     `namespace="global"` (the default) shares one value between every task that
@@ -47,25 +45,36 @@ class Param:
     value, set with `--<task>-<param>` on the command line.
     """
 
-    help: str = ""
-    short: str | None = None
-    namespace: Literal["global", "local"] = "global"
+    __slots__ = ("help", "namespace", "short")
+    help: str
+    short: str | None
+    namespace: Literal["global", "local"]
 
-    def __post_init__(self) -> None:
-        if self.namespace not in ("global", "local"):
+    def __init__(
+        self,
+        help: str = "",
+        short: str | None = None,
+        namespace: Literal["global", "local"] = "global",
+    ) -> None:
+        if namespace not in ("global", "local"):
             raise ValidationError(
-                f"Param(namespace={self.namespace!r}) is not valid: use 'global' or 'local'"
+                f"Param(namespace={namespace!r}) is not valid: use 'global' or 'local'"
             )
-        if self.short is not None and (
-            not self.short.startswith("-") or self.short.startswith("--") or len(self.short) != 2
+        if short is not None and (
+            not isinstance(short, str)
+            or not short.startswith("-")
+            or short.startswith("--")
+            or len(short) != 2
         ):
             raise ValidationError(
-                f"Param(short={self.short!r}) is not valid: use one dash and one letter, like '-s'"
+                f"Param(short={short!r}) is not valid: use one dash and one letter, like '-s'"
             )
+        object.__setattr__(self, "help", help)
+        object.__setattr__(self, "short", short)
+        object.__setattr__(self, "namespace", namespace)
 
 
-@dataclass(frozen=True, init=False)
-class Result:
+class Result(FrozenRecord):
     """Marks an argument fed by the output of upstream task(s).
 
     `Result(step="a")` takes the output of task `a`; `Result(steps=["a", "b"])`
@@ -73,9 +82,10 @@ class Result:
     passes the whole value to every element of an array task.
     """
 
-    steps: tuple[str, ...] = field(default=())
-    broadcast: bool = False
-    concat: bool = False
+    __slots__ = ("broadcast", "concat", "steps")
+    steps: tuple[str, ...]
+    broadcast: bool
+    concat: bool
 
     def __init__(
         self,
@@ -139,16 +149,31 @@ class RunDir:
 ArgKind = Literal["param", "result", "run_dir"]
 
 
-@dataclass(frozen=True)
-class ArgSpec:
+class ArgSpec(FrozenRecord):
     """One argument of a task, as read from its signature."""
 
+    __slots__ = ("annotation", "default", "kind", "name", "param", "result")
     name: str
     kind: ArgKind
     annotation: Any
-    default: Any = MISSING
-    param: Param | None = None
-    result: Result | None = None
+    default: Any
+    param: Param | None
+    result: Result | None
+
+    def __init__(
+        self,
+        name: str,
+        kind: ArgKind,
+        annotation: Any,
+        default: Any = MISSING,
+        param: Param | None = None,
+        result: Result | None = None,
+    ) -> None:
+        for field, value in (
+            ("name", name), ("kind", kind), ("annotation", annotation), ("default", default),
+            ("param", param), ("result", result),
+        ):  # fmt: skip
+            object.__setattr__(self, field, value)
 
     @property
     def required(self) -> bool:
@@ -172,15 +197,9 @@ def read_signature(func: Callable[..., Any], task: str) -> tuple[tuple[ArgSpec, 
             f"task '{task}': cannot read its type annotations ({exc}); "
             "define the types it names at module level"
         ) from None
-    sig = inspect.signature(func)
     args: list[ArgSpec] = []
-    for name, p in sig.parameters.items():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise ValidationError(
-                f"task '{task}': *args and **kwargs are not supported; name each argument"
-            )
+    for name, default in _parameters(func, task):
         annotation, extras = _split_annotated(hints.get(name, Any))
-        default = MISSING if p.default is p.empty else p.default
         markers = [e for e in extras if isinstance(e, (Param, Result, RunDir))]
         if isinstance(default, (Param, Result)):
             markers.append(default)
@@ -191,6 +210,8 @@ def read_signature(func: Callable[..., Any], task: str) -> tuple[tuple[ArgSpec, 
             )
         marker = markers[0] if markers else None
         if isinstance(marker, RunDir) or isinstance(default, RunDir) or annotation is RunDir:
+            from pathlib import Path  # the function is given a Path: a job imports it anyway
+
             args.append(ArgSpec(name, "run_dir", Path))
         elif isinstance(marker, Result):
             if default is not MISSING:
@@ -207,7 +228,69 @@ def read_signature(func: Callable[..., Any], task: str) -> tuple[tuple[ArgSpec, 
     return tuple(args), ret
 
 
-_SCALARS: tuple[Any, ...] = (str, int, float, bool, Path, Any)
+_VARARGS, _VARKEYWORDS = 0x04, 0x08  # code flags of a function taking *args, **kwargs
+
+
+def _parameters(func: Callable[..., Any], task: str) -> list[tuple[str, Any]]:
+    """The names of `func`'s arguments, each with its default (or MISSING).
+
+    A plain function is read from its code object; anything else (a partial,
+    a callable object, a wrapper that names what it wraps) through
+    `inspect.signature`, which a job then imports.
+    """
+    code = getattr(func, "__code__", None)
+    if type(func) is not types.FunctionType or code is None or hasattr(func, "__wrapped__"):
+        return _parameters_by_inspect(func, task)
+    if code.co_flags & (_VARARGS | _VARKEYWORDS):
+        raise ValidationError(
+            f"task '{task}': *args and **kwargs are not supported; name each argument"
+        )
+    positional, keyword = code.co_argcount, code.co_kwonlyargcount
+    names = code.co_varnames[: positional + keyword]
+    defaults = func.__defaults__ or ()
+    kwdefaults = func.__kwdefaults__ or {}
+    first_default = positional - len(defaults)
+    found: list[tuple[str, Any]] = []
+    for i, name in enumerate(names):
+        if i >= positional:
+            found.append((name, kwdefaults.get(name, MISSING)))
+        else:
+            found.append((name, defaults[i - first_default] if i >= first_default else MISSING))
+    return found
+
+
+def _parameters_by_inspect(func: Callable[..., Any], task: str) -> list[tuple[str, Any]]:
+    import inspect
+
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"task '{task}': cannot read its signature ({exc})") from None
+    found: list[tuple[str, Any]] = []
+    for name, p in sig.parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise ValidationError(
+                f"task '{task}': *args and **kwargs are not supported; name each argument"
+            )
+        found.append((name, MISSING if p.default is p.empty else p.default))
+    return found
+
+
+_SCALARS: tuple[Any, ...] = (str, int, float, bool, Any)
+
+
+def _path_class(annotation: Any, exact: bool) -> bool:
+    """Whether `annotation` is `pathlib.Path` (any path class, unless `exact`).
+
+    pathlib is not imported for the question: a job's start-up would pay for it,
+    and no annotation can name a pathlib class before pathlib is loaded.
+    """
+    pathlib = sys.modules.get("pathlib")
+    if pathlib is None:
+        return False
+    if exact:
+        return annotation is pathlib.Path
+    return isinstance(annotation, type) and issubclass(annotation, pathlib.PurePath)
 
 
 def _check_param_type(annotation: Any, task: str, name: str) -> None:
@@ -221,7 +304,7 @@ def _check_param_type(annotation: Any, task: str, name: str) -> None:
 
 def param_type_supported(annotation: Any) -> bool:
     """True when a run parameter may have this type (SPEC 1)."""
-    if annotation in _SCALARS:
+    if annotation in _SCALARS or _path_class(annotation, exact=True):
         return True
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -315,7 +398,9 @@ def _coerce(t: Any, v: Any) -> Any:
         if isinstance(v, str):
             return v
         raise _Mismatch
-    if isinstance(t, type) and issubclass(t, PurePath):
+    if _path_class(t, exact=False):
+        from pathlib import Path, PurePath
+
         if isinstance(v, (str, PurePath)):
             return Path(v)
         raise _Mismatch

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,4 +178,4 @@ def run_deferred(
     for arg, get in getters.items():
         kwargs[arg] = get()
     outcome = execute(spec.func, Work(work.task, work.index, work.attempt, kwargs))
-    return replace(outcome, identity=identity, parts=parts)
+    return outcome.replace(identity=identity, parts=parts)

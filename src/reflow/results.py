@@ -13,19 +13,24 @@ Both are typed JSON through the one codec; nothing is pickled.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
+import sys
 import time
-from array import array
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import codec
 from .errors import ReflowError
 from .instances import Outcome, Work
+from .records import FrozenRecord
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# A job imports this module to read its wave and write its results: it works on
+# os.path strings, so a job does not import pathlib for reflow's sake (functions
+# that give a caller a path give a pathlib.Path, imported when they are called).
 
 __all__ = [
     "RESULT_FORMAT",
@@ -56,27 +61,53 @@ def _name(text: str) -> str:
     return "_" + cleaned if cleaned in ("", ".", "..") else cleaned
 
 
-def run_files(run_dir: Path, run_id: str, kind: str) -> Path:
+def _files(run_dir: str | os.PathLike[str], run_id: str, kind: str) -> str:
+    return os.path.join(run_dir, kind, _name(run_id))
+
+
+def run_files(run_dir: str | os.PathLike[str], run_id: str, kind: str) -> Path:
     """`<run_dir>/<kind>/<run_id>`: where a run keeps one kind of file."""
-    return run_dir / kind / _name(run_id)
+    from pathlib import Path
+
+    return Path(_files(run_dir, run_id, kind))
 
 
-def result_path(run_dir: Path, run_id: str, task: str, index: int, attempt: int) -> Path:
-    """Where the worker of (task, index, attempt) writes its result."""
+def _result_file(
+    run_dir: str | os.PathLike[str], run_id: str, task: str, index: int, attempt: int
+) -> str:
     element = "single" if index < 0 else str(index)
-    return run_files(run_dir, run_id, "results") / _name(task) / f"{element}.{attempt}.json"
+    name = f"{element}.{attempt}.json"
+    return os.path.join(_files(run_dir, run_id, "results"), _name(task), name)
 
 
-def log_paths(run_dir: Path, task: str, index: int) -> tuple[Path, Path]:
+def result_path(
+    run_dir: str | os.PathLike[str], run_id: str, task: str, index: int, attempt: int
+) -> Path:
+    """Where the worker of (task, index, attempt) writes its result."""
+    from pathlib import Path
+
+    return Path(_result_file(run_dir, run_id, task, index, attempt))
+
+
+def log_files(run_dir: str | os.PathLike[str], task: str, index: int) -> tuple[str, str]:
     """`<run_dir>/logs/<task>/<index>.out` and `.err` of one instance."""
     element = "single" if index < 0 else str(index)
-    base = run_dir / "logs" / _name(task)
-    return base / f"{element}.out", base / f"{element}.err"
+    base = os.path.join(run_dir, "logs", _name(task), element)
+    return base + ".out", base + ".err"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def log_paths(run_dir: str | os.PathLike[str], task: str, index: int) -> tuple[Path, Path]:
+    """`log_files` as pathlib paths."""
+    from pathlib import Path
+
+    out, err = log_files(run_dir, task, index)
+    return Path(out), Path(err)
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    folder, name = os.path.split(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -89,10 +120,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(tmp)
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
+        dfd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
@@ -102,8 +133,19 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # ---------------------------------------------------------------------- results
 
 
-def write_result(run_dir: Path, run_id: str, outcome: Outcome, job_id: str | None) -> Path:
+def write_result(
+    run_dir: str | os.PathLike[str], run_id: str, outcome: Outcome, job_id: str | None
+) -> Path:
     """Write one instance's result file atomically and return its path."""
+    from pathlib import Path
+
+    return Path(write_result_file(run_dir, run_id, outcome, job_id))
+
+
+def write_result_file(
+    run_dir: str | os.PathLike[str], run_id: str, outcome: Outcome, job_id: str | None
+) -> str:
+    """`write_result`, returning the path as a string (what a job calls)."""
     doc = {
         "format": RESULT_FORMAT,
         "run_id": run_id,
@@ -125,7 +167,7 @@ def write_result(run_dir: Path, run_id: str, outcome: Outcome, job_id: str | Non
         doc["cached_from"] = outcome.cached_from
     if outcome.skipped:
         doc["skipped"] = True
-    path = result_path(run_dir, run_id, outcome.task, outcome.index, outcome.attempt)
+    path = _result_file(run_dir, run_id, outcome.task, outcome.index, outcome.attempt)
     _atomic_write(path, json.dumps(doc, ensure_ascii=False).encode("utf-8"))
     return path
 
@@ -139,7 +181,7 @@ def _matches(text: str, ohash: str) -> bool:
     hashes to `ohash` as it stands could only have been forged, and such a
     hash names no value, so nothing could be reused for it by mistake.)
     """
-    if hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() == ohash:
+    if codec.sha256_hex(text.encode("utf-8", "surrogatepass")) == ohash:
         return True
     return codec.hash_text(text) == ohash
 
@@ -228,7 +270,7 @@ def _stamp_of(path: str) -> Stamp | None:
 
 
 def scan_results(
-    run_dir: Path, run_id: str, skip: Mapping[str, Stamp] | None = None
+    run_dir: str | os.PathLike[str], run_id: str, skip: Mapping[str, Stamp] | None = None
 ) -> Iterator[tuple[str, Outcome | str, Stamp | None]]:
     """Every result file of the run, in order: (path, its record or why it cannot be read, stamp).
 
@@ -236,7 +278,7 @@ def scan_results(
     replaces it with another): see `remove_results`.  A file in `skip` that
     is still the one stamped there (or is gone) is passed over unread.
     """
-    base = str(run_files(run_dir, run_id, "results"))
+    base = _files(run_dir, run_id, "results")
     try:
         with os.scandir(base) as entries:
             task_dirs = sorted(e.path for e in entries if e.is_dir())
@@ -271,8 +313,12 @@ def scan_results(
                 yield path, f"unreadable result file {path}: {exc}", stamp
 
 
-def read_results(run_dir: Path, run_id: str) -> Iterator[tuple[Path, Outcome | str]]:
+def read_results(
+    run_dir: str | os.PathLike[str], run_id: str
+) -> Iterator[tuple[Path, Outcome | str]]:
     """Every result file of the run: (path, outcome) or (path, why it cannot be read)."""
+    from pathlib import Path
+
     for path, item, _ in scan_results(run_dir, run_id):
         yield Path(path), item
 
@@ -315,17 +361,25 @@ def _remove_some(items: Sequence[tuple[str, Stamp]]) -> int:
 # ---------------------------------------------------------------------- waves
 
 
-@dataclass(frozen=True)
-class WaveElement:
-    """One element of a wave file, decoded: the Work to run."""
+class WaveElement(FrozenRecord):
+    """One element of a wave file, decoded: the Work to run.
 
+    `deferred`: how an instance submitted ahead of its inputs finds them.
+    """
+
+    __slots__ = ("deferred", "run_id", "work")
     run_id: str
     work: Work
-    deferred: dict[str, Any] | None = None  # how an instance submitted ahead finds its inputs
+    deferred: dict[str, Any] | None
+
+    def __init__(self, run_id: str, work: Work, deferred: dict[str, Any] | None = None) -> None:
+        object.__setattr__(self, "run_id", run_id)
+        object.__setattr__(self, "work", work)
+        object.__setattr__(self, "deferred", deferred)
 
 
 def write_wave(
-    path: Path,
+    path: str | os.PathLike[str],
     run_id: str,
     works: Sequence[Work],
     deferred: Mapping[str, Any] | None = None,
@@ -365,37 +419,41 @@ def write_wave(
                 ensure_ascii=False,
             )
         )
+    from array import array
+
     data = bytearray()
     offsets = array("Q")
     for line in lines:
         offsets.append(len(data))
         data += line.encode("utf-8") + b"\n"
     offsets.append(len(data))
-    _atomic_write(path.with_suffix(".idx"), offsets.tobytes())
-    _atomic_write(path, bytes(data))
+    _atomic_write(_index_file(path), offsets.tobytes())
+    _atomic_write(os.fspath(path), bytes(data))
+
+
+def _index_file(wave: str | os.PathLike[str]) -> str:
+    """The offsets file beside a wave file: its name with the suffix `.idx`."""
+    return os.path.splitext(os.fspath(wave))[0] + ".idx"
 
 
 _MISSING = object()
 
 
-def _line(fh: Any, offsets: array[int], k: int) -> dict[str, Any]:
-    fh.seek(offsets[k])
-    doc = json.loads(fh.read(offsets[k + 1] - offsets[k]))
-    if not isinstance(doc, dict):
-        raise ValueError("a wave line is not an object")
-    return doc
+_OFFSET = 8  # bytes per offset in the index file: array("Q"), in this machine's byte order
 
 
 class Wave:
-    """An open wave file: its header, and the instances one array element runs."""
+    """An open wave file: its header, and the instances one array element runs.
 
-    def __init__(self, path: Path) -> None:
+    Each line is found through its two offsets in the index file, read alone
+    (element k of a 100,000-instance wave reads 16 bytes of the index, not 800 kB).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = path
+        self._index = _index_file(path)
         try:
-            self._offsets = array("Q")
-            self._offsets.frombytes(path.with_suffix(".idx").read_bytes())
-            with open(path, "rb") as fh:
-                header = _line(fh, self._offsets, 0)
+            header = self._line(0)
             if header.get("format") != WAVE_FORMAT:
                 raise ResultFileError(f"{path}: unknown wave format {header.get('format')!r}")
             self.count = int(header["count"])
@@ -408,6 +466,24 @@ class Wave:
         except (OSError, ValueError, KeyError, IndexError) as exc:
             raise ResultFileError(f"cannot read wave file {path}: {exc}") from None
 
+    def _line(self, k: int) -> dict[str, Any]:
+        """Line k of the file (0: the header), parsed."""
+        fd = os.open(self._index, _READ_FLAGS)
+        try:
+            raw = os.pread(fd, 2 * _OFFSET, k * _OFFSET)
+        finally:
+            os.close(fd)
+        if len(raw) != 2 * _OFFSET:
+            raise ValueError(f"the index has no line {k}")
+        start = int.from_bytes(raw[:_OFFSET], sys.byteorder)
+        end = int.from_bytes(raw[_OFFSET:], sys.byteorder)
+        with open(self.path, "rb") as fh:
+            fh.seek(start)
+            doc = json.loads(fh.read(end - start))
+        if not isinstance(doc, dict):
+            raise ValueError("a wave line is not an object")
+        return doc
+
     def positions(self, element: int) -> range:
         """The instances (0-based positions in the file) array element `element` runs."""
         if not 0 <= element * self.per < self.count:
@@ -419,8 +495,7 @@ class Wave:
     def instance(self, position: int) -> WaveElement:
         """The instance at `position`, decoded."""
         try:
-            with open(self.path, "rb") as fh:
-                line = _line(fh, self._offsets, position + 1)
+            line = self._line(position + 1)
             kwargs = codec.decode(self._shared)
             own = codec.decode(line["kwargs"])
             if not isinstance(kwargs, dict) or not isinstance(own, dict):
@@ -432,7 +507,7 @@ class Wave:
             raise ResultFileError(f"cannot read wave file {self.path}: {exc}") from None
 
 
-def read_element(path: Path, element: int) -> WaveElement:
+def read_element(path: str | os.PathLike[str], element: int) -> WaveElement:
     """Instance `element` (0-based) of a wave file."""
     wave = Wave(path)
     if not 0 <= element < wave.count:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import enum
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from .errors import ValidationError
 from .flow import TaskSpec
 from .params import MISSING, ArgSpec, coerce_param, optional_inner, type_name
+from .records import FrozenRecord
 
 if TYPE_CHECKING:
     from .config import Config
@@ -49,28 +49,39 @@ class Part(str, enum.Enum):
     ITEM = "item"  # a singleton's output as a single list item (steps=[...])
 
 
-@dataclass(frozen=True)
-class Source:
+def _set(record: FrozenRecord, values: dict[str, Any]) -> None:
+    for name in record._field_names:
+        object.__setattr__(record, name, values[name])
+
+
+class Source(FrozenRecord):
     """One upstream task feeding an argument and what it contributes."""
 
+    __slots__ = ("part", "step")
     step: str
     part: Part
 
+    def __init__(self, step: str, part: Part) -> None:
+        _set(self, locals())
 
-@dataclass(frozen=True)
-class Input:
+
+class Input(FrozenRecord):
     """An argument fed by upstream results."""
 
+    __slots__ = ("arg", "concat", "mode", "sources")
     arg: str
     sources: tuple[Source, ...]
     mode: Mode
     concat: bool
 
+    def __init__(self, arg: str, sources: tuple[Source, ...], mode: Mode, concat: bool) -> None:
+        _set(self, locals())
 
-@dataclass(frozen=True)
-class ParamSpec:
+
+class ParamSpec(FrozenRecord):
     """A run parameter: its key in `**params`, type, default and the tasks that take it."""
 
+    __slots__ = ("annotation", "arg", "default", "help", "key", "local", "short", "tasks")
     key: str
     arg: str
     annotation: Any
@@ -79,6 +90,19 @@ class ParamSpec:
     short: str | None
     tasks: tuple[str, ...]
     local: bool
+
+    def __init__(
+        self,
+        key: str,
+        arg: str,
+        annotation: Any,
+        default: Any,
+        help: str,
+        short: str | None,
+        tasks: tuple[str, ...],
+        local: bool,
+    ) -> None:
+        _set(self, locals())
 
     @property
     def required(self) -> bool:
@@ -91,16 +115,27 @@ class ParamSpec:
         return "--" + self.key.replace("_", "-")
 
 
-@dataclass(frozen=True)
-class Graph:
+class Graph(FrozenRecord):
     """The validated, immutable task graph of a workflow."""
 
+    __slots__ = ("downstream", "inputs", "name", "order", "params", "tasks")
     name: str
     tasks: Mapping[str, TaskSpec]
     inputs: Mapping[str, tuple[Input, ...]]
     order: tuple[str, ...]
     params: Mapping[str, ParamSpec]
     downstream: Mapping[str, tuple[str, ...]]
+
+    def __init__(
+        self,
+        name: str,
+        tasks: Mapping[str, TaskSpec],
+        inputs: Mapping[str, tuple[Input, ...]],
+        order: tuple[str, ...],
+        params: Mapping[str, ParamSpec],
+        downstream: Mapping[str, tuple[str, ...]],
+    ) -> None:
+        _set(self, locals())
 
     def param_keys(self, task: str) -> dict[str, str]:
         """Map each run-parameter argument of `task` to its key in `**params`."""

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Any
 from .instances import execute, failure, traceback_text
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from .results import WaveElement
     from .wiring import Pipeline
 
@@ -78,34 +76,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     them one after the other, each finding the one before's result file.  An
     instance that fails fails alone: the next one still runs.
     """
-    import argparse
     import json
-    from pathlib import Path
 
     from .results import Wave
 
-    parser = argparse.ArgumentParser(prog="python -m reflow worker")
-    parser.add_argument("--wave", required=True, action="append")
-    parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--origin", required=True, help="JSON: {script: ...} or {module: ...}")
-    parser.add_argument("--workflow", required=True)
-    parser.add_argument("--offset", type=int, default=0)
-    ns = parser.parse_args(argv)
+    try:
+        ns = _Arguments(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:  # only reflow writes this command line; say what is wrong
+        sys.stderr.write(f"{USAGE}\npython -m reflow worker: error: {exc}\n")
+        return 2
     element = ns.offset + array_element()
-    run_dir = Path(ns.run_dir)
     job_id = _job_id(os.environ)
-    runner = _Runner(run_dir, json.loads(ns.origin), ns.workflow, job_id)
+    runner = _Runner(ns.run_dir, json.loads(ns.origin), ns.workflow, job_id)
     for path in ns.wave:
-        wave = Wave(Path(path))
+        wave = Wave(path)
         for position in wave.positions(element):
             runner.run(wave.instance(position))
     return 0
 
 
+USAGE = (
+    "usage: python -m reflow worker --wave FILE [--wave FILE ...] --run-dir DIR "
+    "--origin JSON --workflow NAME [--offset N]"
+)
+
+
+class _Arguments:
+    """The worker's command line (written by the dispatcher, so argparse's start-up is not paid)."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.wave: list[str] = []
+        values: dict[str, str] = {}
+        args = list(argv)
+        while args:
+            flag = args.pop(0)
+            name, eq, value = flag.partition("=")
+            if name not in ("--wave", "--run-dir", "--origin", "--workflow", "--offset"):
+                raise ValueError(f"unrecognized argument {flag!r}")
+            if not eq:
+                if not args:
+                    raise ValueError(f"argument {name}: expected one argument")
+                value = args.pop(0)
+            if name == "--wave":
+                self.wave.append(value)
+            else:
+                values[name] = value
+        missing = [n for n in ("--wave", "--run-dir", "--origin", "--workflow")
+                   if n not in values and not (n == "--wave" and self.wave)]  # fmt: skip
+        if missing:
+            raise ValueError(f"the following arguments are required: {', '.join(missing)}")
+        self.run_dir = values["--run-dir"]
+        self.origin = values["--origin"]
+        self.workflow = values["--workflow"]
+        offset = values.get("--offset", "0")
+        if not offset.isdigit():
+            raise ValueError(f"argument --offset: invalid int value: {offset!r}")
+        self.offset = int(offset)
+
+
 class _Runner:
     """Runs instances in this process; the workflow is loaded once, by the first."""
 
-    def __init__(self, run_dir: Path, origin: dict[str, Any], name: str, job_id: str | None):
+    def __init__(self, run_dir: str, origin: dict[str, Any], name: str, job_id: str | None):
         self.run_dir, self.origin, self.name, self.job_id = run_dir, origin, name, job_id
         self.wf: Pipeline | None = None
         self.load_error: str | None = None
@@ -121,23 +153,25 @@ class _Runner:
         return self.wf
 
     def run(self, item: WaveElement) -> None:
-        from .results import log_paths, write_result
+        from .results import log_files, write_result_file
 
         work, run_dir = item.work, self.run_dir
-        out, err = log_paths(run_dir, work.task, work.index)
+        out, err = log_files(run_dir, work.task, work.index)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         where = f"{work.task}[{work.index}]" if work.index >= 0 else work.task
         header = f"== {stamp} {where} attempt {work.attempt} job {self.job_id}\n"
-        _redirect(str(out), str(err), header)
+        _redirect(out, err, header)
         started = time.time()
         wf = self._workflow()
         if wf is None:
             outcome = failure(work, self.load_error or "cannot load the workflow", started)
         elif item.deferred is not None:
+            from pathlib import Path
+
             from .resolve import run_deferred
 
             try:
-                outcome = run_deferred(wf, work, item.deferred, run_dir, item.run_id)
+                outcome = run_deferred(wf, work, item.deferred, Path(run_dir), item.run_id)
             except Exception as exc:  # e.g. the store cannot be read from this node
                 outcome = failure(
                     work, "cannot resolve the inputs in the job:\n" + traceback_text(exc), started
@@ -149,14 +183,14 @@ class _Runner:
         sys.stdout.flush()
         sys.stderr.flush()
         try:
-            write_result(run_dir, item.run_id, outcome, self.job_id)
+            write_result_file(run_dir, item.run_id, outcome, self.job_id)
         except OSError as exc:  # a full disk or quota: say so in a small result, if that fits
             why = (
                 f"the result could not be written: {exc.strerror or exc} "
                 f"({exc.filename or run_dir})"
             )
             sys.stderr.write(why + "\n")
-            write_result(run_dir, item.run_id, failure(work, why, started), self.job_id)
+            write_result_file(run_dir, item.run_id, failure(work, why, started), self.job_id)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
+
+from ..records import Record
 
 __all__ = ["Health", "InstanceRow", "NewInstance", "Store"]
 
@@ -55,20 +56,31 @@ Finished = tuple[
 ]
 
 
-@dataclass
-class Health:
-    """What `Store.check_health` found, for `reflow doctor`."""
+class Health(Record):
+    """What `Store.check_health` found, for `reflow doctor`.
 
-    #: the store's schema version (0: not a reflow store at all)
-    schema_version: int
-    #: the newest schema version this reflow understands
-    supported_version: int
-    #: what is wrong with the store itself, if anything: "not a reflow store", integrity errors
-    problems: list[str] = field(default_factory=list)
-    runs: int = 0
-    instances: int = 0
-    #: SUCCESS instances whose output is gone
-    lost_outputs: int = 0
+    `schema_version`: the store's (0: not a reflow store at all);
+    `supported_version`: the newest this reflow understands; `problems`: what
+    is wrong with the store itself ("not a reflow store", integrity errors);
+    `lost_outputs`: SUCCESS instances whose output is gone.
+    """
+
+    __slots__ = (
+        "instances", "lost_outputs", "problems", "runs", "schema_version", "supported_version",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        schema_version: int,
+        supported_version: int,
+        problems: list[str] | None = None,
+        runs: int = 0,
+        instances: int = 0,
+        lost_outputs: int = 0,
+    ) -> None:
+        self.schema_version, self.supported_version = schema_version, supported_version
+        self.problems: list[str] = [] if problems is None else problems
+        self.runs, self.instances, self.lost_outputs = runs, instances, lost_outputs
 
 
 class Store(Protocol):
