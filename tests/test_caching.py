@@ -21,6 +21,7 @@ from counting import Calls
 from reflow import Result, RunState, TaskState, Workflow
 from reflow.identity import compute_identity, identity_template, template_maker
 from reflow.stores.sqlite import SqliteStore
+from stopping import stopped
 
 
 def _summary(run: Any) -> dict[str, dict[str, int]]:
@@ -189,7 +190,7 @@ def test_failed_instances_are_never_reused(tmp_path: Path, store_path: Path, cal
             raise RuntimeError("not yet")
         return "fine"
 
-    assert wf.run_local(tmp_path / "r", store=store_path).state is RunState.FAILED
+    assert stopped(wf, tmp_path / "r", store=store_path).state is RunState.FAILED
     switch.touch()
     run = wf.run_local(tmp_path / "r", store=store_path)
     assert run.state is RunState.SUCCESS and run.output("flaky") == "fine"

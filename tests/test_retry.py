@@ -16,7 +16,9 @@ import pytest
 
 from counting import Calls
 from reflow import ReflowError, Result, Run, RunState, TaskState, Workflow
+from reflow.errors import TaskFailedError
 from reflow.stores.sqlite import SqliteStore
+from stopping import stopped
 
 
 def _status(run: Run) -> dict:  # type: ignore[type-arg]
@@ -69,12 +71,18 @@ def _diamond(calls: Calls, fixed: Path) -> Workflow:
 # ---------------------------------------------------------------------- a failing task
 
 
-def test_a_failing_task_gives_a_failed_run_not_an_exception(
+def test_a_failing_task_stops_the_run_with_an_error_that_carries_it(
     tmp_path: Path, store_path: Path, calls: Calls
 ) -> None:
     wf = _diamond(calls, tmp_path / "fixed")
-    run = wf.run_local(tmp_path / "r", store=store_path)  # no exception
-    assert run.state is RunState.FAILED
+    with pytest.raises(TaskFailedError) as caught:
+        wf.run_local(tmp_path / "r", store=store_path)  # on_error="stop", the default
+    err = caught.value
+    assert isinstance(err, RuntimeError) and isinstance(err, ReflowError)
+    assert str(err).startswith("task 'each'[2] failed: ValueError: item 2 is broken (run '")
+    assert "err.run.retry()" in str(err)
+    run = err.run
+    assert isinstance(run, Run) and run.state is RunState.FAILED
     state, text = _failed(run)[("each", 2)]
     assert state == "FAILED"
     # the whole traceback is kept, starting in the user's function
@@ -84,10 +92,20 @@ def test_a_failing_task_gives_a_failed_run_not_an_exception(
     assert text.rstrip().endswith("ValueError: item 2 is broken")
 
 
+def test_on_error_continue_returns_the_failed_run(
+    tmp_path: Path, store_path: Path, calls: Calls
+) -> None:
+    run = _diamond(calls, tmp_path / "fixed").run_local(
+        tmp_path / "r", store=store_path, on_error="continue"
+    )
+    assert run.state is RunState.FAILED
+    assert _failed(run)[("each", 2)][0] == "FAILED"
+
+
 def test_status_with_errors_prints_the_traceback(
     tmp_path: Path, store_path: Path, calls: Calls, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = _diamond(calls, tmp_path / "fixed").run_local(tmp_path / "r", store=store_path)
+    run = stopped(_diamond(calls, tmp_path / "fixed"), tmp_path / "r", store=store_path)
     run.status()
     short = capsys.readouterr().out
     assert "each[2]  FAILED: ValueError: item 2 is broken" in short
@@ -102,7 +120,7 @@ def test_on_error_stop_starts_no_new_work_after_a_failure(
     tmp_path: Path, store_path: Path, calls: Calls
 ) -> None:
     wf = _diamond(calls, tmp_path / "fixed")
-    run = wf.run_local(tmp_path / "r", store=store_path, on_error="stop")
+    run = stopped(wf, tmp_path / "r", store=store_path, on_error="stop")
     ran = calls.take()
     assert run.state is RunState.FAILED
     assert ran.get("each3", 0) == 0  # not started after each[2] failed
@@ -164,7 +182,7 @@ def test_retry_keeps_the_earlier_attempts_error_in_the_history(
     tmp_path: Path, store_path: Path, calls: Calls
 ) -> None:
     fixed = tmp_path / "fixed"
-    run = _diamond(calls, fixed).run_local(tmp_path / "r", store=store_path)
+    run = stopped(_diamond(calls, fixed), tmp_path / "r", store=store_path)
     fixed.touch()
     run.retry()
     history = SqliteStore(store_path).attempts(run.run_id, "each", 2)
@@ -179,7 +197,7 @@ def test_retry_keeps_the_earlier_attempts_error_in_the_history(
 def test_retry_of_a_run_that_still_fails_keeps_it_failed(
     tmp_path: Path, store_path: Path, calls: Calls
 ) -> None:
-    run = _diamond(calls, tmp_path / "fixed").run_local(tmp_path / "r", store=store_path)
+    run = stopped(_diamond(calls, tmp_path / "fixed"), tmp_path / "r", store=store_path)
     calls.take()
     run.retry()
     assert run.state is RunState.FAILED
@@ -231,7 +249,7 @@ def test_retry_of_one_task_only_resets_that_task(
 def test_retry_with_an_unknown_task_is_refused(
     tmp_path: Path, store_path: Path, calls: Calls
 ) -> None:
-    run = _diamond(calls, tmp_path / "fixed").run_local(tmp_path / "r", store=store_path)
+    run = stopped(_diamond(calls, tmp_path / "fixed"), tmp_path / "r", store=store_path)
     with pytest.raises(ValueError, match=r"unknown task 'eahc'\. Did you mean 'each'\?"):
         run.retry(task="eahc")
 
@@ -267,7 +285,7 @@ def test_retry_verifies_upstream_cache_hits_by_default(
 
     if upstream_was_cached:  # an earlier run made the file; the failing run reuses it
         build(False).run_local(tmp_path / "r0", store=store_path)
-    run = build(True).run_local(tmp_path / "r", store=store_path)
+    run = stopped(build(True), tmp_path / "r", store=store_path)
     assert run.state is RunState.FAILED
     assert _status(run)["cached"]["make"] == int(upstream_was_cached)
     calls.take()
@@ -300,7 +318,7 @@ def test_retry_without_verify_trusts_the_upstream(
             raise RuntimeError("use is broken")
         return int(p.read_text())
 
-    run = wf.run_local(tmp_path / "r", store=store_path)
+    run = stopped(wf, tmp_path / "r", store=store_path)
     calls.take()
     out.unlink()
     fixed.touch()
@@ -314,7 +332,7 @@ def test_retry_is_refused_while_another_live_process_drives_the_run(
     tmp_path: Path, store_path: Path, calls: Calls
 ) -> None:
     fixed = tmp_path / "fixed"
-    run = _diamond(calls, fixed).run_local(tmp_path / "r", store=store_path)
+    run = stopped(_diamond(calls, fixed), tmp_path / "r", store=store_path)
     calls.take()
     with sqlite3.connect(store_path) as db:  # as if our parent process were driving it
         db.execute(
@@ -330,7 +348,7 @@ def test_retry_is_refused_while_another_live_process_drives_the_run(
 
 
 def test_retry_needs_the_workflow(tmp_path: Path, store_path: Path, calls: Calls) -> None:
-    run = _diamond(calls, tmp_path / "fixed").run_local(tmp_path / "r", store=store_path)
+    run = stopped(_diamond(calls, tmp_path / "fixed"), tmp_path / "r", store=store_path)
     bare = Run(run.run_id, SqliteStore(store_path))
     with pytest.raises(Exception, match=r"retrying run .* needs its workflow"):
         bare.retry()
@@ -389,7 +407,7 @@ def test_interrupted_run_is_cancelled_consistent_and_resumable(
 
 
 def test_cancel_marks_unfinished_instances(tmp_path: Path, store_path: Path, calls: Calls) -> None:
-    run = _diamond(calls, tmp_path / "fixed").run_local(tmp_path / "r", store=store_path)
+    run = stopped(_diamond(calls, tmp_path / "fixed"), tmp_path / "r", store=store_path)
     # on_error="stop" left each[3] waiting; cancel settles it
     assert _status(run)["summary"]["each"] == {"SUCCESS": 2, "FAILED": 1, "PENDING": 1}
     assert run.cancel() == 1
@@ -500,7 +518,7 @@ def test_on_error_stop_in_the_pool_lets_running_work_finish(
     tmp_path: Path, store_path: Path, calls: Calls, deadline: None
 ) -> None:
     wf = _pool_workflow(fail_first)
-    run = wf.run_local(tmp_path / "r", store=store_path, max_workers=2, n=4, log=str(calls.path))
+    run = stopped(wf, tmp_path / "r", store=store_path, max_workers=2, n=4, log=str(calls.path))
     assert run.state is RunState.FAILED
     ran = calls.take()
     # element 1 was already running in the other worker: it finished and was recorded

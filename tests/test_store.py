@@ -20,6 +20,7 @@ from mounts import read_only
 from reflow import Result, Run, RunState, Workflow
 from reflow.errors import ReflowError, StoreError
 from reflow.stores.sqlite import SCHEMA_VERSION, SqliteStore
+from stopping import stopped
 
 
 def _tiny(name: str = "tiny") -> Workflow:
@@ -323,7 +324,7 @@ def test_a_success_row_cannot_lack_its_output(tmp_path: Path, store_path: Path) 
     def broken() -> int:
         raise RuntimeError("no")
 
-    run = wf.run_local(tmp_path / "r", store=store_path)
+    run = stopped(wf, tmp_path / "r", store=store_path)
     with sqlite3.connect(store_path) as db:
         with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             db.execute("UPDATE instances SET state = 'SUCCESS' WHERE run_id = ?", (run.run_id,))

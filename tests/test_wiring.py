@@ -9,6 +9,7 @@ import pytest
 
 from reflow import Result, RunState, TaskState, Workflow
 from reflow.wiring import Mode
+from stopping import stopped
 
 
 def _modes(wf: Workflow, task: str) -> dict[str, Mode]:
@@ -221,7 +222,7 @@ def test_fan_out_over_a_value_that_is_not_a_list_fails_the_task(
     def each(x: Annotated[str, Result(step="anything")]) -> str:
         return x
 
-    run = wf.run_local(tmp_path / "run", store=store_path)
+    run = stopped(wf, tmp_path / "run", store=store_path)
     assert run.state is RunState.FAILED
     failed = run.status(as_dict=True)["failed_instances"]  # type: ignore[index]
     assert [(f["task_name"], f["state"]) for f in failed] == [("each", "FAILED")]
@@ -247,7 +248,7 @@ def test_fan_out_inputs_of_different_lengths_fail_the_task(
     def pair(x: Annotated[int, Result(step="xs")], y: Annotated[int, Result(step="ys")]) -> int:
         return x + y
 
-    run = wf.run_local(tmp_path / "run", store=store_path)
+    run = stopped(wf, tmp_path / "run", store=store_path)
     assert run.state is RunState.FAILED
     (failed,) = run.status(as_dict=True)["failed_instances"]  # type: ignore[index]
     assert "differ in length (x: 3, y: 2)" in failed["error_text"]

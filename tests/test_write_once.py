@@ -24,6 +24,7 @@ from reflow.errors import StoreError
 from reflow.run import Run
 from reflow.states import RunState
 from reflow.stores.sqlite import SqliteStore
+from stopping import stopped
 
 
 def _summary(store_path: Path, run_id: str) -> dict[str, dict[str, int]]:
@@ -176,7 +177,7 @@ def test_a_run_stopped_by_a_failure_writes_what_never_ran_as_pending(
             raise ValueError("bad item")
         return x
 
-    run = wf.run_local(tmp_path / "r", store=store_path)
+    run = stopped(wf, tmp_path / "r", store=store_path)
     assert run.state is RunState.FAILED
     with sqlite3.connect(store_path) as db:
         states = dict(

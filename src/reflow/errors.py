@@ -7,6 +7,10 @@ as one line and exits non-zero.  Errors the SPEC defines as `ValueError`
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: every job imports this module
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class ReflowError(Exception):
     """A mistake the user can fix; the message says what and how."""
@@ -37,3 +41,23 @@ class RunNotFoundError(ReflowError, KeyError):
 
 class ConfigError(ReflowError):
     """The configuration file or a REFLOW_* variable is invalid."""
+
+
+class MissingParameterError(ValidationError, TypeError):
+    """A required run parameter was not given.
+
+    A `TypeError` too, as a function called without a required argument
+    raises (and as reflow-hpc raises here), besides the `ValueError` SPEC names.
+    """
+
+
+class TaskFailedError(ReflowError, RuntimeError):
+    """`run_local(on_error="stop")` ended with failed task(s).
+
+    Everything is recorded before it is raised; `run` is the FAILED run, to
+    inspect (`err.run.status()`) or to resume (`err.run.retry()`).
+    """
+
+    def __init__(self, message: str, run: Any) -> None:
+        super().__init__(message)
+        self.run: Any = run  # a reflow.Run (named loosely: errors sit below every layer)

@@ -120,6 +120,37 @@ class Run:
         return self.store.get_array_outputs(self.run_id, task)
 
 
+def error_line(text: str | None) -> str:
+    """The line of an error text that says what went wrong (a traceback's exception line)."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return "no error message"
+    last_tb = max((i for i, line in enumerate(lines) if line.startswith("Traceback (")), default=-1)
+    for line in lines[last_tb + 1 :]:
+        if not line.startswith((" ", "\t")):  # past the frames: "ValueError: ..."
+            return line
+    return lines[0]
+
+
+def failure_message(run: Run) -> str:
+    """One line naming a run's failed instances and what the first one said."""
+    failed = run.store.instances(run.run_id, states=("FAILED",))
+    if not failed:
+        return f"run '{run.run_id}' ended {run.state.value}"
+    labels: list[str] = []
+    for inst in failed:
+        index = inst["array_index"]
+        label = f"'{inst['task_name']}'" + ("" if index is None else f"[{index}]")
+        if label not in labels:
+            labels.append(label)
+    shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+    return (
+        f"task{'s' if len(labels) > 1 else ''} {shown} failed: "
+        f"{error_line(failed[0]['error_text'])} (run '{run.run_id}': see "
+        "err.run.status(errors=True); resume it with err.run.retry())"
+    )
+
+
 def _check_task(store: Store, run_id: str, task: str) -> None:
     _check_task_in([n for n, _, _ in store.task_specs(run_id)], run_id, task)
 

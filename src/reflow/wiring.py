@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
-from .errors import ValidationError
+from .errors import MissingParameterError, ValidationError
 from .flow import TaskSpec
 from .params import MISSING, ArgSpec, coerce_param, optional_inner, type_name
 from .records import FrozenRecord
@@ -488,7 +488,7 @@ def resolve_params(graph: Graph, given: Mapping[str, Any]) -> dict[str, Any]:
     missing = [p for p in graph.params.values() if p.required and p.key not in given]
     if missing:
         names = ", ".join(f"'{p.key}' ({p.flag})" for p in missing)
-        raise ValidationError(
+        raise MissingParameterError(
             f"missing required parameter{'s' if len(missing) > 1 else ''} {names}"
         )
     values: dict[str, Any] = {}

@@ -10,7 +10,9 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from .errors import TaskFailedError
 from .flow import Flow
+from .states import RunState
 
 # The engine, the store, the executors and the codec load when a run needs them, not
 # when a pipeline script is imported: `--help` and `status` stay fast.
@@ -71,9 +73,13 @@ class Workflow(Flow):
     ) -> Run:
         """Run the whole graph on this machine and return the finished Run.
 
-        A task that fails does not raise: the run ends FAILED (see `run.status()`).
+        With `on_error="stop"` (the default) the first failure stops the run:
+        once everything is recorded, `TaskFailedError` (a `RuntimeError`) is
+        raised, naming the failed task(s), with the FAILED run as `err.run`.
+        With `on_error="continue"` the rest of the graph still runs (what a
+        failure blocks is SKIPPED) and the FAILED run is returned.
         """
-        from .run import Run
+        from .run import Run, failure_message
         from .runner import start_local
 
         run_id, st = start_local(
@@ -81,7 +87,10 @@ class Workflow(Flow):
             force_tasks=force_tasks, verify=verify, max_workers=max_workers, on_error=on_error,
             params=params,
         )  # fmt: skip
-        return Run(run_id, st, workflow=self)
+        run = Run(run_id, st, workflow=self)
+        if on_error == "stop" and run.state is RunState.FAILED:
+            raise TaskFailedError(failure_message(run), run)
+        return run
 
     def submit(
         self,
