@@ -28,7 +28,9 @@ class TaskSpec(FrozenRecord):
     `pack`: instances per array element on a scheduler: a whole number, "auto",
     or None (the run's setting: `submit --pack`, `[executor] pack`, else "auto").
     `fuse`: whether this singleton may run in one job with the singletons it
-    feeds or follows.
+    feeds or follows.  `options`: scheduler-native submit options (the task's
+    `submit_options=`, `partition=`, `queue=`, `account=`).  `backend`:
+    reflow-hpc's backend hint, recorded and otherwise unused.
     """
 
     __slots__ = (
@@ -36,6 +38,7 @@ class TaskSpec(FrozenRecord):
         "args",
         "array",
         "array_parallelism",
+        "backend",
         "cache",
         "cpus",
         "func",
@@ -65,6 +68,7 @@ class TaskSpec(FrozenRecord):
     options: Mapping[str, Any]
     pack: int | str | None
     fuse: bool
+    backend: str | None
 
     def __init__(
         self,
@@ -84,6 +88,7 @@ class TaskSpec(FrozenRecord):
         options: Mapping[str, Any] | None = None,
         pack: int | str | None = None,
         fuse: bool = True,
+        backend: str | None = None,
     ) -> None:
         values = locals()
         for field in self._field_names:
@@ -151,6 +156,67 @@ def check_pack(value: object, what: str) -> int | str | None:
         raise ValidationError(f"{what}={value!r} is not valid: use {exc}") from None
 
 
+#: the keywords of `@job`: reflow's own and reflow-hpc's (whose `**scheduler_options`
+#: are `submit_options=` here)
+JOB_KEYWORDS = (
+    "name", "cpus", "time", "mem", "array", "array_parallelism", "cache", "version",
+    "verify", "after", "partition", "queue", "account", "pack", "fuse", "submit_options",
+    "extra", "backend",
+)  # fmt: skip
+
+
+#: scheduler options `@job` takes as keywords (SPEC 1: `gpus=1`, `qos="long"`,
+#: `constraint="a100"`), passed to the scheduler like `submit_options=` entries;
+#: any other scheduler option must go in `submit_options=`, so a typo is an error
+SCHEDULER_KEYWORDS = (
+    "gpus", "gres", "qos", "constraint", "exclusive", "nodes", "ntasks", "reservation",
+    "licenses", "mail_type", "mail_user", "comment",
+)  # fmt: skip
+
+
+def _unknown_keyword(task: str, key: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, JOB_KEYWORDS + SCHEDULER_KEYWORDS, n=1, cutoff=0.6)
+    hint = f"Did you mean '{close[0]}'? " if close else ""
+    return (
+        f"task '{task}': @job got an unknown keyword '{key}'. {hint}"
+        f"A scheduler option goes in submit_options={{'{key}': ...}}"
+    )
+
+
+def _submit_options(task: str, what: str, value: object) -> dict[str, Any]:
+    """`submit_options=` (or `extra=`) checked: option names to plain values."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            f"task '{task}': {what}= must be a dict of scheduler options, not {value!r}"
+        )
+    for key, item in value.items():
+        if not isinstance(key, str) or not re.match(r"^[A-Za-z][A-Za-z0-9_-]*$", key):
+            raise ValidationError(
+                f"task '{task}': {what} key {key!r} is not an option name: use letters, "
+                "digits, '_' and '-'"
+            )
+        if isinstance(item, (list, dict, tuple, set)) or not isinstance(
+            item, (str, int, float, bool)
+        ):
+            raise ValidationError(
+                f"task '{task}': {what}[{key!r}]={item!r} must be a string, number or bool"
+            )
+    return dict(value)
+
+
+def _check_after(value: Iterable[str] | str | None, task: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    names = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(n, str) and n for n in names):
+        raise ValidationError(f"task '{task}': after= must name tasks, not {value!r}")
+    return names
+
+
 def _check_bool(value: object, what: str, task: str) -> bool:
     if not isinstance(value, bool):
         raise ValidationError(f"task '{task}': {what}={value!r} must be True or False")
@@ -194,7 +260,7 @@ class Flow:
     @overload
     def job(
         self,
-        func: None = None,
+        name: str | None = None,
         /,
         *,
         cpus: int | None = None,
@@ -205,20 +271,23 @@ class Flow:
         cache: bool = True,
         version: str | int = "1",
         verify: Callable[[Any], bool] | None = None,
-        after: Iterable[str] | str = (),
+        after: Iterable[str] | str | None = (),
         partition: str | None = None,
         queue: str | None = None,
         account: str | None = None,
         pack: int | str | None = None,
         fuse: bool = True,
-        **options: Any,
+        submit_options: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        backend: str | None = None,
     ) -> Callable[[F], F]: ...
 
     def job(
         self,
-        func: F | None = None,
+        func: F | str | None = None,
         /,
         *,
+        name: str | None = None,
         cpus: int | None = None,
         time: str | None = None,
         mem: str | None = None,
@@ -227,51 +296,80 @@ class Flow:
         cache: bool = True,
         version: str | int = "1",
         verify: Callable[[Any], bool] | None = None,
-        after: Iterable[str] | str = (),
+        after: Iterable[str] | str | None = (),
         partition: str | None = None,
         queue: str | None = None,
         account: str | None = None,
         pack: int | str | None = None,
         fuse: bool = True,
-        **options: Any,
+        submit_options: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        backend: str | None = None,
+        **unknown: Any,
     ) -> F | Callable[[F], F]:
-        """Register a function as a task; the function itself is returned unchanged."""
+        """Register a function as a task; the function itself is returned unchanged.
+
+        `@wf.job`, `@wf.job()`, `@wf.job("name")` or `@wf.job(name="name")`
+        (the task's name; the function's own by default).  Scheduler-native
+        options go in `submit_options={...}` (`extra=` is its older name), or
+        as keywords for the common ones in `SCHEDULER_KEYWORDS` (`gpus=1`,
+        `qos="long"`, ...); any other keyword is an error, never a scheduler flag.
+        """
+        if isinstance(func, str):
+            if name is not None and name != func:
+                raise ValidationError(
+                    f"@job({func!r}, name={name!r}): give the task's name once"
+                )
+            func, name = None, func
 
         def register(fn: F) -> F:
-            name = getattr(fn, "__name__", None)
-            if not callable(fn) or not isinstance(name, str) or not _NAME.match(name):
+            task = name if name is not None else getattr(fn, "__name__", None)
+            if not callable(fn) or not isinstance(task, str):
                 raise ValidationError(f"@job needs a named function, not {fn!r}")
+            if not _NAME.match(task):
+                raise ValidationError(
+                    f"task name {task!r} is not valid: use letters, digits and '_', "
+                    "not starting with a digit"
+                )
+            strangers = sorted(k for k in unknown if k not in SCHEDULER_KEYWORDS)
+            if strangers:
+                raise ValidationError(_unknown_keyword(task, strangers[0]))
             if verify is not None and not callable(verify):
                 raise ValidationError(
-                    f"task '{name}': verify= must be a function output -> bool, not {verify!r}"
+                    f"task '{task}': verify= must be a function output -> bool, not {verify!r}"
                 )
             if array_parallelism is not None and not array:
                 raise ValidationError(
-                    f"task '{name}': array_parallelism only applies to array tasks; "
+                    f"task '{task}': array_parallelism only applies to array tasks; "
                     "add array=True or drop it"
                 )
-            args, returns = read_signature(fn, name)
-            extra = dict(options)
+            if backend is not None and not isinstance(backend, str):
+                raise ValidationError(f"task '{task}': backend={backend!r} must be a string")
+            args, returns = read_signature(fn, task)
+            options = _submit_options(task, "extra", extra)
+            options.update(_submit_options(task, "submit_options", submit_options))
+            options.update(_submit_options(task, "a scheduler keyword", unknown))
             for key, value in (("partition", partition), ("queue", queue), ("account", account)):
                 if value is not None:
-                    extra[key] = value
+                    options[key] = value
             spec = TaskSpec(
-                name=name,
+                name=task,
                 func=fn,
                 args=args,
                 returns=returns,
                 array=bool(array),
-                array_parallelism=_check_positive(array_parallelism, "array_parallelism", name),
+                array_parallelism=_check_positive(array_parallelism, "array_parallelism", task),
                 cache=bool(cache),
                 version=str(version),
                 verify=verify,
-                after=(after,) if isinstance(after, str) else tuple(after),
-                cpus=_check_positive(cpus, "cpus", name),
-                time=_check_time(time, name),
-                mem=_check_mem(mem, name),
-                options=extra,
-                pack=check_pack(pack, f"task '{name}': pack"),
-                fuse=_check_bool(fuse, "fuse", name),
+                after=_check_after(after, task),
+                cpus=_check_positive(cpus, "cpus", task),
+                time=_check_time(time, task),
+                mem=_check_mem(mem, task),
+                options=options,
+                pack=check_pack(pack, f"task '{task}': pack"),
+                fuse=_check_bool(fuse, "fuse", task),
+                backend=backend,
             )
             self._add(spec)
             return fn
@@ -280,9 +378,13 @@ class Flow:
             return register(func)
         return register
 
-    def array_job(self, func: F | None = None, /, **kwargs: Any) -> Any:
-        """Register an array task: the same as `@job(array=True, ...)`."""
+    def array_job(self, func: F | str | None = None, /, **kwargs: Any) -> Any:
+        """Register an array task: the same as `@job(array=True, ...)` (a name may come first)."""
+        if "array" in kwargs:
+            raise ValidationError("@array_job is always an array task: drop array=")
         kwargs["array"] = True
+        if isinstance(func, str):
+            return self.job(func, **kwargs)
         if func is not None:
             return self.job(**kwargs)(func)
         return self.job(**kwargs)

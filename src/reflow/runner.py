@@ -313,6 +313,8 @@ def task_rows(graph: Graph) -> list[tuple[str, int, bool, str]]:
                 **{k: v for k, v in spec.options.items() if _jsonable(v)},
             },
         }
+        if spec.backend is not None:  # reflow-hpc's hint: recorded, otherwise unused
+            doc["backend"] = spec.backend
         rows.append((name, pos, spec.array, json.dumps(doc, sort_keys=True)))
     return rows
 

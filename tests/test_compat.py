@@ -1,0 +1,185 @@
+"""reflow-hpc users' pipelines run unchanged: its keywords, names and behaviours (issue 18)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+
+from reflow import Param, Result, Run, RunState, Workflow
+from reflow.errors import MissingParameterError, ReflowError, TaskFailedError, ValidationError
+
+
+def test_name_submit_options_extra_and_backend_are_taken_as_reflow_hpc_takes_them() -> None:
+    wf = Workflow("compat")
+
+    @wf.job("prepare", submit_options={"qos": "high"}, extra={"gres": "gpu:1"}, backend="hpc")
+    def _make() -> list[int]:
+        return [1, 2]
+
+    @wf.array_job(name="work", submit_options={"partition": "short"}, qos="long")
+    def _work(x: Annotated[int, Result(step="prepare")]) -> int:
+        return x
+
+    @wf.array_job("again")
+    def _again(x: Annotated[int, Result(step="work")]) -> int:
+        return x
+
+    prepare, work = wf.tasks["prepare"], wf.tasks["work"]
+    assert list(wf.tasks) == ["prepare", "work", "again"]
+    assert prepare.func is _make and prepare.backend == "hpc" and not prepare.array
+    assert dict(prepare.options) == {"qos": "high", "gres": "gpu:1"}  # merged
+    assert work.array and dict(work.options) == {"partition": "short", "qos": "long"}
+    assert wf.tasks["again"].array
+    assert wf.validate().order == ("prepare", "work", "again")
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"retires": 2}, "submit_options={'retires': ...}"),
+        ({"memory": "4G"}, "unknown keyword 'memory'. Did you mean 'mem'?"),
+        ({"cpu": 2}, "unknown keyword 'cpu'. Did you mean 'cpus'?"),
+        ({"mail": "me"}, "unknown keyword 'mail'. "),
+        ({"nonsense_flag": 1}, "submit_options={'nonsense_flag': ...}"),
+    ],
+)
+def test_an_unknown_keyword_is_an_error_naming_it(keywords: dict[str, Any], message: str) -> None:
+    wf = Workflow("typos")
+    with pytest.raises(ValidationError) as caught:
+
+        @wf.job(**keywords)
+        def task() -> int:
+            return 1
+
+    assert str(caught.value).startswith("task 'task': @job got an unknown keyword")
+    assert message in str(caught.value)
+    assert "task" not in wf.tasks
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        ({"submit_options": ["qos"]}, "submit_options= must be a dict of scheduler options"),
+        ({"submit_options": {"bad key": 1}}, "submit_options key 'bad key' is not an option name"),
+        ({"extra": {"qos": ["a"]}}, "extra['qos']=['a'] must be a string, number or bool"),
+        ({"backend": 3}, "backend=3 must be a string"),
+        ({"after": [3]}, "after= must name tasks"),
+    ],
+)
+def test_bad_option_values_are_one_clear_error(keywords: dict[str, Any], message: str) -> None:
+    wf = Workflow("bad")
+    with pytest.raises(ValidationError, match=message.replace("[", r"\[").replace("]", r"\]")):
+
+        @wf.job(**keywords)
+        def task() -> int:
+            return 1
+
+
+def test_a_name_is_given_once_and_must_be_a_name() -> None:
+    wf = Workflow("names")
+    with pytest.raises(ValidationError, match="give the task's name once"):
+        wf.job("a", name="b")
+    with pytest.raises(ValidationError, match="task name 'two words' is not valid"):
+        wf.job(name="two words")(lambda: 1)
+    with pytest.raises(ValidationError, match="drop array="):
+        wf.array_job(array=False)
+
+
+def test_no_unknown_keyword_reaches_a_job_script(tmp_path: Path) -> None:
+    wf = Workflow("scripted")
+
+    @wf.job(submit_options={"qos": "high", "mail-type": "END"}, constraint="a100")
+    def task() -> int:
+        return 1
+
+    from reflow.executors.base import JobResources
+    from reflow.executors.slurm import SlurmExecutor
+
+    spec = wf.tasks["task"]
+    script = SlurmExecutor().render(
+        ["python", "-m", "reflow", "worker"],
+        JobResources(name="task", extra=dict(spec.options), workdir=str(tmp_path)),
+    )
+    directives = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH --qos=high" in directives
+    assert "#SBATCH --mail-type=END" in directives
+    assert "#SBATCH --constraint=a100" in directives
+    with pytest.raises(ValidationError):
+        wf.job(retires=2)(lambda: 1)  # type: ignore[call-overload]
+
+
+# ---------------------------------------------------------------------- run_local
+
+
+def _failing() -> Workflow:
+    wf = Workflow("fails")
+
+    @wf.job()
+    def good() -> str:
+        return "ok"
+
+    @wf.job()
+    def boom() -> str:
+        raise ValueError("intentional")
+
+    return wf
+
+
+def test_on_error_stop_raises_a_runtime_error_carrying_the_recorded_run(
+    tmp_path: Path, store_path: Path
+) -> None:
+    with pytest.raises(RuntimeError, match=r"boom.*failed") as caught:
+        _failing().run_local(tmp_path / "r", store=store_path, on_error="stop")
+    err = caught.value
+    assert isinstance(err, TaskFailedError) and isinstance(err, ReflowError)
+    assert "task 'boom' failed: ValueError: intentional" in str(err)
+    run = err.run
+    assert isinstance(run, Run) and run.state is RunState.FAILED
+    assert Run(run.run_id, run.store).state is RunState.FAILED  # recorded before it was raised
+
+
+def test_on_error_continue_returns_the_failed_run(tmp_path: Path, store_path: Path) -> None:
+    run = _failing().run_local(tmp_path / "r", store=store_path, on_error="continue")
+    assert run.state is RunState.FAILED and run.output("good") == "ok"
+
+
+def test_the_cli_run_prints_its_summary_and_exits_1_when_a_task_fails(
+    tmp_path: Path, store_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _failing().cli(
+        ["run", "--run-dir", str(tmp_path / "r"), "--store-path", str(store_path)]
+    )
+    out = capsys.readouterr()
+    assert code == 1 and "FAILED" in out.out and "Traceback" not in out.err
+
+
+def test_a_missing_parameter_is_a_type_error_and_a_value_error(
+    tmp_path: Path, store_path: Path
+) -> None:
+    wf = Workflow("params")
+
+    @wf.job()
+    def task(x: Annotated[str, Param(help="X")]) -> str:
+        return x
+
+    for kind in (TypeError, ValueError, MissingParameterError):
+        with pytest.raises(kind, match=r"missing required parameter 'x' \(--x\)"):
+            wf.run_local(tmp_path / "r", store=store_path)
+
+
+def test_the_taskspec_records_the_backend(tmp_path: Path) -> None:
+    wf = Workflow("backend")
+
+    @wf.job(backend="slurm-gpu")
+    def task() -> int:
+        return 1
+
+    from reflow.runner import task_rows
+
+    ((_, _, _, spec),) = task_rows(wf.validate())
+    assert json.loads(spec)["backend"] == "slurm-gpu"
+    assert sys.modules["reflow.flow"].TaskSpec is type(wf.tasks["task"])
