@@ -617,10 +617,22 @@ def test_status_json(failed_run: FailedRun, capsys: pytest.CaptureFixture[str]) 
     }
     assert len(doc["instances"]) == 6
     failed = {(i["task_name"], i["array_index"]): i for i in doc["failed_instances"]}
-    assert set(failed) == {("check", 2), ("report", None)}
+    assert set(failed) == {("check", 2)}  # FAILED only: skipped ones have their own list
+    assert [(i["task_name"], i["state"]) for i in doc["skipped_instances"]] == [
+        ("report", "SKIPPED")
+    ]
+    assert doc["cancelled_instances"] == []
     for inst in failed.values():
         assert {"task_name", "array_index", "state", "job_id", "error_text"} <= set(inst)
+        assert {"output", "updated_at"} <= set(inst)
     assert failed[("check", 2)]["state"] == "FAILED"
+    outputs = {
+        (i["task_name"], i["array_index"]): i["output"]
+        for i in doc["instances"]
+        if i["state"] == "SUCCESS"
+    }
+    assert outputs[("items", None)] == [0, 1, 2, 3]
+    assert all(i["updated_at"] for i in doc["instances"])
     assert "ValueError: item 2 is poisoned" in failed[("check", 2)]["error_text"]
     # --task narrows the JSON too
     doc = json.loads(status(failed_run, capsys, "--json", "--task", "report").out)
@@ -986,7 +998,8 @@ def test_status_with_a_mistyped_store_path_creates_nothing(
     assert done.code == 2
     assert (
         done.err.strip()
-        == f"error: there is no store at {store}: check --store-path or REFLOW_STORE_PATH"
+        == f"error: no run 'flaky-20260101-abcd': there is no store at {store}: check "
+        "--store-path or REFLOW_STORE_PATH"
     )
     assert not store.exists()
 

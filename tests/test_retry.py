@@ -30,7 +30,8 @@ def _status(run: Run) -> dict:  # type: ignore[type-arg]
 def _failed(run: Run) -> dict[tuple[str, int | None], tuple[str, str]]:
     return {
         (f["task_name"], f["array_index"]): (f["state"], f["error_text"] or "")
-        for f in _status(run)["failed_instances"]
+        for key in ("failed_instances", "cancelled_instances", "skipped_instances")
+        for f in _status(run)[key]
     }
 
 
@@ -396,7 +397,8 @@ def test_interrupted_run_is_cancelled_consistent_and_resumable(
         "each": {"SUCCESS": 2, "CANCELLED": 3},
         "total": {},
     }
-    assert {f["error_text"] for f in doc["failed_instances"]} == {"interrupted (Ctrl-C)"}
+    assert {f["error_text"] for f in doc["cancelled_instances"]} == {"interrupted (Ctrl-C)"}
+    assert doc["failed_instances"] == []
     assert store.get_run(run.run_id)["owner_pid"] is None  # released for the next command
 
     interrupt.unlink()

@@ -804,8 +804,11 @@ def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) 
         if ns.command == "runs":
             print(f"no runs: there is no store at {path} yet")
             return EXIT_OK
+        ids = getattr(ns, "run_ids", None) or [getattr(ns, "run_id", None)]
+        named = ", ".join(f"'{i}'" for i in ids if i)
+        head = f"no run {named}: " if named else ""
         raise ValidationError(
-            f"there is no store at {path}: check --store-path or REFLOW_STORE_PATH"
+            f"{head}there is no store at {path}: check --store-path or REFLOW_STORE_PATH"
         )
     if ns.command == "status":
         return _cmd_status(ns, cfg)

@@ -317,9 +317,7 @@ class Flow:
         """
         if isinstance(func, str):
             if name is not None and name != func:
-                raise ValidationError(
-                    f"@job({func!r}, name={name!r}): give the task's name once"
-                )
+                raise ValidationError(f"@job({func!r}, name={name!r}): give the task's name once")
             func, name = None, func
 
         def register(fn: F) -> F:

@@ -29,7 +29,14 @@ def render_status(doc: dict[str, Any], *, errors: bool = False) -> str:
     lines.extend(f"warning: {w}" for w in doc.get("warnings", []))
     width = max([len(t) for t in doc["tasks"]] + [4])
     failed: dict[str, list[dict[str, Any]]] = {}
-    for inst in doc["failed_instances"]:
+    problems = [
+        *doc["failed_instances"],
+        *doc.get("cancelled_instances", ()),
+        *doc.get("skipped_instances", ()),
+    ]
+    for inst in sorted(
+        problems, key=lambda i: -1 if i["array_index"] is None else i["array_index"]
+    ):
         failed.setdefault(inst["task_name"], []).append(inst)
     for task in doc["tasks"]:
         counts = doc["summary"].get(task, {})

@@ -51,9 +51,11 @@ class Run:
     ) -> dict[str, Any] | None:
         """Print the run's status, or return it as a dict with `as_dict=True`.
 
-        The dict has keys `run`, `summary` (task -> state -> count), `instances`
-        and `failed_instances` (each with task_name, array_index, state, job_id,
-        error_text).
+        The dict has keys `run`, `tasks`, `summary` (task -> state -> count),
+        `cached`, `instances` (each with task_name, array_index, attempt, state,
+        job_id, error_text, output, updated_at, ...: see `Store.instances`),
+        `failed_instances` (the FAILED ones), `cancelled_instances`,
+        `skipped_instances` and `warnings`.
         """
         if as_dict:
             return status_dict(self.store, self.run_id, task)
@@ -183,12 +185,24 @@ def status_dict(store: Store, run_id: str, task: str | None = None) -> dict[str,
     _show_live(instances, head.live)
     return head.doc(
         instances=instances,
-        failed_instances=[i for i in instances if i["state"] in PROBLEM_STATES],
+        **{
+            _LISTS[state]: [i for i in instances if i["state"] == state] for state in PROBLEM_STATES
+        },
     )
+
+
+#: the status dict's list of the instances in each problem state
+_LISTS = {
+    "FAILED": "failed_instances",
+    "CANCELLED": "cancelled_instances",
+    "SKIPPED": "skipped_instances",
+}
 
 
 def status_overview(store: Store, run_id: str, task: str | None = None) -> dict[str, Any]:
     """What `status` shows: `status_dict` without the `instances` list.
+
+    (`_LISTS`, the keys of the problem lists, is defined below `status_dict`.)
 
     Counts come from one aggregate query; only the failed, cancelled and
     skipped instances are read (task by task, in id order within each task),
@@ -202,7 +216,9 @@ def status_overview(store: Store, run_id: str, task: str | None = None) -> dict[
         for inst in store.instances(run_id, task=name, states=PROBLEM_STATES)
     ]
     _show_live(failed, head.live)
-    return head.doc(failed_instances=failed)
+    return head.doc(
+        **{key: [i for i in failed if i["state"] == state] for state, key in _LISTS.items()}
+    )
 
 
 def write_status_json(store: Store, run_id: str, task: str | None, out: TextIO) -> None:
@@ -214,19 +230,19 @@ def write_status_json(store: Store, run_id: str, task: str | None, out: TextIO) 
 
     head = _status_head(store, run_id, task)
     hole = "\0reflow-instances\0"
-    text = json.dumps(head.doc(instances=hole, failed_instances=hole), indent=2, default=str).split(
-        json.dumps(hole)
-    )
-    if len(text) != 3:  # pragma: no cover - the marker cannot come from a store
+    lists = {"instances": hole, **{key: hole for key in _LISTS.values()}}
+    text = json.dumps(head.doc(**lists), indent=2, default=str).split(json.dumps(hole))
+    if len(text) != len(lists) + 1:  # pragma: no cover - the marker cannot come from a store
         raise ReflowError("cannot write the status as JSON")
     out.write(text[0])
     _write_instances(out, store, run_id, task, None, head.live)
-    out.write(text[1])
-    if any(s in PROBLEM_STATES for counts in head.summary.values() for s in counts):
-        _write_instances(out, store, run_id, task, PROBLEM_STATES, head.live)
-    else:
-        out.write("[]")
-    out.write(text[2] + "\n")
+    for state, rest in zip(PROBLEM_STATES, text[1:-1], strict=True):
+        out.write(rest)
+        if any(state in counts for counts in head.summary.values()):
+            _write_instances(out, store, run_id, task, (state,), head.live)
+        else:
+            out.write("[]")
+    out.write(text[-1] + "\n")
 
 
 class _Head:
@@ -367,7 +383,11 @@ def _write_instances(
     """Write a JSON list of instances (one compact object a line) at the second level."""
     import json
 
-    dumps = json.JSONEncoder(separators=(",", ":")).encode  # ASCII, as `json.dumps` writes
+    from . import codec
+
+    # ASCII, as `json.dumps` writes; an output that is not plain JSON (a Path, a set,
+    # a date) is written as the typed JSON the store keeps
+    dumps = json.JSONEncoder(separators=(",", ":"), default=codec.encode).encode
     sep = ",\n    "
     first = True
     for chunk in store.iter_instances(run_id, task=task, states=states):

@@ -174,12 +174,14 @@ class Store(Protocol):
     def list_runs(
         self,
         graph_name: str | None = None,
+        user_id: str | None = None,
+        *,
         limit: int | None = None,
         since: str | dt.datetime | dt.date | None = None,
         until: str | dt.datetime | dt.date | None = None,
         status: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Runs, newest first, filtered by workflow, time window and status.
+        """Runs, newest first, filtered by workflow, user, time window and status.
 
         Each a dict with at least `run_id`, `graph_name`, `status`, `created_at`,
         `finished_at`, `run_dir` and `executor`; a bad date is a StoreError.
@@ -339,7 +341,30 @@ class Store(Protocol):
     def instances(
         self, run_id: str, *, task: str | None = None, states: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        """The current attempt of the run's written instances as dicts, in the order written."""
+        """The current attempt of the run's written instances as dicts, in the order written.
+
+        Each with task_name, array_index (None for a singleton), attempt, state,
+        job_id, cached, error_text, identity, output_hash, started_at,
+        finished_at, updated_at (its last change) and output (decoded; None
+        without one, or with `output_omitted` True above `OUTPUT_SHOWN_MAX`).
+        """
+        ...
+
+    def list_task_instances(
+        self,
+        run_id: str,
+        task_name: str | None = None,
+        states: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """reflow-hpc's name for `instances` (states as names or TaskState members)."""
+        ...
+
+    def count_task_instances(self, run_id: str, task_name: str) -> int:
+        """How many instances of `task_name` the run has written (0 for one never expanded)."""
+        ...
+
+    def task_state_summary(self, run_id: str) -> dict[str, dict[str, int]]:
+        """reflow-hpc's name for `summary`: task -> state -> count."""
         ...
 
     def iter_instances(

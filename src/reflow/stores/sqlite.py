@@ -119,8 +119,15 @@ CREATE INDEX instances_cache ON instances (substr(identity, 1, 16)) WHERE cached
 
 _INSTANCE_COLUMNS = (
     "task_name, array_index, attempt, state, job_id, cached_from IS NOT NULL, error_text, "
-    "identity, output_hash, started_at, finished_at"
+    "identity, output_hash, started_at, finished_at, "
+    "COALESCE(output, (SELECT s.output FROM instances AS s WHERE s.id = instances.cached_from)), "
+    "COALESCE(finished_at, started_at, submitted_at)"
 )
+
+#: an instance dict carries its decoded `output` up to this many characters of stored
+#: text; a longer one is left out (`output` None, `output_omitted` True): read it with
+#: `get_singleton_output` / `get_array_outputs` (`run.output()`, `run.outputs()`)
+OUTPUT_SHOWN_MAX = 1 << 20
 
 # The cache index's key; queries must use this very expression for SQLite to use it.
 _CACHE_KEY_LEN = 16
@@ -740,17 +747,22 @@ class SqliteStore:
     def list_runs(
         self,
         graph_name: str | None = None,
+        user_id: str | None = None,
+        *,
         limit: int | None = None,
         since: str | dt.datetime | dt.date | None = None,
         until: str | dt.datetime | dt.date | None = None,
         status: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Runs, newest first, filtered by workflow, time window and status."""
+        """Runs, newest first, filtered by workflow, user, time window and status."""
         where: list[str] = []
         args: list[Any] = []
         if graph_name is not None:
             where.append("graph_name = ?")
             args.append(graph_name)
+        if user_id is not None:
+            where.append("user = ?")
+            args.append(user_id)
         if status is not None:
             where.append("status = ?")
             args.append(str(status).upper())
@@ -1380,9 +1392,32 @@ class SqliteStore:
                 "output_hash": r[8],
                 "started_at": _iso(r[9]),
                 "finished_at": _iso(r[10]),
+                "updated_at": _iso(r[12]),
+                **_shown_output(r[11]),
             }
             for r in self._read(sql, args)
         ]
+
+    def list_task_instances(
+        self,
+        run_id: str,
+        task_name: str | None = None,
+        states: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """reflow-hpc's name for `instances` (states as names or TaskState members)."""
+        return self.instances(run_id, task=task_name, states=_state_names(states))
+
+    def count_task_instances(self, run_id: str, task_name: str) -> int:
+        """How many instances of `task_name` the run has written (0 for one never expanded)."""
+        rows = self._read(
+            "SELECT COUNT(*) FROM instances WHERE run_id = ? AND task_name = ? AND current = 1",
+            (run_id, task_name),
+        )
+        return int(rows[0][0])
+
+    def task_state_summary(self, run_id: str) -> dict[str, dict[str, int]]:
+        """reflow-hpc's name for `summary`: task -> state -> count."""
+        return self.summary(run_id)
 
     def attempts(self, run_id: str, task: str, index: int | None = None) -> list[dict[str, Any]]:
         """Every attempt of `task` (one index or all), oldest first, with its error text."""
@@ -1491,6 +1526,20 @@ def _ranges(items: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]
         else:
             out.append((task, index, index))
     return out
+
+
+def _shown_output(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {"output": None}
+    if len(text) > OUTPUT_SHOWN_MAX:
+        return {"output": None, "output_omitted": True}
+    return {"output": codec.loads(text)}
+
+
+def _state_names(states: Sequence[Any] | None) -> list[str] | None:
+    if states is None:
+        return None
+    return [str(getattr(s, "value", s)) for s in states]
 
 
 def _user() -> str:
