@@ -183,3 +183,121 @@ def test_the_taskspec_records_the_backend(tmp_path: Path) -> None:
     ((_, _, _, spec),) = task_rows(wf.validate())
     assert json.loads(spec)["backend"] == "slurm-gpu"
     assert sys.modules["reflow.flow"].TaskSpec is type(wf.tasks["task"])
+
+
+# ---------------------------------------------------------------------- the public names
+
+
+def test_every_name_of_reflow_hpc_s_reference_is_importable_and_does_what_it_says(
+    tmp_path: Path, store_path: Path, monkeypatch: pytest.MonkeyPatch, calls: Any
+) -> None:
+    import time
+
+    from reflow import (
+        Config,
+        Executor,
+        FluxExecutor,
+        JobResources,
+        LocalExecutor,
+        LSFExecutor,
+        PBSExecutor,
+        SGEExecutor,
+        SlurmExecutor,
+        TaskSpec,
+        WorkflowDescription,
+        config_path,
+        ensure_config_exists,
+        load_config,
+        write_example_config,
+    )
+
+    # configuration
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert config_path() == tmp_path / "xdg" / "reflow" / "config.toml"
+    assert ensure_config_exists() == config_path() and config_path().exists()
+    example = write_example_config(tmp_path / "example.toml")
+    config = load_config(example)
+    assert isinstance(config, Config) and isinstance(load_config(), Config)
+    wf = Workflow("named", config=config)
+
+    # executors, each accepted by submit(executor=...)
+    executors = [
+        SlurmExecutor(sbatch="/opt/slurm/bin/sbatch"),
+        # (flavor: this machine's qstat is Grid Engine's, which PBSExecutor would ask)
+        PBSExecutor(qsub="/opt/pbs/bin/qsub", flavor="pro"),
+        LSFExecutor(bsub="/opt/lsf/bin/bsub"),
+        SGEExecutor(qsub="/opt/sge/bin/qsub"),
+        FluxExecutor(flux="/opt/flux/bin/flux"),
+        LocalExecutor(tmp_path / "jobs"),
+    ]
+    assert all(isinstance(e, Executor) for e in executors)
+    assert isinstance(JobResources(name="x", cpus=2, mem="1G"), JobResources)
+
+    @wf.job()
+    def make(n: Annotated[int, Param(help="how many")] = 2) -> list[int]:
+        return list(range(n))
+
+    @wf.array_job()
+    def square(x: Annotated[int, Result(step="make")]) -> int:
+        return x * x
+
+    assert isinstance(wf.tasks["square"], TaskSpec)
+    with pytest.raises(ReflowError, match="/opt/pbs/bin/qsub"):
+        wf.submit(tmp_path / "pbs", executor=executors[1], store=store_path)
+    # a job imports its workflow: one defined at module level, in the cluster tests' pipelines
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "slurm" / "pipelines"))
+    import pl_fanout
+
+    monkeypatch.setenv("RFTEST_CALLS", str(calls.path))
+    submitted = pl_fanout.wf.submit(
+        tmp_path / "local", executor=executors[5], store=store_path, n=2
+    )
+    deadline = time.monotonic() + 60
+    while submitted.state is RunState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert submitted.state is RunState.SUCCESS and submitted.output("total") == 3
+    run = wf.run_local(tmp_path / "r", store=store_path, n=3)
+    assert run.outputs("square") == [0, 1, 4]
+
+    # describe
+    typed = wf.describe_typed()
+    assert isinstance(typed, WorkflowDescription)
+    doc = wf.describe()
+    assert json.loads(json.dumps(doc)) == doc  # JSON-safe
+    assert doc["name"] == "named" and [t["name"] for t in doc["tasks"]] == ["make", "square"]
+    square_doc = doc["tasks"][1]
+    assert square_doc["is_array"] and square_doc["dependencies"] == ["make"]
+    assert square_doc["result_deps"] == {"x": {"steps": ["make"], "broadcast": False}}
+    (n,) = doc["cli_params"]
+    assert (n["name"], n["flag"], n["type"], n["required"], n["default"], n["help"]) == (
+        "n", "--n", "int", False, 2, "how many",
+    )  # fmt: skip
+
+    # the store's listing helpers, and cancelling several runs
+    store = run.store
+    user = store.get_run(run.run_id)["user"]
+    (listed,) = store.list_runs("named", user, status="SUCCESS")  # the PBS one FAILED
+    assert listed["run_id"] == run.run_id and store.list_runs(user_id="nobody-else") == []
+    assert store.count_task_instances(run.run_id, "square") == 3
+    assert [i["output"] for i in store.list_task_instances(run.run_id, "square")] == [0, 1, 4]
+    assert store.task_state_summary(run.run_id) == {
+        "make": {"SUCCESS": 1}, "square": {"SUCCESS": 3},
+    }  # fmt: skip
+    assert wf.cancel_runs([run.run_id, submitted.run_id], store) == 0  # both had finished
+    with pytest.raises(KeyError, match="no run 'nope'"):
+        wf.cancel_runs(["nope"], store)
+    with pytest.raises(ValidationError, match="a list of run ids"):
+        wf.cancel_runs(run.run_id, store)
+
+
+def test_a_dispatcher_job_is_told_the_commands_its_executor_was_given() -> None:
+    from reflow.config import Config
+    from reflow.dispatch import command_env
+    from reflow.executors.pbs import PBSExecutor
+    from reflow.executors.slurm import SlurmExecutor
+
+    config = Config()
+    assert command_env(PBSExecutor(qsub="/opt/pbs/bin/qsub"), config) == {
+        "REFLOW_QSUB": "/opt/pbs/bin/qsub"
+    }
+    assert command_env(SlurmExecutor(), config) == {}

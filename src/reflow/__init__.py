@@ -16,38 +16,85 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ._version import __version__
-    from .errors import ReflowError
-    from .flow import Flow
+    from .config import (
+        Config,
+        config_path,
+        ensure_config_exists,
+        load_config,
+        write_example_config,
+    )
+    from .description import WorkflowDescription
+    from .errors import ReflowError, TaskFailedError
+    from .executors.base import Executor, JobResources
+    from .executors.flux import FluxExecutor
+    from .executors.local import LocalExecutor
+    from .executors.lsf import LSFExecutor
+    from .executors.pbs import PBSExecutor
+    from .executors.sge import SGEExecutor
+    from .executors.slurm import SlurmExecutor
+    from .flow import Flow, TaskSpec
     from .params import Param, Result, RunDir
     from .run import Run
     from .states import RunState, TaskState
     from .workflow import Workflow
 
 __all__ = [
+    "Config",
+    "Executor",
     "Flow",
+    "FluxExecutor",
+    "JobResources",
+    "LSFExecutor",
+    "LocalExecutor",
+    "PBSExecutor",
     "Param",
     "ReflowError",
     "Result",
     "Run",
     "RunDir",
     "RunState",
+    "SGEExecutor",
+    "SlurmExecutor",
+    "TaskFailedError",
+    "TaskSpec",
     "TaskState",
     "Workflow",
+    "WorkflowDescription",
     "__version__",
+    "config_path",
+    "ensure_config_exists",
+    "load_config",
+    "write_example_config",
 ]
 
 #: public name -> the submodule that defines it
 _LAZY = {
+    "Config": "config",
+    "Executor": "executors.base",
     "Flow": "flow",
+    "FluxExecutor": "executors.flux",
+    "JobResources": "executors.base",
+    "LSFExecutor": "executors.lsf",
+    "LocalExecutor": "executors.local",
+    "PBSExecutor": "executors.pbs",
     "Param": "params",
     "ReflowError": "errors",
     "Result": "params",
     "Run": "run",
     "RunDir": "params",
     "RunState": "states",
+    "SGEExecutor": "executors.sge",
+    "SlurmExecutor": "executors.slurm",
+    "TaskFailedError": "errors",
+    "TaskSpec": "flow",
     "TaskState": "states",
     "Workflow": "workflow",
+    "WorkflowDescription": "description",
     "__version__": "_version",
+    "config_path": "config",
+    "ensure_config_exists": "config",
+    "load_config": "config",
+    "write_example_config": "config",
 }
 
 

@@ -133,6 +133,22 @@ _COMMANDS = (
 )
 
 
+def command_env(executor: Executor, config: Config) -> dict[str, str]:
+    """`REFLOW_<COMMAND>` for the scheduler commands `executor` was given itself.
+
+    `SlurmExecutor(sbatch="/opt/slurm/bin/sbatch")` passed to `submit` names a
+    command the configuration does not: the dispatcher jobs it submits are
+    told through their environment (set by this process, the user's own),
+    since a later pass never takes a command from the store.
+    """
+    env: dict[str, str] = {}
+    for name in _COMMANDS:
+        mine = getattr(executor, name, None)
+        if isinstance(mine, str) and mine != (getattr(config, name, None) or name):
+            env[f"REFLOW_{name.upper()}"] = mine
+    return env
+
+
 def executor_record(executor: Executor) -> dict[str, Any]:
     """What a later dispatcher pass needs to rebuild the executor (no command paths)."""
     return {"mode": executor.mode, "settings": executor.settings()}
@@ -713,6 +729,7 @@ class _Submitter:
             stdout=log,
             stderr=log,
             workdir=self.cwd,
+            env=command_env(self.executor, self.config),
         )
         job = self.executor.submit(command, res)
         self.store.set_dispatcher(self.run_id, job)

@@ -18,6 +18,7 @@ from .states import RunState
 # when a pipeline script is imported: `--help` and `status` stay fast.
 if TYPE_CHECKING:
     from .config import Config
+    from .description import WorkflowDescription
     from .executors.base import Executor
     from .run import Run
     from .stores import Store
@@ -120,3 +121,37 @@ class Workflow(Flow):
         run = Run(run_id, st, workflow=self)
         run.dry_run = dry
         return run
+
+    def describe_typed(self) -> WorkflowDescription:
+        """The workflow's structure as a typed `WorkflowDescription` (validated first)."""
+        from .description import describe_graph
+
+        return describe_graph(self.validate())
+
+    def describe(self) -> dict[str, Any]:
+        """The workflow's structure as a JSON-safe dict: tasks, options, dependencies, params."""
+        return self.describe_typed().to_manifest_dict()
+
+    def cancel_runs(
+        self,
+        run_ids: Iterable[str],
+        store: Store | str | os.PathLike[str] | None = None,
+        task_name: str | None = None,
+    ) -> int:
+        """Cancel several runs (their unfinished instances, of one task or all); return how many.
+
+        Every run id is checked first: an unknown one cancels nothing.
+        """
+        from .errors import ValidationError
+        from .run import Run
+        from .runner import open_run_store
+
+        if isinstance(run_ids, str):
+            raise ValidationError(
+                f"cancel_runs takes a list of run ids, not the string {run_ids!r}"
+            )
+        ids = list(run_ids)
+        st = open_run_store(store, self._config)
+        for run_id in ids:
+            st.get_run(run_id)  # RunNotFoundError naming it
+        return sum(Run(run_id, st, workflow=self).cancel(task_name) for run_id in ids)
