@@ -301,3 +301,46 @@ def test_a_dispatcher_job_is_told_the_commands_its_executor_was_given() -> None:
         "REFLOW_QSUB": "/opt/pbs/bin/qsub"
     }
     assert command_env(SlurmExecutor(), config) == {}
+
+
+def test_a_reflow_hpc_store_is_named_and_left_untouched(tmp_path: Path) -> None:
+    import sqlite3
+
+    from reflow.errors import StoreError
+    from reflow.stores.sqlite import SqliteStore
+
+    old = tmp_path / "manifest.db"
+    with sqlite3.connect(old) as db:  # the tables reflow-hpc's store has
+        for table in ("runs", "task_specs", "task_instances", "task_dependencies"):
+            db.execute(f"CREATE TABLE {table} (id INTEGER)")
+    before = old.read_bytes()
+    with pytest.raises(StoreError, match="is a reflow-hpc store, which reflow cannot use"):
+        SqliteStore(old).list_runs()
+    assert old.read_bytes() == before
+
+
+def test_run_dicts_carry_reflow_hpc_s_names_too(tmp_path: Path, store_path: Path) -> None:
+    run = _failing().run_local(tmp_path / "r", store=store_path, on_error="continue")
+    info = run.store.get_run(run.run_id)
+    assert info["user_id"] == info["user"] and info["parameters"] == info["params"] == {}
+    (listed,) = run.store.list_runs()
+    assert listed["user_id"] == info["user"]
+
+
+def test_an_array_task_that_never_fanned_out_has_no_instances(
+    tmp_path: Path, store_path: Path
+) -> None:
+    wf = Workflow("unfanned")
+
+    @wf.job()
+    def fail_step() -> list[str]:
+        raise RuntimeError("boom")
+
+    @wf.array_job()
+    def child(item: Annotated[str, Result(step="fail_step")]) -> str:
+        return item
+
+    run = wf.run_local(tmp_path / "r", store=store_path, on_error="continue")
+    assert run.store.count_task_instances(run.run_id, "child") == 0
+    assert run.store.count_task_instances(run.run_id, "fail_step") == 1
+    assert run.status(as_dict=True)["summary"]["child"] == {"SKIPPED": 1}  # type: ignore[index]

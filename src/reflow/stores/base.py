@@ -360,7 +360,11 @@ class Store(Protocol):
         ...
 
     def count_task_instances(self, run_id: str, task_name: str) -> int:
-        """How many instances of `task_name` the run has written (0 for one never expanded)."""
+        """How many instances of `task_name` the run has written.
+
+        An array task that never fanned out (its upstream failed) counts 0,
+        though a placeholder row says why it was skipped.
+        """
         ...
 
     def task_state_summary(self, run_id: str) -> dict[str, dict[str, int]]:

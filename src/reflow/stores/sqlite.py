@@ -399,6 +399,12 @@ class SqliteStore:
                 )
             self._retry(lambda: self._create_schema(conn))
             return
+        if "meta" not in tables and {"task_instances", "task_specs"} <= tables:
+            raise StoreError(
+                f"{self.path} is a reflow-hpc store, which reflow cannot use (its schema is "
+                "not reflow's); it was left untouched: move it aside or choose another store "
+                "path (see docs/migrating-from-reflow-hpc.md)"
+            )
         if "meta" not in tables:
             raise StoreError(
                 f"{self.path} is an SQLite file but not a reflow store (no 'meta' table); it "
@@ -675,6 +681,7 @@ class SqliteStore:
             "run_id": r[0],
             "graph_name": r[1],
             "user": r[2],
+            "user_id": r[2],  # reflow-hpc's name
             "host": r[3],
             "run_dir": r[4],
             "executor": r[5],
@@ -688,6 +695,7 @@ class SqliteStore:
             "updated_at": _iso(r[13]),
             "finished_at": _iso(r[14]),
             "dispatcher": r[15],
+            "parameters": codec.loads(r[6]),  # reflow-hpc's name for params
         }
 
     def _unknown_run(self, run_id: str) -> str:
@@ -794,6 +802,7 @@ class SqliteStore:
                 "created_at": _iso(r[3]),
                 "finished_at": _iso(r[4]),
                 "user": r[5],
+                "user_id": r[5],  # reflow-hpc's name
                 "host": r[6],
                 "run_dir": r[7],
                 "executor": r[8],
@@ -1409,8 +1418,13 @@ class SqliteStore:
 
     def count_task_instances(self, run_id: str, task_name: str) -> int:
         """How many instances of `task_name` the run has written (0 for one never expanded)."""
+        # an array task that never fanned out (its upstream failed) has one placeholder row
+        # saying why, at index -1: that is no instance
         rows = self._read(
-            "SELECT COUNT(*) FROM instances WHERE run_id = ? AND task_name = ? AND current = 1",
+            "SELECT COUNT(*) FROM instances i JOIN tasks t "
+            "ON t.run_id = i.run_id AND t.task_name = i.task_name "
+            "WHERE i.run_id = ? AND i.task_name = ? AND i.current = 1 "
+            "AND (t.is_array = 0 OR i.array_index >= 0)",
             (run_id, task_name),
         )
         return int(rows[0][0])
