@@ -283,6 +283,15 @@ def test_every_name_of_reflow_hpc_s_reference_is_importable_and_does_what_it_say
     assert store.task_state_summary(run.run_id) == {
         "make": {"SUCCESS": 1}, "square": {"SUCCESS": 3},
     }  # fmt: skip
+    assert store.list_runs(graph_name="named", limit=1, since="2000-01-01", until="2999-01-01",
+                           status="SUCCESS")[0]["run_id"] == run.run_id  # fmt: skip
+    # the Run methods of the reference, once each
+    assert run.run_id.startswith("named-") and run.run_dir == tmp_path / "r"
+    assert run.status() is None and run.status(errors=True) is None
+    assert run.status(as_dict=True)["failed_instances"] == []  # type: ignore[index]
+    assert run.cancel() == 0 and run.cancel(task="make") == 0  # it had finished
+    assert run.retry() == 0 and run.retry(task="square") == 0  # nothing failed
+    wf.validate()
     assert wf.cancel_runs([run.run_id, submitted.run_id], store) == 0  # both had finished
     with pytest.raises(KeyError, match="no run 'nope'"):
         wf.cancel_runs(["nope"], store)
