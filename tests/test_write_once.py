@@ -55,7 +55,9 @@ def test_status_from_elsewhere_counts_instances_not_written_yet_as_pending(
             while time.monotonic() < deadline and not seen:
                 (info,) = SqliteStore(store_path).list_runs()
                 summary = _summary(store_path, info["run_id"])
-                if summary.get("each"):
+                # each[0]'s RUNNING row lands a moment after the fan-out's count (all
+                # PENDING until then): wait for it, under load too
+                if summary.get("each", {}).get("RUNNING"):
                     seen.append(summary)
                 time.sleep(0.02)
         return x
