@@ -108,6 +108,34 @@ def _label(task: str, index: int) -> str:
     return f"'{task}'" if index < 0 else f"'{task}'[{index}]"
 
 
+class _Plan:
+    """What one task's expansion decided before anything is written (see `Engine._plan`).
+
+    `order`, `idents` and `parts`: the instances to decide by identity, in
+    ascending index order, with their identities and ingredients; `special`:
+    index -> (SKIPPED or FAILED, why) for the others; `feeds` and `wholes`:
+    the per-element and whole inputs; `template` and `columns`: the identity
+    template and the varying input hashes (rebuilding an instance's
+    ingredients later); `todo`: (index, identity, ingredients) of what is not
+    kept from an earlier attempt.
+    """
+
+    __slots__ = (
+        "columns", "feeds", "idents", "order", "parts", "special", "template", "todo", "wholes",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.special: dict[int, tuple[str, str]] = {}
+        self.order: list[int] = []
+        self.idents: list[str] = []
+        self.parts: list[str] = []
+        self.feeds: dict[str, Feed] = {}
+        self.wholes: dict[str, tuple[str, Callable[[], Any]]] = {}
+        self.template = ""
+        self.columns: list[list[str]] = []
+        self.todo: list[tuple[int, str, str]] = []
+
+
 class Engine:
     """Drives one run of a graph over the store."""
 
@@ -418,107 +446,128 @@ class Engine:
         return values, {arg: codec.hash_value(v) for arg, v in values.items()}
 
     def _expand(self, name: str) -> Iterator[Work]:
-        spec = self.graph.tasks[name]
-        t = self._tasks[name]
+        """Decide every instance of a task whose upstream is complete; return the Work to run.
+
+        In five steps: the instances and their identities (or why they are
+        SKIPPED or FAILED outright), what a resumed run keeps of its earlier
+        rows, the cache look-ups for the rest, the new rows (one transaction)
+        with the engine's picture of the task, and the Work of what must run.
+        """
         existing = (
             {r.array_index: r for r in self.store.current_rows(self.run_id, name)}
             if self.resume
             else {}
         )
-        skip_all, skip_some = self._blockers(name)
         pvalues, phashes = self._param_hashes(name)
+        plan = self._plan(name, phashes)
+        keep = self._kept(name, existing, plan)
+        plan.todo = [
+            (i, ident, p)
+            for i, ident, p in zip(plan.order, plan.idents, plan.parts, strict=True)
+            if i not in keep
+        ]
+        plan.parts = []  # the texts live on in `todo` only
+        hits = self._cache_hits(name, plan.todo)
+        pending = self._write(name, plan, existing, keep, hits)
+        return self._hand_out(name, pvalues, plan, pending)
 
-        # decide each instance: by identity (`order`/`idents`, ascending indices), or
-        # SKIPPED/FAILED outright (`special`: index -> (state, reason))
-        special: dict[int, tuple[str, str]] = {}
-        order: list[int] = []
-        idents: list[str] = []
-        parts: list[str] = []
-        feeds: dict[str, Feed] = {}
-        wholes: dict[str, tuple[str, Callable[[], Any]]] = {}
-        template = ""
-        columns: list[list[str]] = []
+    def _plan(self, name: str, phashes: dict[str, str]) -> _Plan:
+        """Step 1: each instance's identity (ascending indices), or SKIPPED/FAILED outright."""
+        spec = self.graph.tasks[name]
+        plan = _Plan()
+        skip_all, skip_some = self._blockers(name)
         if skip_all is not None:
-            special[-1] = (SKIPPED, skip_all)
-        else:
-            try:
-                for inp in self.graph.inputs[name]:
-                    if inp.mode.per_item:
-                        feeds[inp.arg] = per_item(self, inp)
-                    else:
-                        wholes[inp.arg] = whole(self, inp)
-                sizes = {arg: len(f.hashes) for arg, f in feeds.items()}
-                if len(set(sizes.values())) > 1:
-                    raise InputError(
-                        "its array inputs differ in length ("
-                        + ", ".join(f"{a}: {n}" for a, n in sizes.items())
-                        + "); give them the same number of items"
-                    )
-                indices = range(next(iter(sizes.values()))) if spec.array else range(-1, 0)
-            except InputError as exc:
-                special[-1] = (FAILED, f"task '{name}' cannot start: {exc}")
-                indices = range(0)
-            template = identity_template(
-                self.graph.name, name, spec.version, phashes,
-                {arg: h for arg, (h, _) in wholes.items()}, list(feeds),
-            )  # fmt: skip
-            make = template_maker(template)
-            columns = [feeds[arg].hashes for arg in sorted(feeds)]
-            for i in indices:
-                if i in skip_some:
-                    special[i] = (SKIPPED, skip_some[i])
-                    continue
-                ident, text = make(tuple([c[i] for c in columns]))
-                order.append(i)
-                idents.append(ident)
-                parts.append(text)
+            plan.special[-1] = (SKIPPED, skip_all)
+            return plan
+        try:
+            for inp in self.graph.inputs[name]:
+                if inp.mode.per_item:
+                    plan.feeds[inp.arg] = per_item(self, inp)
+                else:
+                    plan.wholes[inp.arg] = whole(self, inp)
+            sizes = {arg: len(f.hashes) for arg, f in plan.feeds.items()}
+            if len(set(sizes.values())) > 1:
+                raise InputError(
+                    "its array inputs differ in length ("
+                    + ", ".join(f"{a}: {n}" for a, n in sizes.items())
+                    + "); give them the same number of items"
+                )
+            indices = range(next(iter(sizes.values()))) if spec.array else range(-1, 0)
+        except InputError as exc:
+            plan.special[-1] = (FAILED, f"task '{name}' cannot start: {exc}")
+            indices = range(0)
+        plan.template = identity_template(
+            self.graph.name, name, spec.version, phashes,
+            {arg: h for arg, (h, _) in plan.wholes.items()}, list(plan.feeds),
+        )  # fmt: skip
+        make = template_maker(plan.template)
+        columns = plan.columns = [plan.feeds[arg].hashes for arg in sorted(plan.feeds)]
+        for i in indices:
+            if i in skip_some:
+                plan.special[i] = (SKIPPED, skip_some[i])
+                continue
+            ident, text = make(tuple([c[i] for c in columns]))
+            plan.order.append(i)
+            plan.idents.append(ident)
+            plan.parts.append(text)
+        return plan
 
-        # existing rows (a resumed run): keep what still holds, replace the rest
+    def _kept(self, name: str, existing: dict[int, InstanceRow], plan: _Plan) -> dict[int, _Row]:
+        """Step 2: the rows of a resumed run that still hold (verified when asked)."""
         keep: dict[int, _Row] = {}
-        if existing:
-            retryable = self.retry_tasks is None or name in self.retry_tasks
-            ident_of = dict(zip(order, idents, strict=True))
-            for i, old in existing.items():
-                if i in special:
-                    if special[i][0] == SKIPPED and old.state == SKIPPED:
-                        keep[i] = _Row(SKIPPED, old.attempt, old.identity, None)
-                elif i in ident_of:
-                    new_ident = ident_of[i]
-                    same = old.identity == new_ident
-                    if same and old.state == SUCCESS:
-                        keep[i] = _Row(SUCCESS, old.attempt, new_ident, old.output_hash)
-                    elif self._still_holds(old, same, retryable):
-                        keep[i] = _Row(old.state, old.attempt, new_ident, None)
-        check = self._verifying(name)
-        if check and keep and self.verify_kept:
+        if not existing:
+            return keep
+        retryable = self.retry_tasks is None or name in self.retry_tasks
+        ident_of = dict(zip(plan.order, plan.idents, strict=True))
+        for i, old in existing.items():
+            if i in plan.special:
+                if plan.special[i][0] == SKIPPED and old.state == SKIPPED:
+                    keep[i] = _Row(SKIPPED, old.attempt, old.identity, None)
+            elif i in ident_of:
+                new_ident = ident_of[i]
+                same = old.identity == new_ident
+                if same and old.state == SUCCESS:
+                    keep[i] = _Row(SUCCESS, old.attempt, new_ident, old.output_hash)
+                elif self._still_holds(old, same, retryable):
+                    keep[i] = _Row(old.state, old.attempt, new_ident, None)
+        if keep and self.verify_kept and self._verifying(name):
             stale = self._stale(name, [i for i, r in keep.items() if r.state == SUCCESS])
             for i in stale:
                 del keep[i]
+        return keep
 
-        # cache look-ups for the rest
-        no_cache = self.force or name in self.force_tasks or not spec.cache
-        todo = (
-            list(zip(order, idents, parts, strict=True))
-            if not keep
-            else [
-                (i, ident, p)
-                for i, ident, p in zip(order, idents, parts, strict=True)
-                if i not in keep
-            ]
-        )
-        del parts
-        hits: dict[int, tuple[int, str]] = {}
-        if todo and not no_cache:
-            found = self.store.lookup_cache(ident for _, ident, _ in todo)
-            if found:
-                hits = {i: found[ident] for i, ident, _ in todo if ident in found}
-            if check and hits:
-                texts = self.store.cached_output_texts([src for src, _ in hits.values()])
-                for i in list(hits):
-                    if self._stale_reason(name, texts.get(hits[i][0])) is not None:
-                        del hits[i]
+    def _cache_hits(
+        self, name: str, todo: list[tuple[int, str, str]]
+    ) -> dict[int, tuple[int, str]]:
+        """Step 3: index -> (source instance, output hash) of the instances the cache has."""
+        spec = self.graph.tasks[name]
+        if not todo or self.force or name in self.force_tasks or not spec.cache:
+            return {}
+        found = self.store.lookup_cache(ident for _, ident, _ in todo)
+        if not found:
+            return {}
+        hits = {i: found[ident] for i, ident, _ in todo if ident in found}
+        if hits and self._verifying(name):
+            texts = self.store.cached_output_texts([src for src, _ in hits.values()])
+            for i in list(hits):
+                if self._stale_reason(name, texts.get(hits[i][0])) is not None:
+                    del hits[i]
+        return hits
 
-        # write the new rows in one transaction
+    def _write(
+        self,
+        name: str,
+        plan: _Plan,
+        existing: dict[int, InstanceRow],
+        keep: dict[int, _Row],
+        hits: dict[int, tuple[int, str]],
+    ) -> list[tuple[int, int, str | None]]:
+        """Step 4: write the new rows in one transaction, and the engine's picture of the task.
+
+        Returns the (index, attempt, identity) of every instance to hand out.
+        """
+        t = self._tasks[name]
+        order, special, todo = plan.order, plan.special, plan.todo
         supersede = [i for i in existing if i not in keep]
         self.reset += len(supersede)  # every replaced attempt runs again (or is reused)
         # and so does every instance an earlier drive counted but never wrote (killed)
@@ -531,7 +580,7 @@ class Engine:
         )
         to_run = [(i, att[i], ident, p) for i, ident, p in todo if i not in hits]
         hit_rows = [(i, att[i], ident, *hits[i], p) for i, ident, p in todo if i in hits]
-        del todo
+        plan.todo = todo = []
         skipped = [
             (i, att[i], None, why)
             for i, (st, why) in special.items()
@@ -560,7 +609,7 @@ class Engine:
             rows[i] = _Row(PENDING, a, pending_ident, None, not defer)
         if defer:
             t.unwritten = len(pending)
-            t.parts = _parts_of(template, columns)
+            t.parts = _parts_of(plan.template, plan.columns)
         if lost:
             hit_ident = {h[0]: h[2] for h in hit_rows}
             for i in lost:
@@ -581,17 +630,26 @@ class Engine:
         pending.extend(again)
         if failed and self.on_error == "stop":  # only new failures stop; kept ones are history
             self.stopping = True
+        return pending
 
+    def _hand_out(
+        self,
+        name: str,
+        pvalues: dict[str, Any],
+        plan: _Plan,
+        pending: list[tuple[int, int, str | None]],
+    ) -> Iterator[Work]:
+        """Step 5: the Work of each instance to run, in index order, made as it is taken."""
         if not pending:
             return iter(())
         shared = dict(pvalues)
-        for arg_spec in spec.args:
+        for arg_spec in self.graph.tasks[name].args:
             if arg_spec.kind == "run_dir":
                 shared[arg_spec.name] = self.run_dir
-        for arg, (_, getter) in wholes.items():
+        for arg, (_, getter) in plan.wholes.items():
             shared[arg] = getter()  # once: every element gets the same object
         pending.sort()
-        return _works(name, [(i, a) for i, a, _ in pending], shared, list(feeds.items()))
+        return _works(name, [(i, a) for i, a, _ in pending], shared, list(plan.feeds.items()))
 
     def _still_holds(self, old: InstanceRow, same: bool, retryable: bool) -> bool:
         """Whether a failed or unfinished earlier attempt stays as it is."""
