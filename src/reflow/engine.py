@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from . import codec
-from .errors import DecodeError
-from .identity import identity_template, returns_paths, template_maker, verify_output
+from .identity import identity_template, template_maker
 from .inputs import Feed, InputError, per_item, whole
 from .instances import NO_VALUE, Outcome, Work
 from .params import MISSING
+from .rules import element_block, elementwise_upstream, stale_reason, verifying, whole_task_block
 from .states import RunState
 from .stores import InstanceRow, NewInstance, Store
-from .wiring import Graph, Mode
+from .wiring import Graph
 
 __all__ = ["Engine", "fewer_collections"]
 
@@ -404,34 +404,24 @@ class Engine:
     # ------------------------------------------------------------------ expansion
 
     def _blockers(self, name: str) -> tuple[str | None, dict[int, str]]:
-        """Why the whole task must be skipped, or which elements must be (chain)."""
-        spec = self.graph.tasks[name]
-        chain_only = {
-            i.sources[0].step
-            for i in self.graph.inputs[name]
-            if i.mode is Mode.CHAIN and not i.concat
-        }
-        other = {
-            s.step for i in self.graph.inputs[name] if i.mode is not Mode.CHAIN for s in i.sources
-        } | set(spec.after)
-        per_element: dict[int, str] = {}
-        for dep in spec.upstream:
+        """Why the whole task must be skipped, or which elements must be (chain): rules.py."""
+
+        def states_of(dep: str) -> dict[int, str]:
             t = self._tasks[dep]
-            if t.bad == 0:
-                continue
-            if dep in chain_only and dep not in other and -1 not in t.rows:
+            return {i: r.state for i, r in t.rows.items()} if t.bad else {}
+
+        whole_reason = whole_task_block(self.graph, name, states_of)
+        if whole_reason is not None:
+            return whole_reason, {}
+        per_element: dict[int, str] = {}
+        elementwise = elementwise_upstream(self.graph, name)
+        for dep in self.graph.tasks[name].upstream:
+            t = self._tasks[dep]
+            if dep in elementwise and t.bad:
                 for i, r in t.rows.items():
-                    if r.state != SUCCESS:
-                        per_element.setdefault(i, f"{_label(dep, i)} is {r.state}")
-                continue
-            counts: dict[str, int] = {}
-            for r in t.rows.values():
-                if r.state != SUCCESS:
-                    counts[r.state] = counts.get(r.state, 0) + 1
-            what = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-            if len(t.rows) == 1 and -1 in t.rows:
-                return f"upstream '{dep}' is {next(iter(counts))}", {}
-            return f"upstream '{dep}' has {what}", {}
+                    why = element_block(dep, i, r.state)
+                    if why is not None:
+                        per_element.setdefault(i, why)
         return None, per_element
 
     def _param_hashes(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -660,20 +650,10 @@ class Engine:
         return old.state not in _FINAL and self.keep_in_flight and (same or old.identity is None)
 
     def _verifying(self, name: str) -> bool:
-        spec = self.graph.tasks[name]
-        return spec.verify is not None or (self.verify and returns_paths(spec.returns))
+        return verifying(self.graph.tasks[name], self.verify)
 
     def _stale_reason(self, name: str, text: str | None) -> str | None:
-        spec = self.graph.tasks[name]
-        if text is None:
-            return "no stored output"
-        try:
-            value = codec.loads(text)
-        except DecodeError as exc:
-            return f"stored output cannot be read: {exc}"
-        return verify_output(
-            value, check_paths=self.verify and returns_paths(spec.returns), custom=spec.verify
-        )
+        return stale_reason(self.graph.tasks[name], text, self.verify)
 
     def _stale(self, name: str, indices: list[int]) -> list[int]:
         texts = self.store.output_texts_for(self.run_id, name, indices)

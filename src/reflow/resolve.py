@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import codec
-from .identity import compute_identity, returns_paths, verify_output
+from .identity import compute_identity
 from .inputs import InputError, one_item, whole
 from .instances import Outcome, Work, execute, failure
 from .results import result_path
-from .wiring import Mode
+from .rules import element_block, elementwise_upstream, stale_reason, verifying, whole_task_block
 
 if TYPE_CHECKING:
     from .stores import Store
-    from .wiring import Pipeline
+    from .wiring import Graph, Pipeline
 
 __all__ = ["FileUpstream", "run_deferred"]
 
@@ -99,20 +99,49 @@ class FileUpstream:
         return codec.loads(self.text(task, index))
 
 
-def _blocked(wf: Pipeline, task: str, index: int, up: FileUpstream) -> str | None:
-    """Why the instance cannot run (an upstream it needs did not succeed), or None."""
-    graph = wf.validate()
-    spec = graph.tasks[task]
-    chain = {i.sources[0].step for i in graph.inputs[task] if i.mode is Mode.CHAIN and not i.concat}
-    other = {s.step for i in graph.inputs[task] if i.mode is not Mode.CHAIN for s in i.sources}
-    for dep in spec.upstream:
-        element_wise = dep in chain and dep not in other and dep not in spec.after
-        needed = [index] if element_wise else sorted(up.attempts.get(dep, {}))
-        for j in needed:
+_STATES = frozenset({"SUCCESS", "FAILED", "CANCELLED", "SKIPPED"})
+
+
+def _blocked(graph: Graph, task: str, index: int, up: FileUpstream) -> str | None:
+    """Why the instance cannot run (an upstream it needs did not succeed), or None.
+
+    The engine's rule (rules.py), fed from the result files and the store; an
+    upstream instance that has not ended the way the engine's rows all have (no
+    result at all, or a job that ended without one) is said as such.
+    """
+    elementwise = elementwise_upstream(graph, task)
+
+    def states_of(dep: str) -> dict[int, str]:
+        known = up.attempts.get(dep, {})
+        # of an element-wise upstream only the matching element (see element_block below)
+        indices = [index] if dep in elementwise and -1 not in known else sorted(known)
+        states = {}
+        for j in indices:
             state, _, _, why = up.load(dep, j)
-            if state != "SUCCESS":
-                return why if element_wise else f"upstream {why}"
+            if state not in _STATES:
+                raise _Unfinished(why if dep in elementwise else f"upstream {why}")
+            states[j] = state
+        return states
+
+    try:
+        why = whole_task_block(graph, task, states_of)
+        if why is not None:
+            return why
+        for dep in graph.tasks[task].upstream:
+            if dep in elementwise and -1 not in up.attempts.get(dep, {}):
+                state, _, _, unfinished = up.load(dep, index)
+                if state not in _STATES:
+                    return unfinished
+                why = element_block(dep, index, state)
+                if why is not None:
+                    return why
+    except _Unfinished as exc:
+        return str(exc)
     return None
+
+
+class _Unfinished(Exception):
+    """An upstream instance with no final state a job can read."""
 
 
 def run_deferred(
@@ -129,7 +158,7 @@ def run_deferred(
     }
     store = open_store(str(deferred["store"]))
     up = FileUpstream(run_dir, run_id, store, attempts)
-    why = _blocked(wf, work.task, work.index, up)
+    why = _blocked(graph, work.task, work.index, up)
     if why is not None:
         return failure(work, why, started, skipped=True)
     try:
@@ -148,17 +177,10 @@ def run_deferred(
         found = store.lookup_cache([identity]).get(identity)
         if found is not None:
             source, ohash = found
-            check_paths = bool(deferred.get("verify")) and returns_paths(spec.returns)
+            check = bool(deferred.get("verify"))
             stale = None
-            if check_paths or spec.verify is not None:
-                text = store.source_output(source)
-                stale = (
-                    "no stored output"
-                    if text is None
-                    else verify_output(
-                        codec.loads(text), check_paths=check_paths, custom=spec.verify
-                    )
-                )
+            if verifying(spec, check):
+                stale = stale_reason(spec, store.source_output(source), check)
             if stale is None:
                 return Outcome(
                     work.task,
