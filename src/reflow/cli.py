@@ -58,25 +58,21 @@ def _type_label(p: ParamSpec) -> str:
     return type_name(p.annotation).replace("NoneType", "None")
 
 
+def _number_parser(convert: Callable[[str], Any], what: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expects {what}, not {text!r}") from None
+
+    return parse
+
+
 def _scalar_parser(t: Any, key: str) -> Callable[[str], Any]:
     if t is int:
-
-        def parse_int(text: str) -> int:
-            try:
-                return int(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expects a whole number, not {text!r}") from None
-
-        return parse_int
+        return _number_parser(int, "a whole number")
     if t is float:
-
-        def parse_float(text: str) -> float:
-            try:
-                return float(text)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"expects a number, not {text!r}") from None
-
-        return parse_float
+        return _number_parser(float, "a number")
     if isinstance(t, type) and issubclass(t, os.PathLike):
         return Path
     return str

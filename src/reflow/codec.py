@@ -296,6 +296,19 @@ def _leaf_encoder(t: type) -> Callable[[Any], JSONValue] | None:
     return leaf
 
 
+def _copy_pushing(
+    item: dict[str, Any], push: Callable[[tuple[Any, Any, Any, _Node]], None], node: _Node
+) -> dict[str, Any]:
+    """A copy of the str-keyed dict `item`; each value that is not a scalar is pushed to be
+    worked into its slot of the copy (last first, so they pop in order)."""
+    obj = dict(item)
+    for key in reversed(obj):
+        child = obj[key]
+        if type(child) not in _SCALARS:
+            push((child, obj, key, (node, "key", key)))
+    return obj
+
+
 def _encode_slow(value: object) -> JSONValue:
     """Encode any supported value, iteratively (no recursion limit) with checks.
 
@@ -346,12 +359,7 @@ def _encode_slow(value: object) -> JSONValue:
                     push((child, items, index, (node, "index", index)))
         elif t is dict:
             if all(type(key) is str and key[:1] != "$" for key in item):
-                obj = dict(item)
-                target[slot] = obj
-                for key in reversed(obj):
-                    child = obj[key]
-                    if type(child) not in _SCALARS:
-                        push((child, obj, key, (node, "key", key)))
+                target[slot] = _copy_pushing(item, push, node)
             else:
                 pairs = [[key, child] for key, child in item.items()]
                 target[slot] = {"$dict": pairs}
@@ -558,12 +566,7 @@ def _decode_slow(tree: object) -> object:
                     raise _bad(f"object key {_short_repr(key)} is not a string", node)
                 if key[:1] == "$":
                     raise _bad(f"key {key!r} starts with '$' but is not a lone type tag", node)
-            obj = dict(item)
-            target[slot] = obj
-            for key in reversed(obj):
-                child = obj[key]
-                if type(child) not in _SCALARS:
-                    push((child, obj, key, (node, "key", key)))
+            target[slot] = _copy_pushing(item, push, node)
         else:
             raise _bad(f"{_type_name(t)} is not a JSON value", node)
     return root[0]

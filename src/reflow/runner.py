@@ -73,13 +73,7 @@ def start_local(
         raise ValidationError(f"on_error={on_error!r} is not valid: use 'stop' or 'continue'")
     directory = prepare_run_dir(run_dir)
     st = open_run_store(store, config)
-    options = {
-        "force": force,
-        "force_tasks": sorted(forced),
-        "verify": verify,
-        "max_workers": max_workers,
-        "on_error": on_error,
-    }
+    options = _run_options(force, forced, verify, max_workers=max_workers, on_error=on_error)
     run_id = st.create_run(
         wf.name,
         run_dir=str(directory),
@@ -132,18 +126,11 @@ def submit(
     origin = workflow_origin(wf)
     directory = prepare_run_dir(run_dir)
     st = open_run_store(store, config)
-    options = {
-        "force": force,
-        "force_tasks": sorted(forced),
-        "verify": verify,
-        "on_error": "continue",
-        "origin": origin,
-        "python": config.python,
-        "cwd": os.getcwd(),
-        "submit_options": dict(config.submit_options),
-        "executor": executor_record(ex),
-        "pack": config.pack if pack is None else pack,
-    }
+    options = _run_options(
+        force, forced, verify, on_error="continue", origin=origin, python=config.python,
+        cwd=os.getcwd(), submit_options=dict(config.submit_options),
+        executor=executor_record(ex), pack=config.pack if pack is None else pack,
+    )  # fmt: skip
     run_id = st.create_run(
         wf.name,
         run_dir=str(directory),
@@ -285,6 +272,11 @@ def check_tasks(graph: Graph, names: Iterable[str] | str | None, what: str) -> f
             )
         out.add(n)
     return frozenset(out)
+
+
+def _run_options(force: bool, forced: Iterable[str], verify: bool, **more: Any) -> dict[str, Any]:
+    """The options a run records: what its later passes, `retry` and `status` go by."""
+    return {"force": force, "force_tasks": sorted(forced), "verify": verify, **more}
 
 
 def task_rows(graph: Graph) -> list[tuple[str, int, bool, str]]:
