@@ -146,16 +146,22 @@ def _store_option(parser: argparse.ArgumentParser, top: bool = False) -> None:
     )
 
 
-def _add_store_commands(sub: Any, *, in_script: bool) -> None:
-    what = "this workflow's runs" if in_script else "runs in the store"
-    p = sub.add_parser(
-        "status",
-        help="show a run's task states",
-        description="Show a run's "
-        "task states: one line per task with counts, failed elements beneath.",
-    )
+def _one_run_command(sub: Any, name: str, summary: str, description: str) -> Any:
+    """A command about one run (`RUN_ID`), optionally narrowed to one task (`--task`)."""
+    p = sub.add_parser(name, help=summary, description=description)
     p.add_argument("run_id", metavar="RUN_ID")
     p.add_argument("--task", metavar="T", help="only this task")
+    return p
+
+
+def _add_store_commands(sub: Any, *, in_script: bool) -> None:
+    what = "this workflow's runs" if in_script else "runs in the store"
+    p = _one_run_command(
+        sub,
+        "status",
+        "show a run's task states",
+        "Show a run's task states: one line per task with counts, failed elements beneath.",
+    )
     p.add_argument("--errors", action="store_true", help="add the last 15 lines of tracebacks")
     p.add_argument("--json", action="store_true", help="print the full status as JSON")
     _store_option(p)
@@ -320,14 +326,12 @@ def _script_parser(
     _param_options(submit, graph)
     if broken is not None:
         parser.epilog = run.epilog = f"the workflow cannot run: {broken}"
-    p = sub.add_parser(
+    p = _one_run_command(
+        sub,
         "retry",
-        help="rerun a run's failed, cancelled and skipped tasks",
-        description="Rerun what failed, was cancelled or skipped; reused "
-        "upstream outputs are verified first.",
+        "rerun a run's failed, cancelled and skipped tasks",
+        "Rerun what failed, was cancelled or skipped; reused upstream outputs are verified first.",
     )
-    p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("--task", metavar="T", help="only this task")
     _store_option(p)
     _add_store_commands(sub, in_script=True)
     sub.add_parser("dag", help="print the task graph", description="Print the task graph.")

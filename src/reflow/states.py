@@ -7,7 +7,14 @@ import enum
 __all__ = ["FINAL_STATES", "RunState", "TaskState"]
 
 
-class TaskState(str, enum.Enum):
+class _Named(str, enum.Enum):
+    """A state that prints as its name."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class TaskState(_Named):
     """The state of one task instance (a singleton task or one array element)."""
 
     PENDING = "PENDING"
@@ -18,20 +25,14 @@ class TaskState(str, enum.Enum):
     CANCELLED = "CANCELLED"
     SKIPPED = "SKIPPED"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class RunState(str, enum.Enum):
+class RunState(_Named):
     """The state of a whole run."""
 
     RUNNING = "RUNNING"
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 FINAL_STATES = frozenset(

@@ -668,35 +668,14 @@ class SqliteStore:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """The run's record as a dict; RunNotFoundError if there is none."""
-        rows = self._read(
-            "SELECT run_id, graph_name, user, host, run_dir, executor, params, options, "
-            "status, owner_host, owner_pid, owner_start, created_at, updated_at, finished_at, "
-            "dispatcher FROM runs WHERE run_id = ?",
-            (run_id,),
-        )
+        rows = self._read(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,))
         if not rows:
             raise RunNotFoundError(self._unknown_run(run_id))
-        r = rows[0]
-        return {
-            "run_id": r[0],
-            "graph_name": r[1],
-            "user": r[2],
-            "user_id": r[2],  # reflow-hpc's name
-            "host": r[3],
-            "run_dir": r[4],
-            "executor": r[5],
-            "params": codec.loads(r[6]),
-            "options": codec.loads(r[7]),
-            "status": r[8],
-            "owner_host": r[9],
-            "owner_pid": r[10],
-            "owner_start": r[11],
-            "created_at": _iso(r[12]),
-            "updated_at": _iso(r[13]),
-            "finished_at": _iso(r[14]),
-            "dispatcher": r[15],
-            "parameters": codec.loads(r[6]),  # reflow-hpc's name for params
-        }
+        doc = _as_dict(_RUN_COLUMNS, rows[0])
+        doc["params"], doc["options"] = codec.loads(doc["params"]), codec.loads(doc["options"])
+        # reflow-hpc's names for two of them
+        doc["user_id"], doc["parameters"] = doc["user"], codec.loads(rows[0][6])
+        return doc
 
     def _unknown_run(self, run_id: str) -> str:
         import difflib
@@ -786,29 +765,17 @@ class SqliteStore:
             where.append("created_at < ?")
             args.append(hi)
         sql = (
-            "SELECT run_id, graph_name, status, created_at, finished_at, user, host, run_dir, "
-            "executor FROM runs"
+            f"SELECT {', '.join(_LISTED_RUN_COLUMNS)} FROM runs"
             + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY created_at DESC, rowid DESC"
         )
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
-        return [
-            {
-                "run_id": r[0],
-                "graph_name": r[1],
-                "status": r[2],
-                "created_at": _iso(r[3]),
-                "finished_at": _iso(r[4]),
-                "user": r[5],
-                "user_id": r[5],  # reflow-hpc's name
-                "host": r[6],
-                "run_dir": r[7],
-                "executor": r[8],
-            }
-            for r in self._read(sql, args)
-        ]
+        listed = [_as_dict(_LISTED_RUN_COLUMNS, r) for r in self._read(sql, args)]
+        for doc in listed:
+            doc["user_id"] = doc["user"]  # reflow-hpc's name
+        return listed
 
     # ------------------------------------------------------------------ instances
 
@@ -1436,26 +1403,15 @@ class SqliteStore:
     def attempts(self, run_id: str, task: str, index: int | None = None) -> list[dict[str, Any]]:
         """Every attempt of `task` (one index or all), oldest first, with its error text."""
         sql = (
-            "SELECT array_index, attempt, state, error_text, job_id, started_at, finished_at "
-            "FROM instances WHERE run_id = ? AND task_name = ?"
+            f"SELECT {', '.join(_ATTEMPT_COLUMNS)} FROM instances "
+            "WHERE run_id = ? AND task_name = ?"
         )
         args: list[Any] = [run_id, task]
         if index is not None:
             sql += " AND array_index = ?"
             args.append(index)
         sql += " ORDER BY array_index, attempt"
-        return [
-            {
-                "array_index": None if r[0] < 0 else r[0],
-                "attempt": r[1],
-                "state": r[2],
-                "error_text": r[3],
-                "job_id": r[4],
-                "started_at": _iso(r[5]),
-                "finished_at": _iso(r[6]),
-            }
-            for r in self._read(sql, args)
-        ]
+        return [_as_dict(_ATTEMPT_COLUMNS, r) for r in self._read(sql, args)]
 
     def identity_parts(self, identity: str) -> dict[str, Any] | None:
         """The ingredients an identity was computed from, or None if unknown."""
@@ -1540,6 +1496,31 @@ def _ranges(items: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]
         else:
             out.append((task, index, index))
     return out
+
+
+_RUN_COLUMNS = (
+    "run_id", "graph_name", "user", "host", "run_dir", "executor", "params", "options", "status",
+    "owner_host", "owner_pid", "owner_start", "created_at", "updated_at", "finished_at",
+    "dispatcher",
+)  # fmt: skip
+_LISTED_RUN_COLUMNS = (
+    "run_id", "graph_name", "status", "created_at", "finished_at", "user", "host", "run_dir",
+    "executor",
+)  # fmt: skip
+_ATTEMPT_COLUMNS = (
+    "array_index", "attempt", "state", "error_text", "job_id", "started_at", "finished_at",
+)  # fmt: skip
+_TIMES = frozenset({"created_at", "updated_at", "finished_at", "started_at"})
+
+
+def _as_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    """A row as a dict by its column names: times as ISO text, index -1 (a singleton) as None."""
+    doc = dict(zip(columns, row, strict=True))
+    for key in _TIMES.intersection(doc):
+        doc[key] = _iso(doc[key])
+    if doc.get("array_index", 0) is not None and doc.get("array_index", 0) < 0:
+        doc["array_index"] = None
+    return doc
 
 
 def _shown_output(text: str | None) -> dict[str, Any]:
