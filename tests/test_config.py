@@ -475,13 +475,16 @@ def test_wrong_values_in_the_environment(
 
 @pytest.mark.parametrize(
     ("value", "normalised"),
-    [("00:10:00", "00:10:00"), ("48:00:00", "48:00:00"), ("2-12:00:00", "2-12:00:00")],
-)
+    [("00:10:00", "00:10:00"), ("48:00:00", "48:00:00"), ("2-12:00:00", "2-12:00:00"),
+     ("10:00", "10:00"), ("90", "90"), ("1-12", "1-12"), ("1-12:30", "1-12:30")],
+)  # fmt: skip
 def test_valid_times(value: str, normalised: str) -> None:
     assert Config(dispatch_time=value).dispatch_time == normalised
 
 
-@pytest.mark.parametrize("value", ["10:00", "1-24:00:00", "00:00:60", "1:2:3", "-1:00:00"])
+@pytest.mark.parametrize(
+    "value", ["10:60", "1-24:00:00", "00:00:60", "1:2:3", "-1:00:00", "00:00:00"]
+)
 def test_invalid_times(value: str) -> None:
     with pytest.raises(ConfigError, match="dispatch_time"):
         Config(dispatch_time=value)

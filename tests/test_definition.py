@@ -86,6 +86,10 @@ def test_job_defaults() -> None:
         ("48:00:00", "48:00:00"),
         ("100:00:00", "100:00:00"),
         ("2-12:00:00", "2-12:00:00"),
+        ("10:00", "10:00"),  # minutes:seconds
+        ("90", "90"),  # minutes
+        ("1-12", "1-12"),  # days-hours
+        ("1-12:30", "1-12:30"),  # days-hours:minutes
     ],
 )
 def test_valid_time_limits(value: str, stored: str) -> None:
@@ -98,7 +102,9 @@ def test_valid_time_limits(value: str, stored: str) -> None:
     assert wf.tasks["task"].time == stored
 
 
-@pytest.mark.parametrize("value", ["10:00", "00:60:00", "00:00:60", "1-24:00:00", "1:2:3", "soon"])
+@pytest.mark.parametrize(
+    "value", ["10:60", "00:60:00", "00:00:60", "1-24:00:00", "1:2:3", "soon", "0", "1-24"]
+)
 def test_bad_time_limit_is_a_clear_error(value: str) -> None:
     wf = Workflow("t")
     with pytest.raises(ValidationError) as caught:

@@ -170,7 +170,7 @@ def test_memory_resource_is_a_setting() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("00:10:00", "0:10:00"), ("1-02:00:00", "26:00:00"), ("48:00:00", "48:00:00"),
-     ("90", "90")],
+     ("90", "1:30:00"), ("1-12", "36:00:00"), ("30:15", "0:30:15")],
 )  # fmt: skip
 def test_time_as_h_rt(text: str, expected: str) -> None:
     assert h_rt(text) == expected

@@ -52,8 +52,22 @@ __all__ = [
 #: The environment variable naming an alternative config file.
 CONFIG_ENV = "REFLOW_CONFIG"
 
+#: The executor registry: `[executor] mode` -> (module in reflow.executors, class), the
+#: module imported on use.  A new executor is one module there and one entry here.
+EXECUTORS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "sbatch": ("slurm", "SlurmExecutor"),
+        "qsub-pbs": ("pbs", "PBSExecutor"),
+        "bsub": ("lsf", "LSFExecutor"),
+        "qsub-sge": ("sge", "SGEExecutor"),
+        "flux": ("flux", "FluxExecutor"),
+        "local": ("local", "LocalExecutor"),
+        "dry-run": ("dryrun", "DryRunExecutor"),
+    }
+)
+
 #: Executor modes, as in the SPEC's scheduler table.
-MODES: tuple[str, ...] = ("sbatch", "qsub-pbs", "bsub", "qsub-sge", "flux", "local", "dry-run")
+MODES: tuple[str, ...] = tuple(EXECUTORS)
 
 #: Executor names accepted for `mode` and the mode each stands for.
 MODE_ALIASES: Mapping[str, str] = MappingProxyType(
@@ -187,7 +201,8 @@ _KEY_LIST: tuple[_Key, ...] = (
         kind="time",
         example="00:10:00",
         default='"00:10:00"',
-        help="Time limit of the dispatcher job: HH:MM:SS or D-HH:MM:SS.",
+        help="Time limit of the dispatcher job: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or "
+        "D-HH:MM:SS.",
     ),
     _Key(
         "dispatch",
@@ -196,7 +211,8 @@ _KEY_LIST: tuple[_Key, ...] = (
         kind="mem",
         example="1G",
         default='"1G"',
-        help="Memory of the dispatcher job: 500M, 4G, 1T (a plain number means MB).",
+        help="Memory of the dispatcher job: 500M, 4G, 1T, with or without B, in any case "
+        "(a plain number means MB).",
     ),
 )
 

@@ -119,23 +119,19 @@ class TaskSpec(FrozenRecord):
 def _check_time(value: str | None, task: str) -> str | None:
     if value is None:
         return None
-    try:  # the same rule as the config file's [dispatch] time
+    try:  # the one grammar (reflow.resources), as for the config file's [dispatch] time
         return normal_time(value)
-    except ResourceError:
-        raise ValidationError(
-            f"task '{task}': time={value!r} is not a time limit: use 'HH:MM:SS' or 'D-HH:MM:SS'"
-        ) from None
+    except ResourceError as exc:
+        raise ValidationError(f"task '{task}': {exc}") from None
 
 
 def _check_mem(value: str | int | None, task: str) -> str | None:
     if value is None:
         return None
-    try:  # the same rule as the config file's [dispatch] mem: '4G', '500M', 4096 (MB)
+    try:  # the one grammar (reflow.resources): '4G', '500M', 4096 (MB)
         return normal_mem(value)
-    except ResourceError:
-        raise ValidationError(
-            f"task '{task}': mem={value!r} is not a memory size: use e.g. '500M' or '4G'"
-        ) from None
+    except ResourceError as exc:
+        raise ValidationError(f"task '{task}': {exc}") from None
 
 
 def _check_positive(value: int | None, what: str, task: str) -> int | None:

@@ -1,66 +1,147 @@
-"""Time limits and memory sizes: the one place their grammar is checked.
+"""Time limits and memory sizes: the one place their grammar is defined.
 
-Task options (`@wf.job(time=..., mem=...)`) and the config file's
-`[dispatch]` section take the same forms, normalised the same way.
+Task options (`@wf.job(time=..., mem=...)`), the config file's `[dispatch]`
+section and every executor read them here, so a value means the same thing
+everywhere and is refused with the same message everywhere:
+
+- a time limit is any of the six forms of Slurm's `--time` ("minutes",
+  "minutes:seconds", "hours:minutes:seconds", "days-hours",
+  "days-hours:minutes", "days-hours:minutes:seconds"), read as seconds
+  (`time_seconds`); every field after a colon has two digits, seconds are
+  0-59, minutes 0-59 after hours, hours 0-23 after days, and the whole is
+  more than zero;
+- a memory size is a whole number above zero with an optional unit K, M, G
+  or T (binary, as schedulers count), with or without a `B`, in any case; a
+  plain number (or a Python int) is MB.  It is read as a `Memory`: its size
+  in bytes, and the unit it was written in, in which executors say it again.
+
+Each executor renders its own directive from these numbers.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from typing import NamedTuple
 
 __all__ = [
-    "MEM_EXPECTED", "PACK_EXPECTED", "TIME_EXPECTED", "ResourceError", "normal_mem",
-    "normal_pack", "normal_time",
+    "MEM_EXPECTED", "PACK_EXPECTED", "TIME_EXPECTED", "UNITS", "Memory", "ResourceError",
+    "normal_mem", "normal_pack", "normal_time", "parse_mem", "time_seconds", "time_text",
 ]  # fmt: skip
 
-TIME_EXPECTED = "a time limit as HH:MM:SS or D-HH:MM:SS"
-MEM_EXPECTED = "a memory size such as 500M, 4G or 1T (a plain number means MB)"
+TIME_EXPECTED = (
+    "a time limit above zero as minutes, MM:SS, D-HH, D-HH:MM, HH:MM:SS or D-HH:MM:SS "
+    "(seconds 0-59, minutes 0-59 after hours, hours 0-23 after days)"
+)
+MEM_EXPECTED = (
+    "a memory size above zero such as 500M, 4G or 1T (K, M, G or T, with or without B, "
+    "in any case; a plain number means MB)"
+)
 PACK_EXPECTED = (
     "'auto' (the default), 1 (one instance per array element) or a whole number of "
     "instances per element"
 )
 
-_TIME = re.compile(r"(?:[0-9]+-(?P<dh>[0-9]{1,2})|[0-9]+):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})")
+#: bytes in each unit of a memory size
+UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+# days-hours[:minutes[:seconds]], or first[:second[:third]] (minutes; minutes:seconds;
+# hours:minutes:seconds)
+_TIME = re.compile(
+    r"(?P<days>[0-9]+)-(?P<dh>[0-9]{1,2})(?::(?P<dm>[0-9]{2})(?::(?P<ds>[0-9]{2}))?)?"
+    r"|(?P<a>[0-9]+)(?::(?P<b>[0-9]{2})(?::(?P<c>[0-9]{2}))?)?"
+)
 _MEM = re.compile(r"(?P<n>[1-9][0-9]*)\s*(?:(?P<unit>[KMGT])B?)?", re.IGNORECASE)
 
 
 class ResourceError(ValueError):
-    """A time limit or memory size that does not parse: what is expected instead."""
+    """A time limit, memory size or pack setting that does not parse.
 
-    def __init__(self, expected: str) -> None:
-        super().__init__(expected)
+    `expected` says what is expected instead; the message names the value
+    too (`time='0:99:99' is not a time limit ...`) where one is given.
+    """
+
+    def __init__(self, expected: str, message: str | None = None) -> None:
+        super().__init__(message or expected)
         self.expected = expected
 
 
-def _text(value: object, expected: str) -> str:
-    if not isinstance(value, (str, os.PathLike)):
-        raise ResourceError(expected)
-    text = os.fspath(value).strip()
+class Memory(NamedTuple):
+    """A memory size: `amount` `unit`s (K, M, G or T), as it was written."""
+
+    amount: int
+    unit: str
+
+    @property
+    def nbytes(self) -> int:
+        """The size in bytes."""
+        return self.amount * UNITS[self.unit]
+
+    def __str__(self) -> str:
+        return f"{self.amount}{self.unit}"
+
+
+def _text(value: object, what: str, expected: str) -> str:
+    text = os.fspath(value).strip() if isinstance(value, (str, os.PathLike)) else None
     if not text or not isinstance(text, str):
-        raise ResourceError(expected)
+        raise ResourceError(expected, f"{what}={value!r} is not {expected}")
     return text
+
+
+def _clock(found: re.Match[str]) -> tuple[int, int, int, int] | None:
+    """(days, hours, minutes, seconds) of a matched time limit; None if a field is too big."""
+    if found["days"] is not None:
+        days, hours, minutes, secs = (int(found[k] or 0) for k in ("days", "dh", "dm", "ds"))
+        fits = hours <= 23 and minutes <= 59 and secs <= 59
+        return (days, hours, minutes, secs) if fits else None
+    given = [int(found[k]) for k in ("a", "b", "c") if found[k] is not None]
+    if len(given) == 1:  # minutes
+        return (0, 0, given[0], 0)
+    if len(given) == 2:  # minutes:seconds
+        return (0, 0, given[0], given[1]) if given[1] <= 59 else None
+    hours, minutes, secs = given  # hours:minutes:seconds
+    return (0, hours, minutes, secs) if minutes <= 59 and secs <= 59 else None
+
+
+def time_seconds(value: object) -> int:
+    """A time limit in any of Slurm's six forms, in seconds; ResourceError if it is not one."""
+    found = _TIME.fullmatch(_text(value, "time", TIME_EXPECTED))
+    clock = _clock(found) if found is not None else None
+    days, hours, minutes, secs = clock or (0, 0, 0, 0)
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + secs
+    if total <= 0:
+        raise ResourceError(TIME_EXPECTED, f"time={value!r} is not {TIME_EXPECTED}")
+    return total
 
 
 def normal_time(value: object) -> str:
-    """`value` as a time limit ('HH:MM:SS' or 'D-HH:MM:SS'); ResourceError if it is not one."""
-    text = _text(value, TIME_EXPECTED)
-    found = _TIME.fullmatch(text)
-    if found is None or int(found["m"]) > 59 or int(found["s"]) > 59:
-        raise ResourceError(TIME_EXPECTED)
-    if found["dh"] is not None and int(found["dh"]) > 23:
-        raise ResourceError(TIME_EXPECTED + " (hours 0-23 after the days)")
-    return text
+    """`value` as a time limit, as written (stripped); ResourceError if it is not one."""
+    time_seconds(value)
+    return _text(value, "time", TIME_EXPECTED)
+
+
+def time_text(total: int) -> str:
+    """`total` seconds as `HH:MM:SS`, or `D-HH:MM:SS` from a day on."""
+    days, rest = divmod(int(total), 86400)
+    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{clock}" if days else clock
+
+
+def parse_mem(value: object) -> Memory:
+    """A memory size ('500M', '4gb', '1T'; a plain number or int is MB); ResourceError if not."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value > 0:
+            return Memory(value, "M")
+        raise ResourceError(MEM_EXPECTED, f"mem={value!r} is not {MEM_EXPECTED}")
+    found = _MEM.fullmatch(_text(value, "mem", MEM_EXPECTED))
+    if found is None:
+        raise ResourceError(MEM_EXPECTED, f"mem={value!r} is not {MEM_EXPECTED}")
+    return Memory(int(found["n"]), (found["unit"] or "M").upper())
 
 
 def normal_mem(value: object) -> str:
     """`value` as a memory size with its unit ('500M', '4G'; a whole number means MB)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return f"{value}M"
-    found = _MEM.fullmatch(_text(value, MEM_EXPECTED))
-    if found is None:
-        raise ResourceError(MEM_EXPECTED)
-    return found["n"] + (found["unit"] or "M").upper()
+    return str(parse_mem(value))
 
 
 def normal_pack(value: object) -> int | str:

@@ -1,22 +1,53 @@
-"""Helpers the PBS, LSF and Flux executors share: units, directive values, dependency retries."""
+"""What the scheduler executors share, written once.
+
+- the command runner: `run_scheduler`, and `run_command` for a command that
+  must succeed;
+- `SchedulerExecutor`, the base of every scheduler's executor: the job-name
+  rule (each scheduler's limit and lead letter are settings), the
+  submit-with-retry loop (`submit_retrying`: once more without the
+  dependencies the scheduler forgot), the one message of a refused
+  submission, cancelling with a fallback, a failed state query;
+- `BatchExecutor`, the submit path of a job script on a submit command's
+  stdin: each scheduler gives only its argv and reads its job id;
+- option names, directive values and lines, the lines every job script ends
+  with;
+- time limits and memory sizes as the executors render them: the numbers of
+  `reflow.resources`, the one grammar, refused with its one message as a
+  ValidationError (`seconds`, `memory`).
+
+A scheduler module keeps what differs: its argv, its directives, how it
+answers (ids, states, accounting).
+"""
 
 from __future__ import annotations
 
-import re
+import dataclasses
+import shlex
 import signal
+import string
 import subprocess
-from collections.abc import Callable, Sequence
+from abc import abstractmethod
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ValidationError
-from .base import JobState, JobStatus, SchedulerError
+from ..resources import Memory, ResourceError, parse_mem, time_seconds, time_text
+from .base import Executor, JobResources, JobState, JobStatus, SchedulerError
 
 __all__ = [
+    "BatchExecutor",
+    "SchedulerExecutor",
     "aggregate",
+    "array_range",
     "directive_value",
-    "job_name",
+    "directives",
+    "exports",
+    "flags",
+    "is_name",
+    "last_words",
     "memory",
     "option_key",
+    "run_command",
     "run_scheduler",
     "seconds",
     "signal_name",
@@ -24,60 +55,92 @@ __all__ = [
     "without_gone",
 ]
 
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:=+/@%\-\[\]]*$")
-_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
-_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_TIME = re.compile(r"(?:(?P<d>[0-9]+)-)?(?P<h>[0-9]+):(?P<m>[0-9]{1,2}):(?P<s>[0-9]{1,2})")
-_MEM = re.compile(r"(?P<n>[0-9]+)\s*(?:(?P<unit>[KMGT])B?)?", re.IGNORECASE)
+_PLAIN = frozenset(string.ascii_letters + string.digits + "_.,:=+/@%-[]")
+_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_.-")
+_LETTERS = frozenset(string.ascii_letters)
+
+
+# --------------------------------------------------------------------------- resources
 
 
 def seconds(time: str) -> int:
-    """`HH:MM:SS` or `D-HH:MM:SS` in seconds."""
-    found = _TIME.fullmatch(time.strip())
-    if found is None:
-        raise ValidationError(f"time={time!r} is not a time limit: use 'HH:MM:SS' or 'D-HH:MM:SS'")
-    days = int(found["d"] or 0)
-    return ((days * 24 + int(found["h"])) * 60 + int(found["m"])) * 60 + int(found["s"])
+    """A task's time limit in seconds (the one grammar); ValidationError if it is not one."""
+    try:
+        return time_seconds(time)
+    except ResourceError as exc:
+        raise ValidationError(str(exc)) from None
 
 
-def time_text(total: int) -> str:
-    """`total` seconds as `HH:MM:SS`, or `D-HH:MM:SS` from a day on."""
-    days, rest = divmod(int(total), 86400)
-    clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
-    return f"{days}-{clock}" if days else clock
+def memory(mem: str) -> Memory:
+    """A task's memory size (the one grammar); ValidationError if it is not one."""
+    try:
+        return parse_mem(mem)
+    except ResourceError as exc:
+        raise ValidationError(str(exc)) from None
 
 
-def memory(mem: str) -> tuple[int, str]:
-    """`4G`, `500M`, `1T`, `512K` (a plain number is MB) as (number, unit letter)."""
-    found = _MEM.fullmatch(str(mem).strip())
-    if found is None or int(found["n"]) == 0:
-        raise ValidationError(f"mem={mem!r} is not a memory size: use e.g. '500M' or '4G'")
-    return int(found["n"]), (found["unit"] or "M").upper()
+# --------------------------------------------------------------------------- names and values
 
 
-def directive_value(key: str, value: Any) -> str:
-    """A value for a directive line, double-quoted when it has anything but plain characters."""
+def is_name(text: str, dashes: bool = False) -> bool:
+    """True for a letter, then letters, digits and `_` (and `-` with `dashes`)."""
+    allowed = _NAME_CHARS - ({"."} if dashes else {".", "-"})
+    return bool(text) and text[0] in _LETTERS and all(c in allowed for c in text)
+
+
+def option_key(key: str, dashes: bool = False) -> str:
+    """`key` if it can name a scheduler option (letters, digits, `_`, and `-` with `dashes`)."""
+    if not is_name(key, dashes):
+        raise ValidationError(f"scheduler option name {key!r} is not valid")
+    return key
+
+
+def directive_value(key: str, value: Any, plain: str = "") -> str:
+    """A value for a directive line, double-quoted when it has anything but plain characters.
+
+    `plain`: characters that are plain for this scheduler too (`$` for SGE).
+    """
     text = str(value)
     if "\n" in text or "\r" in text or '"' in text:
         raise ValidationError(
             f"scheduler option {key}={text!r} contains a newline or a double quote: remove it"
         )
-    return f'"{text}"' if not _SAFE_VALUE.match(text) else text
+    return text if all(c in _PLAIN or c in plain for c in text) else f'"{text}"'
 
 
-def option_key(key: str) -> str:
-    """`key` if it can name a scheduler option (letters, digits, underscores)."""
-    if not _KEY.match(key):
-        raise ValidationError(f"scheduler option name {key!r} is not valid")
-    return key
+def directives(prefix: str, items: Iterable[object]) -> list[str]:
+    """A job script's directive lines: `prefix` and each item that is given.
+
+    Items are written `r.time and f"--time={...}"`: None, False, 0, "" and ()
+    are not given and leave no line.
+    """
+    return [f"{prefix} {item}" for item in items if item]
 
 
-def job_name(name: str, limit: int) -> str:
-    """A job name every scheduler takes: letters, digits, `_.-`, starting with a letter."""
-    text = _NAME.sub("_", name) or "reflow"
-    if not text[0].isalpha():
-        text = "r" + text
-    return text[:limit]
+def flags(
+    extra: Mapping[str, Any],
+    flag: Callable[[str], str],
+    sep: str,
+    value: Callable[[str, Any], str] = directive_value,
+) -> list[str]:
+    """Scheduler options as flags: `flag` for True, `flag<sep>value`; None and False left out."""
+    return [
+        flag(key) if given is True else f"{flag(key)}{sep}{value(key, given)}"
+        for key, given in sorted(extra.items())
+        if given is not None and given is not False
+    ]
+
+
+def array_range(resources: JobResources) -> str:
+    """`0-N`, with `%P` for a parallelism limit: an array's elements counted from 0."""
+    size = 1 if resources.array_size is None else resources.array_size
+    spec = f"0-{size - 1}"
+    return spec + (f"%{int(resources.array_parallelism)}" if resources.array_parallelism else "")
+
+
+def exports(env: Mapping[str, str]) -> list[str]:
+    """The `export` lines of a job script's environment."""
+    return [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())]
 
 
 def signal_name(number: int) -> str:
@@ -88,8 +151,16 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+# --------------------------------------------------------------------------- running commands
+
+
 def run_scheduler(
-    argv: Sequence[str], *, what: str, stdin: str | None = None, cwd: str | None = None
+    argv: Sequence[str],
+    *,
+    what: str,
+    stdin: str | None = None,
+    cwd: str | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """Run a scheduler command (an argv, never a shell string); a missing command is an error."""
     try:
@@ -98,7 +169,7 @@ def run_scheduler(
             input=stdin,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
             check=False,
             cwd=cwd,
         )
@@ -108,9 +179,37 @@ def run_scheduler(
             "its path in the config ([executor]) or a REFLOW_* variable"
         ) from None
     except subprocess.TimeoutExpired:
-        raise SchedulerError(f"cannot {what}: {argv[0]} did not answer in 120 s") from None
+        raise SchedulerError(
+            f"cannot {what}: {argv[0]} did not answer in {timeout:.0f} s"
+        ) from None
     except OSError as exc:  # not executable, ...
         raise SchedulerError(f"cannot {what}: cannot run '{argv[0]}': {exc}") from None
+
+
+def last_words(
+    proc: subprocess.CompletedProcess[str], noise: Collection[str] = (), silent: str = ""
+) -> str:
+    """The last line a failed command said (stderr, else stdout), else `silent` or its exit."""
+    said = [
+        line
+        for line in (proc.stderr or proc.stdout).strip().splitlines()
+        if line.strip() and line.strip() not in noise
+    ]
+    return said[-1] if said else silent or f"exit {proc.returncode}"
+
+
+def run_command(argv: Sequence[str], *, what: str, timeout: float = 120) -> str:
+    """Run a scheduler command that must succeed; return its stdout."""
+    proc = run_scheduler(argv, what=what, timeout=timeout)
+    if proc.returncode != 0:
+        raise SchedulerError(
+            f"cannot {what}: {argv[0]} exited with {proc.returncode}: "
+            + last_words(proc, silent="no message")
+        )
+    return proc.stdout
+
+
+# --------------------------------------------------------------------------- the executors
 
 
 def without_gone(
@@ -127,6 +226,112 @@ def without_gone(
     found = states(dependencies)
     keep = [d for d in dependencies if d in found and not found[d].state.final]
     return keep if len(keep) < len(dependencies) else None
+
+
+class SchedulerExecutor(Executor):
+    """An executor of a batch scheduler: the rules they share; what differs, as settings."""
+
+    #: the longest job name the scheduler takes
+    name_limit: int = 200
+    #: what goes before a job name that does not start with a letter ("": any start will do)
+    name_lead: str = "r"
+    #: the name said when the scheduler refuses a job (and the key of `calls` counting them)
+    submit_tool: str = ""
+    #: what a failing submission could not do ("submit to LSF")
+    submit_what: str = ""
+    #: repeat a submission refused for a dependency the scheduler has forgotten
+    retry_gone: bool = True
+    #: lines of the scheduler's refusal that are not the reason
+    refusal_noise: tuple[str, ...] = ()
+    calls: dict[str, int]
+
+    def job_name(self, name: str) -> str:
+        """A job name the scheduler takes: letters, digits and `_.-` (others become `_`).
+
+        With a `name_lead`, a name that does not start with a letter gets it in
+        front (an empty name is `reflow`); then it is cut to `name_limit`.
+        """
+        text = "".join(c if c in _NAME_CHARS else "_" for c in name)
+        if self.name_lead:
+            text = text or "reflow"
+            if text[0] not in _LETTERS:
+                text = self.name_lead + text
+        return text[: self.name_limit]
+
+    def submit_retrying(
+        self,
+        attempt: Callable[[JobResources], subprocess.CompletedProcess[str]],
+        resources: JobResources,
+        ids: Callable[[Sequence[str]], list[str]] = list,
+    ) -> subprocess.CompletedProcess[str]:
+        """Submit with `attempt`; refused with dependencies, once more without the gone ones.
+
+        With `retry_gone`, the scheduler is asked about the dependencies (`ids`
+        turns reflow's ids into its own); those it has forgotten or that have
+        ended are left out of the second attempt.
+        """
+        proc = attempt(resources)
+        if proc.returncode != 0 and resources.dependencies and self.retry_gone:
+            keep = without_gone(ids(resources.dependencies), self.states)
+            if keep is not None:
+                proc = attempt(dataclasses.replace(resources, dependencies=tuple(keep)))
+        return proc
+
+    def refused(self, proc: subprocess.CompletedProcess[str]) -> SchedulerError:
+        """The one error of a refused submission: `sbatch refused the job: <what it said>`."""
+        said = last_words(proc, self.refusal_noise)
+        return SchedulerError(f"{self.submit_tool} refused the job: {said}")
+
+    def answered(self, proc: subprocess.CompletedProcess[str]) -> SchedulerError:
+        """The error for an accepted submission whose answer holds no job id."""
+        return SchedulerError(f"{self.submit_tool} answered {proc.stdout.strip()!r}, not a job id")
+
+    def cancel_all(self, argv: Sequence[str], ids: Sequence[str], what: str) -> None:
+        """`argv ID...`; when it fails for several ids (finished ones make it fail), each alone."""
+        proc = run_scheduler([*argv, *ids], what=what)
+        if proc.returncode != 0 and len(ids) > 1:
+            for job in ids:
+                run_scheduler([*argv, job], what=what)
+
+    @staticmethod
+    def query_failed(
+        proc: subprocess.CompletedProcess[str],
+        found: object,
+        what: str,
+        gone: Callable[[str], bool],
+    ) -> None:
+        """Raise when a state query failed with nothing to show, for more than `gone` ids."""
+        if proc.returncode != 0 and not found:
+            errors = [line for line in proc.stderr.strip().splitlines() if not gone(line)]
+            if errors:
+                raise SchedulerError(f"cannot {what}: {errors[-1]}")
+
+
+class BatchExecutor(SchedulerExecutor):
+    """A scheduler whose jobs are scripts given to a submit command on its stdin.
+
+    A scheduler module says how: `submit_argv`, and how to read the job id
+    from what the command printed (`job_id`).
+    """
+
+    @abstractmethod
+    def submit_argv(self) -> list[str]:
+        """The submit command, reading the job script on its stdin."""
+
+    @abstractmethod
+    def job_id(self, proc: subprocess.CompletedProcess[str]) -> str:
+        """The id in an accepted submission's answer; SchedulerError if there is none."""
+
+    def submit(self, command: Sequence[str], resources: JobResources) -> str:
+        def attempt(res: JobResources) -> subprocess.CompletedProcess[str]:
+            script = self.render(command, res)
+            self.calls[self.submit_tool] += 1
+            return run_scheduler(self.submit_argv(), what=self.submit_what, stdin=script)
+
+        proc = self.submit_retrying(attempt, resources)
+        if proc.returncode != 0:
+            raise self.refused(proc)
+        return self.job_id(proc)
 
 
 def aggregate(statuses: Sequence[JobStatus]) -> JobStatus:

@@ -8,30 +8,18 @@ decides what runs, the dispatcher hands each wave to an executor as one job
 from __future__ import annotations
 
 import enum
-import shlex
-import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import EXECUTORS  # the registry: one entry there per executor module here
 from ..errors import ReflowError
 
 __all__ = [
     "EXECUTORS", "Capacity", "Executor", "JobResources", "JobState", "JobStatus",
     "SchedulerError",
 ]  # fmt: skip
-
-#: the config's `[executor] mode` -> (module in reflow.executors, class); imported on use
-EXECUTORS: dict[str, tuple[str, str]] = {
-    "sbatch": ("slurm", "SlurmExecutor"),
-    "qsub-pbs": ("pbs", "PBSExecutor"),
-    "bsub": ("lsf", "LSFExecutor"),
-    "qsub-sge": ("sge", "SGEExecutor"),
-    "flux": ("flux", "FluxExecutor"),
-    "local": ("local", "LocalExecutor"),
-    "dry-run": ("dryrun", "DryRunExecutor"),
-}
 
 
 class SchedulerError(ReflowError):
@@ -191,27 +179,3 @@ class Executor(ABC):
     def log_pattern(self, directory: str, array: bool) -> str:
         """The scheduler's own log file for a job (or each array element) in `directory`."""
         return f"{directory}/%A_%a.log" if array else f"{directory}/%j.log"
-
-
-def run_command(argv: Sequence[str], *, what: str, timeout: float = 120) -> str:
-    """Run a scheduler command (an argv list, never a shell string); return its stdout."""
-    try:
-        proc = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except FileNotFoundError:
-        raise SchedulerError(
-            f"cannot {what}: '{argv[0]}' was not found; install the scheduler's client or set "
-            "its path in the config ([executor]) or a REFLOW_* variable"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise SchedulerError(
-            f"cannot {what}: '{shlex.join(argv[:3])} ...' did not answer in {timeout:.0f} s"
-        ) from None
-    if proc.returncode != 0:
-        err = (proc.stderr or proc.stdout).strip().splitlines()
-        raise SchedulerError(
-            f"cannot {what}: {argv[0]} exited with {proc.returncode}: "
-            + (err[-1] if err else "no message")
-        )
-    return proc.stdout

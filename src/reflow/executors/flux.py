@@ -30,17 +30,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 import shlex
+import subprocess
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ValidationError
-from ._common import aggregate, job_name, option_key, run_scheduler, seconds, without_gone
-from .base import Executor, JobResources, JobState, JobStatus, SchedulerError
+from ._common import SchedulerExecutor, aggregate, flags, memory, option_key, run_scheduler, seconds
+from .base import JobResources, JobState, JobStatus, SchedulerError
 
 __all__ = ["FluxExecutor", "decode_id", "parse_flux_jobs"]
 
@@ -141,7 +141,7 @@ def _no_braces(what: str, value: str) -> str:
     return value
 
 
-class FluxExecutor(Executor):
+class FluxExecutor(SchedulerExecutor):
     """Submits to Flux with `flux submit`; arrays `--cc=0-N`; states from one `flux jobs`."""
 
     name = "flux"
@@ -149,6 +149,7 @@ class FluxExecutor(Executor):
     commands = ("flux",)
     index_base = 0
     queue_key = "queue"
+    submit_tool, submit_what = "flux submit", "submit to Flux"
 
     def __init__(self, *, flux: str | None = None) -> None:
         self.flux = flux or "flux"
@@ -179,12 +180,14 @@ class FluxExecutor(Executor):
         r = resources
         copies = cc is not None
         check = _no_braces if copies else (lambda what, value: value)
-        name = job_name(r.name, 200) + (".{cc}" if copies else "")
+        name = self.job_name(r.name) + (".{cc}" if copies else "")
         argv = [self.flux, "submit", f"--job-name={name}"]
         if r.cpus:
             argv.append(f"--cores-per-task={int(r.cpus)}")
         if r.time:
-            argv.append(f"--time-limit={seconds(r.time)}s")
+            argv.append(f"--time-limit={seconds(r.time)}s")  # Flux's FSD: seconds
+        if r.mem:
+            memory(r.mem)  # checked like everywhere, but not passed (see the module docstring)
         if r.partition:
             argv.append(f"--queue={check('queue', str(r.partition))}")
         if r.account:
@@ -201,11 +204,12 @@ class FluxExecutor(Executor):
             argv.append(f"--dependency=afterany:{job}")
         for key, value in sorted(r.env.items()):
             argv.append(f"--env={option_key(key)}={check(key, value)}")
-        for key, value in sorted(r.extra.items()):
-            if value is None or value is False:
-                continue
-            flag = "--" + option_key(key).replace("_", "-")
-            argv.append(flag if value is True else f"{flag}={check(key, str(value))}")
+        argv += flags(
+            r.extra,
+            lambda key: "--" + option_key(key).replace("_", "-"),
+            "=",
+            lambda key, value: check(key, str(value)),
+        )
         words = list(command)
         if copies and any("{" in w or "}" in w for w in words):
             words = [words[0], "-c", _DECODER, json.dumps(words).encode().hex()]
@@ -227,7 +231,9 @@ class FluxExecutor(Executor):
                 "each after every job of the range before (first range shown)"
             )
         if r.mem:
-            lines.append(f"# mem={r.mem} is not passed: Flux jobs ask for cores, not memory")
+            lines.append(
+                f"# mem={memory(r.mem)} is not passed: Flux jobs ask for cores, not memory"
+            )
         if r.workdir:
             lines.append("cd " + shlex.quote(r.workdir))
         argv = self.argv(command, r, ranges[0])
@@ -267,24 +273,17 @@ class FluxExecutor(Executor):
                 f"cannot submit to Flux: the working directory {resources.workdir} does not exist"
             )
 
-        def attempt(res: JobResources) -> Any:
+        def attempt(res: JobResources) -> subprocess.CompletedProcess[str]:
             self.calls["submit"] += 1
             return run_scheduler(
-                self.argv(command, res, cc, after), what="submit to Flux", cwd=res.workdir
+                self.argv(command, res, cc, after), what=self.submit_what, cwd=res.workdir
             )
 
-        proc = attempt(resources)
-        if proc.returncode != 0 and resources.dependencies:
-            keep = without_gone(_ids(resources.dependencies), self.states)
-            if keep is not None:
-                proc = attempt(dataclasses.replace(resources, dependencies=tuple(keep)))
+        proc = self.submit_retrying(attempt, resources, _ids)
         words = proc.stdout.split()
         expected = 1 if cc is None else cc[1] - cc[0] + 1
         if proc.returncode != 0 or len(words) != expected:
-            err = (proc.stderr or proc.stdout).strip().splitlines()
-            raise SchedulerError(
-                "flux submit refused the job: " + (err[-1] if err else f"exit {proc.returncode}")
-            )
+            raise self.refused(proc)
         return [decode_id(w) for w in words]
 
     def cancel(self, job_ids: Sequence[str]) -> None:
@@ -304,10 +303,9 @@ class FluxExecutor(Executor):
             [self.flux, "jobs", "-n", "-o", JOBS_FORMAT, *ids], what="ask Flux for job states"
         )
         found = parse_flux_jobs(proc.stdout)
-        if proc.returncode != 0 and not found:
-            errors = [ln for ln in proc.stderr.strip().splitlines() if "unknown" not in ln.lower()]
-            if errors:
-                raise SchedulerError(f"cannot ask Flux for job states: {errors[-1]}")
+        self.query_failed(
+            proc, found, "ask Flux for job states", lambda ln: "unknown" in ln.lower()
+        )
         states = {job: found[job] for job in ids if job in found}
         for job in job_ids:  # an array asked for by its joined id: each element, and the whole
             if "," in job:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._common import memory, seconds
 from .base import Capacity, Executor, JobResources, JobState, JobStatus
 
 __all__ = ["LocalExecutor"]
@@ -85,6 +86,10 @@ class LocalExecutor(Executor):
             lines.append(f"# array: {r.array_size} elements, {par} at a time")
         if r.dependencies:
             lines.append("# after: " + " ".join(r.dependencies))
+        if r.time:
+            lines.append(f"# time limit {seconds(r.time)} s: not enforced on this machine")
+        if r.mem:
+            lines.append(f"# mem={memory(r.mem)}: not enforced on this machine")
         if r.workdir:
             lines.append("cd " + shlex.quote(r.workdir))
         lines.append("exec " + shlex.join(command))

@@ -23,24 +23,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shlex
+import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ValidationError
 from ._common import (
+    BatchExecutor,
     aggregate,
-    directive_value,
-    job_name,
+    directives,
+    exports,
+    flags,
     memory,
     option_key,
     run_scheduler,
     seconds,
-    without_gone,
 )
-from .base import Executor, JobResources, JobState, JobStatus, SchedulerError
+from ._common import directive_value as _value
+from .base import JobResources, JobState, JobStatus
 
 __all__ = ["LSFExecutor"]
 
@@ -83,15 +85,15 @@ _REASONS: tuple[tuple[str, JobState], ...] = (
 )
 
 
-def _minutes(time: str) -> str:
-    """LSF's run limit: minutes, or H:MM from an hour on (rounded up to whole minutes)."""
-    total = max(1, -(-seconds(time) // 60))
+def _run_limit(time: str) -> str:
+    """LSF's run limit (-W): minutes, or H:MM from an hour on (rounded up to whole minutes)."""
+    total = -(-seconds(time) // 60)
     return f"{total // 60}:{total % 60:02d}" if total >= 60 else str(total)
 
 
 def _mem(mem: str) -> str:
-    number, unit = memory(mem)
-    return f"{number}{unit}B"
+    """A memory size with its unit written out (4GB), so LSF_UNIT_FOR_LIMITS does not matter."""
+    return f"{memory(mem)}B"
 
 
 def _native(job_id: str) -> str:
@@ -142,7 +144,7 @@ def _status(stat: str, code: str, reason: str) -> JobStatus:
     return JobStatus(state, f"EXIT ({why})" if why else "EXIT", exit_code)
 
 
-class LSFExecutor(Executor):
+class LSFExecutor(BatchExecutor):
     """Submits to IBM Spectrum LSF with bsub; arrays `name[1-N]%P`; states from one bjobs."""
 
     name = "lsf"
@@ -150,6 +152,7 @@ class LSFExecutor(Executor):
     commands = ("bsub", "bjobs", "bkill")
     index_base = 1
     queue_key = "queue"
+    submit_tool, submit_what = "bsub", "submit to LSF"
 
     def __init__(
         self,
@@ -187,77 +190,57 @@ class LSFExecutor(Executor):
     def render(self, command: Sequence[str], resources: JobResources) -> str:
         """The bsub script: `#BSUB` directives, then the command, every word quoted."""
         r = resources
-        name = job_name(r.name, 200)
+        name = self.job_name(r.name)
         if r.array_size is not None:
             name += f"[1-{r.array_size}]"
             if r.array_parallelism:
                 name += f"%{int(r.array_parallelism)}"
-        lines = ["#!/bin/bash", f'#BSUB -J "{name}"']
-        if r.cpus:
-            lines.append(f"#BSUB -n {int(r.cpus)}")
         requirement = []
         if r.cpus and int(r.cpus) > 1:
             requirement.append("span[hosts=1]")  # the CPUs of one task, on one host
         if r.mem:
             requirement.append(f"rusage[mem={_mem(r.mem)}]")
-        if requirement:
-            lines.append(f'#BSUB -R "{" ".join(requirement)}"')
-        if r.mem:
-            lines.append(f"#BSUB -M {_mem(r.mem)}")
-        if r.time:
-            lines.append(f"#BSUB -W {_minutes(r.time)}")
-        if r.partition:
-            lines.append(f"#BSUB -q {directive_value('queue', r.partition)}")
-        if r.account:
-            lines.append(f"#BSUB -P {directive_value('account', r.account)}")
-        if r.stdout:
-            lines.append(f"#BSUB -o {directive_value('output', r.stdout)}")
-        if r.stderr and r.stderr != r.stdout:
-            lines.append(f"#BSUB -e {directive_value('error', r.stderr)}")
-        if r.workdir:
-            lines.append(f"#BSUB -cwd {directive_value('cwd', r.workdir)}")
-        if r.dependencies:
-            ended = [
-                f"ended({self.job_of(_native(one))})"
-                for dep in r.dependencies
-                for one in dep.split(",")
-                if one.strip()
-            ]
-            lines.append(f'#BSUB -w "{" && ".join(dict.fromkeys(ended))}"')
-        for key, value in sorted(r.extra.items()):
-            if value is None or value is False:
-                continue
-            flag = "-" + option_key(key)
-            lines.append(
-                f"#BSUB {flag}" if value is True else f"#BSUB {flag} {directive_value(key, value)}"
-            )
-        lines.append("")
-        for key, value in sorted(r.env.items()):
-            lines.append(f"export {key}={shlex.quote(value)}")
-        lines.append("exec " + shlex.join(command))
+        lines = [
+            "#!/bin/bash",
+            *directives(
+                "#BSUB",
+                [
+                    f'-J "{name}"',
+                    r.cpus and f"-n {int(r.cpus)}",
+                    requirement and f'-R "{" ".join(requirement)}"',
+                    r.mem and f"-M {_mem(r.mem)}",
+                    r.time and f"-W {_run_limit(r.time)}",
+                    r.partition and f"-q {_value('queue', r.partition)}",
+                    r.account and f"-P {_value('account', r.account)}",
+                    r.stdout and f"-o {_value('output', r.stdout)}",
+                    r.stderr and r.stderr != r.stdout and f"-e {_value('error', r.stderr)}",
+                    r.workdir and f"-cwd {_value('cwd', r.workdir)}",
+                    r.dependencies and f'-w "{self._ended(r.dependencies)}"',
+                    *flags(r.extra, lambda key: "-" + option_key(key), " "),
+                ],
+            ),
+        ]
+        lines += ["", *exports(r.env), "exec " + shlex.join(command)]
         return "\n".join(lines) + "\n"
+
+    def _ended(self, dependencies: Sequence[str]) -> str:
+        ended = [
+            f"ended({self.job_of(_native(one))})"
+            for dep in dependencies
+            for one in dep.split(",")
+            if one.strip()
+        ]
+        return " && ".join(dict.fromkeys(ended))
 
     # ------------------------------------------------------------------ scheduler calls
 
-    def submit(self, command: Sequence[str], resources: JobResources) -> str:
-        self.calls["bsub"] += 1
-        proc = run_scheduler(
-            [self.bsub], stdin=self.render(command, resources), what="submit to LSF"
-        )
-        if proc.returncode != 0 and resources.dependencies:
-            keep = without_gone(resources.dependencies, self.states)
-            if keep is not None:
-                fewer = dataclasses.replace(resources, dependencies=tuple(keep))
-                self.calls["bsub"] += 1
-                proc = run_scheduler(
-                    [self.bsub], stdin=self.render(command, fewer), what="submit to LSF"
-                )
+    def submit_argv(self) -> list[str]:
+        return [self.bsub]
+
+    def job_id(self, proc: subprocess.CompletedProcess[str]) -> str:
         found = _SUBMITTED.search(proc.stdout)
-        if proc.returncode != 0 or not found:
-            err = (proc.stderr or proc.stdout).strip().splitlines()
-            raise SchedulerError(
-                "bsub refused the job: " + (err[-1] if err else f"exit {proc.returncode}")
-            )
+        if not found:
+            raise self.refused(proc)
         return found.group(1)
 
     def cancel(self, job_ids: Sequence[str]) -> None:
@@ -265,10 +248,7 @@ class LSFExecutor(Executor):
         if not ids:
             return
         self.calls["bkill"] += 1
-        proc = run_scheduler([self.bkill, *ids], what="cancel LSF jobs")
-        if proc.returncode != 0 and len(ids) > 1:
-            for job in ids:  # finished ids make bkill fail: make sure each of the rest went
-                run_scheduler([self.bkill, job], what="cancel an LSF job")
+        self.cancel_all([self.bkill], ids, "cancel LSF jobs")
 
     def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         asked = [_native(j) for j in dict.fromkeys(job_ids) if j]
@@ -280,12 +260,9 @@ class LSFExecutor(Executor):
             what="ask LSF for job states",
         )
         rows = parse_bjobs(proc.stdout)
-        if proc.returncode != 0 and not rows:
-            errors = [
-                ln for ln in proc.stderr.strip().splitlines() if "not found" not in ln.lower()
-            ]
-            if errors:
-                raise SchedulerError(f"cannot ask LSF for job states: {errors[-1]}")
+        self.query_failed(
+            proc, rows, "ask LSF for job states", lambda ln: "not found" in ln.lower()
+        )
         wanted = set(asked)
         found: dict[str, JobStatus] = {}
         elements: dict[str, list[JobStatus]] = {}

@@ -29,24 +29,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shlex
+import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ValidationError
 from ._common import (
+    BatchExecutor,
     aggregate,
-    directive_value,
-    job_name,
+    array_range,
+    directives,
+    exports,
     memory,
     option_key,
     run_scheduler,
     seconds,
-    without_gone,
 )
-from .base import Executor, JobResources, JobState, JobStatus, SchedulerError
+from ._common import directive_value as _value
+from .base import JobResources, JobState, JobStatus, SchedulerError
 
 __all__ = ["FLAVORS", "PBSExecutor", "parse_qstat_full"]
 
@@ -72,11 +74,15 @@ _LIVE: Mapping[str, tuple[JobState, str]] = {
 _FINAL = frozenset({"F", "X", "C"})
 
 # the server's own exit statuses (negative), by flavour: name and what they mean for reflow
-_PRO_CODES: Mapping[int, tuple[str, JobState]] = {
+# (the first four are the same in both)
+_BOTH_CODES: Mapping[int, tuple[str, JobState]] = {
     -1: ("JOB_EXEC_FAIL1: the job could not start", JobState.FAILED),
     -2: ("JOB_EXEC_FAIL2: the job could not start", JobState.FAILED),
     -3: ("JOB_EXEC_RETRY: the job could not start", JobState.FAILED),
     -4: ("JOB_EXEC_INITABT: the job was aborted at start", JobState.FAILED),
+}
+_PRO_CODES: Mapping[int, tuple[str, JobState]] = {
+    **_BOTH_CODES,
     -10: ("JOB_EXEC_FAILUID: invalid user", JobState.FAILED),
     -11: ("JOB_EXEC_RERUN: the job was requeued", JobState.NODE_FAIL),
     -14: ("JOB_EXEC_RERUN_ON_SIS_FAIL: a sister node failed", JobState.NODE_FAIL),
@@ -89,10 +95,7 @@ _PRO_CODES: Mapping[int, tuple[str, JobState]] = {
     -29: ("JOB_EXEC_KILL_WALLTIME: killed over its walltime", JobState.TIMEOUT),
 }
 _TORQUE_CODES: Mapping[int, tuple[str, JobState]] = {
-    -1: ("JOB_EXEC_FAIL1: the job could not start", JobState.FAILED),
-    -2: ("JOB_EXEC_FAIL2: the job could not start", JobState.FAILED),
-    -3: ("JOB_EXEC_RETRY: the job could not start", JobState.FAILED),
-    -4: ("JOB_EXEC_INITABT: the job was aborted at start", JobState.FAILED),
+    **_BOTH_CODES,
     -8: ("JOB_EXEC_CMDFAIL: the job's command failed to start", JobState.FAILED),
     -9: ("JOB_EXEC_STDOUTFAIL: the job's output file could not be created", JobState.FAILED),
     -10: ("JOB_EXEC_OVERLIMIT_MEM: killed over its memory limit", JobState.OUT_OF_MEMORY),
@@ -151,11 +154,17 @@ def _walltime(text: str | None) -> int | None:
 
 
 def _mem(mem: str) -> str:
-    number, unit = memory(mem)
-    return f"{number}{unit.lower()}b"
+    """A PBS size: 4gb, 500mb."""
+    return f"{memory(mem)}b".lower()
 
 
-class PBSExecutor(Executor):
+def _walltime_text(time: str) -> str:
+    """A time limit as PBS's walltime, HH:MM:SS (hours past 24 as they are)."""
+    total = seconds(time)
+    return f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
+
+
+class PBSExecutor(BatchExecutor):
     """Submits to PBS Pro / OpenPBS (`-J`) or Torque (`-t`) with qsub; states from one qstat."""
 
     name = "pbs"
@@ -163,6 +172,8 @@ class PBSExecutor(Executor):
     commands = ("qsub", "qstat", "qdel")
     index_base = 0
     queue_key = "queue"
+    name_limit = 236
+    submit_tool, submit_what = "qsub", "submit to PBS"
 
     def __init__(
         self,
@@ -233,17 +244,15 @@ class PBSExecutor(Executor):
         """The qsub script: `#PBS` directives, then the command, every word quoted."""
         r = resources
         pro = self.flavor == "pro"
-        extra = dict(r.extra)
-        flags: list[str] = []
+        letters: list[str] = []  # one-letter options: qsub flags
         chunk: list[str] = []  # PBS Pro: the select chunk; Torque: the nodes spec
         wide: list[str] = []  # -l key=value
-        for key, value in sorted(extra.items()):
+        for key, value in sorted(r.extra.items()):
             if value is None or value is False:
                 continue
             option_key(key)
             if len(key) == 1:
-                said = "" if value is True else " " + directive_value(key, value)
-                flags.append(f"-{key}{said}")
+                letters.append(f"-{key}" + ("" if value is True else " " + _value(key, value)))
                 continue
             item = f"{key}={self._resource(key, value)}"
             if (pro and key not in _JOB_WIDE) or (not pro and key == "gpus"):
@@ -252,43 +261,25 @@ class PBSExecutor(Executor):
                 wide.append(item)
         lines = [
             "#!/bin/bash",
-            f"#PBS -N {job_name(r.name, 236)}",
-            "#PBS -S /bin/bash",
-            "#PBS -V",
+            *directives(
+                "#PBS",
+                [
+                    f"-N {self.job_name(r.name)}",
+                    "-S /bin/bash",
+                    "-V",
+                    r.time and f"-l walltime={_walltime_text(r.time)}",
+                    *self._size(r, chunk),
+                    r.partition and f"-q {_value('queue', r.partition)}",
+                    r.account and f"-A {_value('account', r.account)}",
+                    # PBS Pro refuses a one-element range: such a wave is a plain job
+                    (r.array_size or 0) > 1 and f"{'-J' if pro else '-t'} {array_range(r)}",
+                    *self._output_directives(r),
+                    r.dependencies and f"-W depend={self._depend(r.dependencies)}",
+                    *(f"-l {item}" for item in wide),
+                    *letters,
+                ],
+            ),
         ]
-        if r.time:
-            total = seconds(r.time)
-            lines.append(
-                f"#PBS -l walltime={total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}"
-            )
-        if pro:
-            select = ["1"]
-            if r.cpus:
-                select.append(f"ncpus={int(r.cpus)}")
-            if r.mem:
-                select.append(f"mem={_mem(r.mem)}")
-            if len(select) > 1 or chunk:
-                lines.append("#PBS -l select=" + ":".join(select + chunk))
-        else:
-            if r.cpus or chunk:
-                nodes = ":".join([f"nodes=1:ppn={int(r.cpus or 1)}", *chunk])
-                lines.append(f"#PBS -l {nodes}")
-            if r.mem:
-                lines.append(f"#PBS -l mem={_mem(r.mem)}")
-        if r.partition:
-            lines.append(f"#PBS -q {directive_value('queue', r.partition)}")
-        if r.account:
-            lines.append(f"#PBS -A {directive_value('account', r.account)}")
-        if r.array_size is not None and r.array_size > 1:
-            spec = f"0-{r.array_size - 1}"
-            if r.array_parallelism:
-                spec += f"%{int(r.array_parallelism)}"
-            lines.append(f"#PBS {'-J' if pro else '-t'} {spec}")
-        lines.extend(self._output_directives(r))
-        if r.dependencies:
-            lines.append(f"#PBS -W depend={self._depend(r.dependencies)}")
-        lines.extend(f"#PBS -l {item}" for item in wide)
-        lines.extend(f"#PBS {flag}" for flag in flags)
         lines.append("")
         if r.stdout:
             out = self._job_path(r.stdout)
@@ -298,10 +289,20 @@ class PBSExecutor(Executor):
                 lines.append(f"exec >>{out} 2>>{self._job_path(r.stderr)}")
         if r.workdir:
             lines.append("cd " + shlex.quote(r.workdir))
-        for key, value in sorted(r.env.items()):
-            lines.append(f"export {key}={shlex.quote(value)}")
-        lines.append("exec " + shlex.join(command))
+        lines += [*exports(r.env), "exec " + shlex.join(command)]
         return "\n".join(lines) + "\n"
+
+    def _size(self, r: JobResources, chunk: Sequence[str]) -> list[str]:
+        """CPUs and memory: PBS Pro's select chunk, Torque's nodes spec and mem."""
+        if self.flavor == "pro":
+            select = ["1"]
+            if r.cpus:
+                select.append(f"ncpus={int(r.cpus)}")
+            if r.mem:
+                select.append(f"mem={_mem(r.mem)}")
+            return ["-l select=" + ":".join([*select, *chunk])] if len(select) > 1 or chunk else []
+        nodes = ":".join([f"nodes=1:ppn={int(r.cpus or 1)}", *chunk])
+        return [f"-l {nodes}" if r.cpus or chunk else "", f"-l mem={_mem(r.mem)}" if r.mem else ""]
 
     @staticmethod
     def _resource(key: str, value: Any) -> str:
@@ -319,7 +320,7 @@ class PBSExecutor(Executor):
             raise ValidationError(
                 f"PBS reads '{path}' as host:path ({key}); use a run directory without ':'"
             )
-        return directive_value(key, path)
+        return _value(key, path)
 
     def _output_directives(self, r: JobResources) -> list[str]:
         """`-o`/`-e`: the log directory (PBS writes its own file there), or a fixed file."""
@@ -328,10 +329,10 @@ class PBSExecutor(Executor):
             if not path:
                 continue
             if flag == "-e" and path == r.stdout:
-                lines.insert(0, "#PBS -j oe")
+                lines.insert(0, "-j oe")
                 continue
             target = path.rsplit("/", 1)[0] + "/" if "%j" in path else path
-            lines.append(f"#PBS {flag} {self._pbs_path('output', target)}")
+            lines.append(f"{flag} {self._pbs_path('output', target)}")
         return lines
 
     @staticmethod
@@ -362,27 +363,14 @@ class PBSExecutor(Executor):
 
     # ------------------------------------------------------------------ scheduler calls
 
-    def submit(self, command: Sequence[str], resources: JobResources) -> str:
-        script = self.render(command, resources)
-        self.calls["qsub"] += 1
-        proc = run_scheduler([self.qsub], stdin=script, what="submit to PBS")
-        if proc.returncode != 0 and resources.dependencies:
-            keep = without_gone(resources.dependencies, self.states)
-            if keep is not None:
-                fewer = dataclasses.replace(resources, dependencies=tuple(keep))
-                self.calls["qsub"] += 1
-                proc = run_scheduler(
-                    [self.qsub], stdin=self.render(command, fewer), what="submit to PBS"
-                )
-        if proc.returncode != 0:
-            err = (proc.stderr or proc.stdout).strip().splitlines()
-            raise SchedulerError(
-                "qsub refused the job: " + (err[-1] if err else f"exit {proc.returncode}")
-            )
+    def submit_argv(self) -> list[str]:
+        return [self.qsub]
+
+    def job_id(self, proc: subprocess.CompletedProcess[str]) -> str:
         lines = proc.stdout.strip().splitlines()
         job = lines[-1].strip() if lines else ""
         if not _ID.match(job):
-            raise SchedulerError(f"qsub answered {proc.stdout.strip()!r}, not a job id")
+            raise self.answered(proc)
         return job
 
     def cancel(self, job_ids: Sequence[str]) -> None:
@@ -390,11 +378,8 @@ class PBSExecutor(Executor):
         if not ids:
             return
         self.calls["qdel"] += 1
-        proc = run_scheduler([self.qdel, *ids], what="cancel PBS jobs")
-        if proc.returncode != 0 and len(ids) > 1:
-            # qdel stops at nothing but reports finished or unknown ids: make sure each went
-            for job in ids:
-                run_scheduler([self.qdel, job], what="cancel a PBS job")
+        # qdel stops at nothing but reports finished or unknown ids: make sure each went
+        self.cancel_all([self.qdel], ids, "cancel PBS jobs")
 
     def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         asked = [j for j in dict.fromkeys(job_ids) if j]
@@ -406,10 +391,7 @@ class PBSExecutor(Executor):
         self.calls["qstat"] += 1
         proc = run_scheduler([*argv, *asked], what="ask PBS for job states")
         jobs = parse_qstat_full(proc.stdout)
-        if proc.returncode != 0 and not jobs:
-            errors = [ln for ln in proc.stderr.strip().splitlines() if not _GONE.search(ln)]
-            if errors:
-                raise SchedulerError(f"cannot ask PBS for job states: {errors[-1]}")
+        self.query_failed(proc, jobs, "ask PBS for job states", lambda ln: bool(_GONE.search(ln)))
         return self.parse_states(asked, jobs)
 
     def parse_states(

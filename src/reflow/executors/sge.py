@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shlex
@@ -26,25 +25,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ValidationError
-from ._common import run_scheduler
-from .base import (
-    Capacity,
-    Executor,
-    JobResources,
-    JobState,
-    JobStatus,
-    SchedulerError,
+from ..resources import UNITS
+from ._common import (
+    BatchExecutor,
+    directive_value,
+    directives,
+    exports,
+    is_name,
+    memory,
+    option_key,
     run_command,
+    run_scheduler,
+    seconds,
 )
+from .base import Capacity, JobResources, JobState, JobStatus, SchedulerError
 
 __all__ = ["SGEExecutor"]
-
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:=+/@%$\-\[\]]*$")
-_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
-_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_TIME = re.compile(r"(?:(?P<d>[0-9]+)-)?(?P<h>[0-9]+):(?P<m>[0-9]{1,2}):(?P<s>[0-9]{1,2})")
-_MEM = re.compile(r"(?P<n>[0-9]+)\s*(?:(?P<unit>[KMGT])B?)?", re.IGNORECASE)
-_KIB = {"K": 1, "M": 1 << 10, "G": 1 << 20, "T": 1 << 30}
 
 #: task options that are qsub flags (key -> flag); every other key is a resource: -l key=value
 _FLAGS: Mapping[str, str] = {
@@ -70,20 +66,14 @@ _MEMORY_LIMITS = ("h_vmem", "h_rss", "h_data", "s_vmem", "s_rss", "mem_free")
 
 
 def _value(key: str, value: Any) -> str:
-    """A value for a `#$` line, double-quoted when it has anything but plain characters."""
-    text = str(value)
-    if "\n" in text or "\r" in text or '"' in text:
-        raise ValidationError(
-            f"scheduler option {key}={text!r} contains a newline or a double quote: remove it"
-        )
-    return f'"{text}"' if not _SAFE_VALUE.match(text) else text
+    """A value for a `#$` line (`$` is plain: SGE expands $JOB_ID in paths)."""
+    return directive_value(key, value, plain="$")
 
 
 def _resource(key: str, value: Any) -> str:
     """`key=value` for `-l`: SGE splits resource lists at commas and spaces."""
     text = "true" if value is True else str(value)
-    if not _KEY.match(key):
-        raise ValidationError(f"scheduler option name {key!r} is not valid")
+    option_key(key)
     if not text or re.search(r"[\s,\"'=]", text):
         raise ValidationError(
             f"scheduler option {key}={text!r} cannot be an SGE resource request (-l {key}=...): "
@@ -102,33 +92,40 @@ def _log_path(key: str, path: str) -> str:
     return _value(key, path)
 
 
+def _options(extra: Mapping[str, Any]) -> list[str]:
+    """Other options: qsub flags (`_FLAGS`), and resource requests `-l key=value`."""
+    found: list[str] = []
+    for key, value in sorted(extra.items()):
+        if value is None or (value is False and key not in ("reserve", "rerun")):
+            continue
+        flag = _FLAGS.get(key)
+        if flag is None:
+            found.append(f"-l {_resource(key, value)}")
+        elif flag in _BARE:
+            found.append(flag)
+        elif flag in _YES_NO and isinstance(value, bool):
+            found.append(f"{flag} {'y' if value else 'n'}")
+        else:
+            found.append(f"{flag} {_value(key, value)}")
+    return found
+
+
 def h_rt(text: str) -> str:
-    """reflow's `HH:MM:SS` / `D-HH:MM:SS` (or seconds) as SGE's h_rt `H:MM:SS`."""
-    text = str(text).strip()
-    if text.isdigit():
-        return text
-    found = _TIME.fullmatch(text)
-    if found is None:
-        raise ValidationError(f"time={text!r} is not a time limit: use 'HH:MM:SS' or 'D-HH:MM:SS'")
-    hours = int(found["d"] or 0) * 24 + int(found["h"])
-    return f"{hours}:{int(found['m']):02d}:{int(found['s']):02d}"
+    """A time limit (the one grammar) as SGE's h_rt, `H:MM:SS`."""
+    total = seconds(text)
+    return f"{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}"
 
 
 def per_slot_memory(text: str, slots: int) -> str:
     """The job's memory `text` ('4G', '500M', a plain number is MB) divided among `slots`.
 
     SGE counts memory requests per slot: a job with `-pe smp 4 -l h_vmem=1G`
-    may use 4G.  The result is rounded up, in the largest unit that is exact.
+    may use 4G.  The result is rounded up to a whole K, and said in the largest
+    unit up to G that is exact.
     """
-    found = _MEM.fullmatch(str(text).strip())
-    if found is None or int(found["n"]) == 0:
-        raise ValidationError(f"mem={text!r} is not a memory size: use e.g. '500M' or '4G'")
-    kib = int(found["n"]) * _KIB[(found["unit"] or "M").upper()]
-    each = math.ceil(kib / max(1, slots))
-    for unit in ("T", "G", "M"):
-        if unit != "T" and each % _KIB[unit] == 0:
-            return f"{each // _KIB[unit]}{unit}"
-    return f"{each}K"
+    each = -(-memory(text).nbytes // (max(1, slots) * UNITS["K"])) * UNITS["K"]
+    unit = next(u for u in ("G", "M", "K") if u == "K" or each % UNITS[u] == 0)
+    return f"{each // UNITS[unit]}{unit}"
 
 
 def _seconds(text: str) -> float | None:
@@ -289,7 +286,7 @@ def _split(job_id: str) -> tuple[str, int | None]:
     return base, int(task) if task.isdigit() else None
 
 
-class SGEExecutor(Executor):
+class SGEExecutor(BatchExecutor):
     """Submits to (Son of) Grid Engine with qsub; arrays `-t 1-N -tc P`; `-hold_jid`."""
 
     name = "sge"
@@ -297,6 +294,10 @@ class SGEExecutor(Executor):
     commands = ("qsub", "qstat", "qdel", "qacct")
     index_base = 1
     queue_key = "queue"  # -q; `partition` is the synonym
+    name_limit, name_lead = 100, "j"  # SGE refuses names that start with a digit
+    submit_tool, submit_what = "qsub", "submit to SGE"
+    retry_gone = False  # a refused qsub is not repeated
+    refusal_noise = ("Exiting.",)  # qsub's last line after the reason
 
     def __init__(
         self,
@@ -314,7 +315,7 @@ class SGEExecutor(Executor):
         self.qdel = qdel or "qdel"
         self.qacct = qacct or "qacct"
         for what, value in (("pe", pe), ("mem_resource", mem_resource)):
-            if not isinstance(value, str) or not _KEY.match(value):
+            if not isinstance(value, str) or not is_name(value):
                 raise ValidationError(f"SGEExecutor({what}={value!r}): not a valid SGE name")
         self.pe = pe
         self.mem_resource = mem_resource
@@ -346,60 +347,41 @@ class SGEExecutor(Executor):
     def render(self, command: Sequence[str], resources: JobResources) -> str:
         """The qsub script: `#$` directives, then the command, every word quoted."""
         r = resources
-        name = _NAME.sub("_", r.name)[:100] or "reflow"
-        if not name[0].isalpha():
-            name = "j" + name  # SGE refuses names that start with a digit
         extra = dict(r.extra)
         pe = str(extra.pop("pe", None) or self.pe)
-        if not _KEY.match(pe):
+        if not is_name(pe):
             raise ValidationError(f"scheduler option pe={pe!r} is not a parallel environment name")
+        slots = int(r.cpus or 1)
+        joined = bool(r.stdout) and r.stdout == r.stderr
         lines = [
             "#!/bin/bash",
-            f"#$ -N {name}",
-            "#$ -S /bin/bash",
-            "#$ -V",
-            f"#$ -wd {_value('workdir', r.workdir)}" if r.workdir else "#$ -cwd",
+            *directives(
+                "#$",
+                [
+                    f"-N {self.job_name(r.name)}",
+                    "-S /bin/bash",
+                    "-V",
+                    f"-wd {_value('workdir', r.workdir)}" if r.workdir else "-cwd",
+                    joined and "-j y",
+                    r.stdout and f"-o {_log_path('stdout', r.stdout)}",
+                    not joined and r.stderr and f"-e {_log_path('stderr', r.stderr)}",
+                    r.array_size is not None and f"-t 1-{max(1, int(r.array_size or 1))}",
+                    r.array_size is not None
+                    and r.array_parallelism
+                    and f"-tc {int(r.array_parallelism)}",
+                    r.dependencies and "-hold_jid " + ",".join(self._hold_ids(r.dependencies)),
+                    slots > 1 and f"-pe {pe} {slots}",
+                    r.time and f"-l h_rt={h_rt(r.time)}",
+                    r.mem and f"-l {self.mem_resource}={per_slot_memory(r.mem, slots)}",
+                    r.partition and f"-q {_value('queue', r.partition)}",
+                    r.account and f"-A {_value('account', r.account)}",
+                    *_options(extra),
+                ],
+            ),
         ]
-        if r.stdout and r.stdout == r.stderr:
-            lines += ["#$ -j y", f"#$ -o {_log_path('stdout', r.stdout)}"]
-        else:
-            if r.stdout:
-                lines.append(f"#$ -o {_log_path('stdout', r.stdout)}")
-            if r.stderr:
-                lines.append(f"#$ -e {_log_path('stderr', r.stderr)}")
-        if r.array_size is not None:
-            lines.append(f"#$ -t 1-{max(1, int(r.array_size))}")
-            if r.array_parallelism:
-                lines.append(f"#$ -tc {int(r.array_parallelism)}")
-        if r.dependencies:
-            lines.append("#$ -hold_jid " + ",".join(self._hold_ids(r.dependencies)))
-        slots = int(r.cpus or 1)
-        if slots > 1:
-            lines.append(f"#$ -pe {pe} {slots}")
-        if r.time:
-            lines.append(f"#$ -l h_rt={h_rt(r.time)}")
-        if r.mem:
-            lines.append(f"#$ -l {self.mem_resource}={per_slot_memory(r.mem, slots)}")
-        if r.partition:
-            lines.append(f"#$ -q {_value('queue', r.partition)}")
-        if r.account:
-            lines.append(f"#$ -A {_value('account', r.account)}")
-        for key, value in sorted(extra.items()):
-            if value is None or (value is False and key not in ("reserve", "rerun")):
-                continue
-            flag = _FLAGS.get(key)
-            if flag is None:
-                lines.append(f"#$ -l {_resource(key, value)}")
-            elif flag in _BARE:
-                lines.append(f"#$ {flag}")
-            elif flag in _YES_NO and isinstance(value, bool):
-                lines.append(f"#$ {flag} {'y' if value else 'n'}")
-            else:
-                lines.append(f"#$ {flag} {_value(key, value)}")
-        lines.append("")
-        for key, value in sorted(r.env.items()):
-            lines.append(f"export {key}={shlex.quote(value)}")
         lines += [
+            "",
+            *exports(r.env),
             shlex.join(command),
             "status=$?",
             "# SGE requeues a job that exits with 99 and holds one that exits with 100 in",
@@ -432,20 +414,14 @@ class SGEExecutor(Executor):
 
     # ------------------------------------------------------------------ submit and cancel
 
-    def submit(self, command: Sequence[str], resources: JobResources) -> str:
-        script = self.render(command, resources)
-        self.calls["qsub"] += 1
-        proc = run_scheduler([self.qsub, "-terse"], what="submit to SGE", stdin=script)
-        if proc.returncode != 0:
-            err = (proc.stderr or proc.stdout).strip().splitlines()
-            said = [line for line in err if line.strip() and line.strip() != "Exiting."]
-            raise SchedulerError(
-                "qsub refused the job: " + (said[-1] if said else f"exit {proc.returncode}")
-            )
+    def submit_argv(self) -> list[str]:
+        return [self.qsub, "-terse"]
+
+    def job_id(self, proc: subprocess.CompletedProcess[str]) -> str:
         # `123` for a job, `123.1-4:1` for an array
         m = re.match(r"^\s*(\d+)(?:\.\S*)?\s*$", proc.stdout)
         if not m:
-            raise SchedulerError(f"qsub answered {proc.stdout.strip()!r}, not a job id")
+            raise self.answered(proc)
         return m.group(1)
 
     def cancel(self, job_ids: Sequence[str]) -> None:
@@ -453,17 +429,7 @@ class SGEExecutor(Executor):
         if not targets:
             return
         self.calls["qdel"] += 1
-        try:
-            proc = subprocess.run(
-                [self.qdel, *targets], capture_output=True, text=True, timeout=120, check=False
-            )
-        except FileNotFoundError:
-            raise SchedulerError(
-                f"cannot cancel SGE jobs: '{self.qdel}' was not found; set REFLOW_QDEL / "
-                "[executor] qdel"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise SchedulerError("cannot cancel SGE jobs: qdel did not answer in 120 s") from None
+        proc = run_scheduler([self.qdel, *targets], what="cancel SGE jobs")
         if proc.returncode != 0:
             # qdel goes on past ids that already ended ('denied: job "7" does not exist')
             other = [
@@ -581,17 +547,7 @@ class SGEExecutor(Executor):
     def _accounting(self, base: str) -> dict[str, JobStatus]:
         """qacct's records of an ended job: `<job>` or `<job>.<task>` -> status."""
         self.calls["qacct"] += 1
-        try:
-            proc = subprocess.run(
-                [self.qacct, "-j", base], capture_output=True, text=True, timeout=120, check=False
-            )
-        except FileNotFoundError:
-            raise SchedulerError(
-                f"cannot ask SGE about ended jobs: '{self.qacct}' was not found; set "
-                "REFLOW_QACCT / [executor] qacct"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise SchedulerError("cannot ask SGE about ended jobs: qacct did not answer") from None
+        proc = run_scheduler([self.qacct, "-j", base], what="ask SGE about ended jobs")
         if proc.returncode != 0:
             return {}  # no record (yet, or never: deleted while pending): asked again later
         found: dict[str, JobStatus] = {}

@@ -8,22 +8,23 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ValidationError
-from ._common import directive_value as _value
-from ._common import memory, run_scheduler
-from .base import (
-    Capacity,
-    Executor,
-    JobResources,
-    JobState,
-    JobStatus,
-    SchedulerError,
+from ..resources import ResourceError, time_seconds
+from ._common import (
+    BatchExecutor,
+    array_range,
+    directives,
+    exports,
+    flags,
+    memory,
+    option_key,
     run_command,
+    run_scheduler,
+    seconds,
 )
+from ._common import directive_value as _value
+from .base import Capacity, JobResources, JobState, JobStatus, SchedulerError
 
 __all__ = ["SlurmExecutor"]
-
-_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
 
 _STATE_MAP = {
     "PENDING": JobState.PENDING,
@@ -56,11 +57,15 @@ _STATE_MAP = {
 _WAIT_REASONS = frozenset({"Dependency", "JobArrayTaskLimit", "Priority", "Resources", "BeginTime"})
 
 
+def _time(time: str) -> str:
+    """--time as written: every form of the grammar is one of Slurm's own."""
+    _value("time", time)  # no newline or double quote (the message of any directive)
+    seconds(time)
+    return time.strip()
+
+
 def _option_flag(key: str) -> str:
-    flag = key.replace("_", "-")
-    if not re.match(r"^[A-Za-z][A-Za-z0-9-]*$", flag):
-        raise ValidationError(f"scheduler option name {key!r} is not valid")
-    return f"--{flag}"
+    return "--" + option_key(key, dashes=True).replace("_", "-")
 
 
 def _parse_state(text: str) -> JobState:
@@ -84,13 +89,16 @@ def _expand_pending(job_field: str) -> list[str]:
     return out
 
 
-class SlurmExecutor(Executor):
+class SlurmExecutor(BatchExecutor):
     """Submits to Slurm with sbatch; arrays `--array=0-N%P`; states from one sacct call."""
 
     name = "slurm"
     mode = "sbatch"
     commands = ("sbatch", "sacct", "squeue", "scancel", "scontrol", "sinfo")
     index_base = 0
+    name_limit, name_lead = 100, ""
+    submit_tool, submit_what = "sbatch", "submit to Slurm"
+    retry_gone = False  # a refused sbatch is not repeated
 
     def __init__(
         self,
@@ -123,69 +131,46 @@ class SlurmExecutor(Executor):
     def render(self, command: Sequence[str], resources: JobResources) -> str:
         """The sbatch script: #SBATCH directives, then the command, every word quoted."""
         r = resources
-        lines = ["#!/bin/bash", f"#SBATCH --job-name={_NAME.sub('_', r.name)[:100]}"]
-        if r.cpus:
-            lines.append(f"#SBATCH --cpus-per-task={int(r.cpus)}")
-        if r.time:
-            lines.append(f"#SBATCH --time={_value('time', r.time)}")
-        if r.mem:
-            lines.append(f"#SBATCH --mem={_value('mem', r.mem)}")
-        if r.partition:
-            lines.append(f"#SBATCH --partition={_value('partition', r.partition)}")
-        if r.account:
-            lines.append(f"#SBATCH --account={_value('account', r.account)}")
-        if r.array_size is not None:
-            spec = f"0-{r.array_size - 1}"
-            if r.array_parallelism:
-                spec += f"%{int(r.array_parallelism)}"
-            lines.append(f"#SBATCH --array={spec}")
-        if r.stdout:
-            lines.append(f"#SBATCH --output={_value('output', r.stdout)}")
-        if r.stderr:
-            lines.append(f"#SBATCH --error={_value('error', r.stderr)}")
-        if r.workdir:
-            lines.append(f"#SBATCH --chdir={_value('chdir', r.workdir)}")
-        lines.append("#SBATCH --open-mode=append")
-        if r.dependencies:
-            lines.append("#SBATCH --dependency=afterany:" + ":".join(r.dependencies))
-            lines.append("#SBATCH --kill-on-invalid-dep=no")
-        for key, value in sorted(r.extra.items()):
-            if value is None or value is False:
-                continue
-            flag = _option_flag(key)
-            lines.append(
-                f"#SBATCH {flag}" if value is True else f"#SBATCH {flag}={_value(key, value)}"
-            )
-        lines.append("")
-        for key, value in sorted(r.env.items()):
-            lines.append(f"export {key}={shlex.quote(value)}")
-        lines.append("exec " + shlex.join(command))
+        lines = [
+            "#!/bin/bash",
+            *directives(
+                "#SBATCH",
+                [
+                    f"--job-name={self.job_name(r.name)}",
+                    r.cpus and f"--cpus-per-task={int(r.cpus)}",
+                    r.time and f"--time={_time(r.time)}",
+                    r.mem and f"--mem={memory(r.mem)}",  # K, M, G or T, as --mem takes them
+                    r.partition and f"--partition={_value('partition', r.partition)}",
+                    r.account and f"--account={_value('account', r.account)}",
+                    r.array_size is not None and f"--array={array_range(r)}",
+                    r.stdout and f"--output={_value('output', r.stdout)}",
+                    r.stderr and f"--error={_value('error', r.stderr)}",
+                    r.workdir and f"--chdir={_value('chdir', r.workdir)}",
+                    "--open-mode=append",
+                    r.dependencies and "--dependency=afterany:" + ":".join(r.dependencies),
+                    r.dependencies and "--kill-on-invalid-dep=no",
+                    *flags(r.extra, _option_flag, "="),
+                ],
+            ),
+        ]
+        lines += ["", *exports(r.env), "exec " + shlex.join(command)]
         return "\n".join(lines) + "\n"
 
-    def submit(self, command: Sequence[str], resources: JobResources) -> str:
-        script = self.render(command, resources)
-        self.calls["sbatch"] += 1
-        proc = run_scheduler([self.sbatch, "--parsable"], what="submit to Slurm", stdin=script)
-        if proc.returncode != 0:
-            err = (proc.stderr or proc.stdout).strip().splitlines()
-            raise SchedulerError(
-                "sbatch refused the job: " + (err[-1] if err else f"exit {proc.returncode}")
-            )
+    def submit_argv(self) -> list[str]:
+        return [self.sbatch, "--parsable"]
+
+    def job_id(self, proc: subprocess.CompletedProcess[str]) -> str:
         job_id = proc.stdout.strip().split(";")[0]
         if not job_id.isdigit():
-            raise SchedulerError(f"sbatch answered {proc.stdout.strip()!r}, not a job id")
+            raise self.answered(proc)
         return job_id
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         if not job_ids:
             return
         self.calls["scancel"] += 1
-        try:
-            run_command([self.scancel, *job_ids], what="cancel Slurm jobs")
-        except SchedulerError:
-            # scancel fails when some ids already finished; cancel one by one so the rest go
-            for job in job_ids:
-                subprocess.run([self.scancel, job], capture_output=True, check=False, timeout=60)
+        # scancel fails when some ids already finished; then one by one, so the rest go
+        self.cancel_all([self.scancel], job_ids, "cancel Slurm jobs")
 
     def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         if not job_ids:
@@ -235,12 +220,9 @@ class SlurmExecutor(Executor):
 
     def _squeue(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         self.calls["squeue"] += 1
-        proc = subprocess.run(
+        proc = run_scheduler(
             [self.squeue, "-h", "-r", "-j", ",".join(job_ids), "-o", "%i|%T|%r"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+            what="ask Slurm's queue for job states",
         )
         found: dict[str, JobStatus] = {}
         for line in proc.stdout.splitlines():
@@ -264,7 +246,7 @@ class SlurmExecutor(Executor):
     def capacity(self, resources: JobResources) -> Capacity:
         """From one `sinfo` of the partition: nodes x what fits a node, and its time limit."""
         cpus = int(resources.cpus or 1)
-        mem_mb = _megabytes(resources.mem) if resources.mem else 0
+        mem_mb = max(1, memory(resources.mem).nbytes >> 20) if resources.mem else 0
         key = (resources.partition, cpus, mem_mb)
         if key not in self._capacity:
             argv = [self.sinfo, "-h", "-o", "%D|%c|%m|%l"]
@@ -276,11 +258,6 @@ class SlurmExecutor(Executor):
                 out = ""
             self._capacity[key] = _parse_sinfo(out, cpus, mem_mb)
         return self._capacity[key]
-
-
-def _megabytes(mem: str) -> int:
-    number, unit = memory(mem)
-    return max(1, number * {"K": 1, "M": 1024, "G": 1024**2, "T": 1024**3}[unit] // 1024)
 
 
 def _parse_sinfo(text: str, cpus: int, mem_mb: int) -> Capacity:
@@ -304,8 +281,7 @@ def _parse_sinfo(text: str, cpus: int, mem_mb: int) -> Capacity:
 
 def _limit_seconds(text: str) -> int | None:
     """sinfo's time limit (`infinite`, `1-00:00:00`, `2:00:00`, `30:00`) in seconds."""
-    m = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", text)
-    if m is None:
+    try:
+        return time_seconds(text)  # sinfo writes limits in --time's own forms
+    except ResourceError:
         return None  # infinite, or something we do not read: no limit
-    days, hours, minutes, secs = (int(g) if g else 0 for g in m.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + secs
