@@ -1,4 +1,4 @@
-"""What the real-cluster tests (tests/slurm, tests/sge) share: waiting for runs,
+"""What the real-cluster tests (tests/cluster) share: waiting for runs,
 a test's own store and run dirs, a spy on the submit command, the skip-or-fail gate.
 """
 
@@ -132,10 +132,3 @@ def gate(problem: str | None, *, required: bool, variable: str, name: str, hint:
     if required:
         pytest.fail(f"{variable}=required but the {name} cluster is not usable: {problem}")
     pytest.skip(f"{hint} ({problem})")
-
-
-def mark_folder(items: list[pytest.Item], folder: Path, marker: pytest.MarkDecorator) -> None:
-    """Mark every collected test under `folder`."""
-    for item in items:
-        if folder in Path(str(item.path)).resolve().parents:
-            item.add_marker(marker)

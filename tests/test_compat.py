@@ -245,7 +245,7 @@ def test_every_name_of_reflow_hpc_s_reference_is_importable_and_does_what_it_say
     with pytest.raises(ReflowError, match="/opt/pbs/bin/qsub"):
         wf.submit(tmp_path / "pbs", executor=executors[1], store=store_path)
     # a job imports its workflow: one defined at module level, in the cluster tests' pipelines
-    monkeypatch.syspath_prepend(str(Path(__file__).parent / "slurm" / "pipelines"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "cluster" / "pipelines"))
     import pl_fanout
 
     monkeypatch.setenv("RFTEST_CALLS", str(calls.path))

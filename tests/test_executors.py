@@ -20,7 +20,7 @@ from reflow.executors import slurm as slurm_module
 from reflow.executors.base import merge_options
 from reflow.worker import INDEX_VARIABLES, array_element
 
-PIPELINES = Path(__file__).resolve().parent / "slurm" / "pipelines"
+PIPELINES = Path(__file__).resolve().parent / "cluster" / "pipelines"
 if str(PIPELINES) not in sys.path:
     sys.path.insert(0, str(PIPELINES))
 

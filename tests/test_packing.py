@@ -2,7 +2,7 @@
 
 The same dispatcher path as a cluster: wave files, worker processes, result
 files, scheduler states (the local executor's).  The real-cluster versions
-are tests/slurm/test_slurm_packing.py and tests/sge/test_sge_packing.py.
+are in tests/cluster/test_cluster_packing.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from reflow.cli import main
 from reflow.config import load_config
 from reflow.errors import ConfigError, ValidationError
 
-PIPELINES = Path(__file__).resolve().parent / "slurm" / "pipelines"
+PIPELINES = Path(__file__).resolve().parent / "cluster" / "pipelines"
 if str(PIPELINES) not in sys.path:
     sys.path.insert(0, str(PIPELINES))
 

@@ -39,7 +39,7 @@ from reflow.stores.sqlite import SqliteStore
 
 HERE = Path(__file__).resolve().parent
 SIMULATORS = HERE / "simulators"
-PIPELINES = HERE / "slurm" / "pipelines"
+PIPELINES = HERE / "cluster" / "pipelines"
 for _path in (PIPELINES, SIMULATORS):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))

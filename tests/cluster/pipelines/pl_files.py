@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
+
+from task_calls import record
 
 from reflow import Result, Workflow
 
 wf = Workflow("rt-files")
 
 
-def _record(name: str) -> None:
-    path = os.environ.get("RFTEST_CALLS")
-    if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(name + "\n")
-
-
 @wf.job(time="00:05:00", mem="100M")
 def names(n: int) -> list[str]:
-    _record("names")
+    record("names")
     return [f"part{i}" for i in range(n)]
 
 
 @wf.job(array=True, time="00:05:00", mem="100M")
 def write(name: Annotated[str, Result(step="names")], out_dir: Path) -> Path:
-    _record(f"write:{name}")
+    record(f"write:{name}")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.txt"
     path.write_text(name * 3)
@@ -35,7 +29,7 @@ def write(name: Annotated[str, Result(step="names")], out_dir: Path) -> Path:
 
 @wf.job(time="00:05:00", mem="100M")
 def sizes(paths: Annotated[list[Path], Result(step="write")]) -> int:
-    _record("sizes")
+    record("sizes")
     return sum(p.stat().st_size for p in paths)
 
 

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
+
+from task_calls import record
 
 from reflow import Result, Workflow
 
 wf = Workflow("rt-fail")
 
 
-def _record(name: str) -> None:
-    path = os.environ.get("RFTEST_CALLS")
-    if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(name + "\n")
-
-
 @wf.job(time="00:05:00", mem="100M")
 def up(n: int) -> list[int]:
-    _record("up")
+    record("up")
     return list(range(n))
 
 
@@ -31,14 +25,14 @@ def check_input(x: int, flag: str) -> None:
 
 @wf.job(array=True, time="00:05:00", mem="100M")
 def work(x: Annotated[int, Result(step="up")], flag: str) -> int:
-    _record("work")
+    record("work")
     check_input(x, flag)
     return 10 * x
 
 
 @wf.job(time="00:05:00", mem="100M")
 def done(xs: Annotated[list[int], Result(step="work")]) -> int:
-    _record("done")
+    record("done")
     return sum(xs)
 
 

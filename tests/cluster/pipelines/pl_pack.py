@@ -13,16 +13,11 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+from task_calls import record
+
 from reflow import Result, RunDir, Workflow
 
 wf = Workflow("rt-pack")
-
-
-def _record(name: str) -> None:
-    path = os.environ.get("RFTEST_CALLS")
-    if path:
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(name + "\n")
 
 
 def _first_time(run_dir: Path, what: str) -> bool:
@@ -46,7 +41,7 @@ def crunch(
     at: int = -1,
     run_dir: RunDir = RunDir(),
 ) -> int:
-    _record(f"crunch{i}")
+    record(f"crunch{i}")
     if i == at and trouble == "raise":
         raise ValueError(f"item {i} is bad")
     if i == at and trouble == "kill" and _first_time(run_dir, "kill"):
@@ -84,17 +79,17 @@ chain_wf = Workflow("rt-fuse")
 
 @chain_wf.job(time="00:02:00", mem="100M", cache=False)
 def first(x: int) -> int:
-    _record("first")
+    record("first")
     return x
 
 
 @chain_wf.job(time="00:02:00", mem="100M")
 def middle(x: Annotated[int, Result(step="first")]) -> int:
-    _record("middle")
+    record("middle")
     return x + 1
 
 
 @chain_wf.job(time="00:02:00", mem="100M", version="1")
 def last(x: Annotated[int, Result(step="middle")]) -> int:
-    _record("last")
+    record("last")
     return x * 10
