@@ -68,6 +68,7 @@ def test_an_unknown_keyword_is_an_error_naming_it(keywords: dict[str, Any], mess
         ({"extra": {"qos": ["a"]}}, "extra['qos']=['a'] must be a string, number or bool"),
         ({"backend": 3}, "backend=3 must be a string"),
         ({"after": [3]}, "after= must name tasks"),
+        ({"qos": ["long"]}, "task 'task': qos=['long'] must be a string, number or bool"),
     ],
 )
 def test_bad_option_values_are_one_clear_error(keywords: dict[str, Any], message: str) -> None:

@@ -200,6 +200,8 @@ def _submit_options(task: str, what: str, value: object) -> dict[str, Any]:
         ):
             raise ValidationError(
                 f"task '{task}': {what}[{key!r}]={item!r} must be a string, number or bool"
+                if what
+                else f"task '{task}': {key}={item!r} must be a string, number or bool"
             )
     return dict(value)
 
@@ -342,7 +344,7 @@ class Flow:
             args, returns = read_signature(fn, task)
             options = _submit_options(task, "extra", extra)
             options.update(_submit_options(task, "submit_options", submit_options))
-            options.update(_submit_options(task, "a scheduler keyword", unknown))
+            options.update(_submit_options(task, "", unknown))  # gpus=1, qos="long", ...
             for key, value in (("partition", partition), ("queue", queue), ("account", account)):
                 if value is not None:
                     options[key] = value
