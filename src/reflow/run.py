@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import ReflowError, ValidationError
+from .errors import ReflowError, ValidationError, error_line
 from .owner import FOREGROUND
 from .states import RunState
 
@@ -120,18 +120,6 @@ class Run:
     def outputs(self, task: str) -> list[Any]:
         """The outputs of array task `task`, in index order."""
         return self.store.get_array_outputs(self.run_id, task)
-
-
-def error_line(text: str | None) -> str:
-    """The line of an error text that says what went wrong (a traceback's exception line)."""
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    if not lines:
-        return "no error message"
-    last_tb = max((i for i, line in enumerate(lines) if line.startswith("Traceback (")), default=-1)
-    for line in lines[last_tb + 1 :]:
-        if not line.startswith((" ", "\t")):  # past the frames: "ValueError: ..."
-            return line
-    return lines[0]
 
 
 def failure_message(run: Run) -> str:

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Protocol
 
 from ..records import Record
 
-__all__ = ["Health", "InstanceRow", "NewInstance", "Store"]
+__all__ = ["AttemptRow", "Health", "InstanceRow", "NewInstance", "Store"]
 
 
 #: an instance written after its task expanded: (run id, task, index, attempt, state,
@@ -47,6 +47,27 @@ class InstanceRow(NamedTuple):
     identity: str | None
     output_hash: str | None
     cached_from: int | None
+
+
+class AttemptRow(NamedTuple):
+    """One attempt of one task instance, current or not, with its times (for the report).
+
+    `array_index` is -1 for a singleton (and for the placeholder row of an array
+    task that never fanned out); times are seconds since the epoch, None when
+    the attempt never reached that point (`submitted` is known for scheduler
+    jobs only; a cache hit did not run).
+    """
+
+    task: str
+    array_index: int
+    attempt: int
+    current: bool
+    state: str
+    cached: bool
+    submitted: float | None
+    started: float | None
+    finished: float | None
+    error_text: str | None
 
 
 #: a finished instance: (task, index, attempt, state, output, output hash, error text,
@@ -386,6 +407,16 @@ class Store(Protocol):
         """Seconds each of the task's latest instances ran (ran and succeeded, not cache hits).
 
         From the workflow's most recent runs; at most `limit`, newest first.
+        """
+        ...
+
+    def run_attempts(self, run_id: str) -> list[AttemptRow]:
+        """Every attempt of every written instance of the run, current or superseded.
+
+        Ordered by task name, then index, then attempt; read in one query (a
+        consistent snapshot), so it stays quick at 100,000 instances. Instances
+        not written yet (a local run's unstarted ones) are absent: `status_counts`
+        counts them.
         """
         ...
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import codec
 from ..errors import RunNotFoundError, StoreError
-from .base import Health, InstanceRow, NewInstance
+from .base import AttemptRow, Health, InstanceRow, NewInstance
 
 __all__ = ["SCHEMA_VERSION", "InstanceRow", "NewInstance", "SqliteStore"]
 
@@ -1438,6 +1438,23 @@ class SqliteStore:
             (graph_name, task, int(limit)),
         )
         return [max(0.0, float(r[0])) for r in rows]
+
+    def run_attempts(self, run_id: str) -> list[AttemptRow]:
+        """Every attempt of every written instance of the run, current or superseded.
+
+        By task name, index and attempt: the order of the unique key's index, so
+        one query reads them without sorting.
+        """
+        rows = self._read(
+            "SELECT task_name, array_index, attempt, current, state, cached_from IS NOT NULL, "
+            "submitted_at, started_at, finished_at, error_text FROM instances "
+            "WHERE run_id = ? ORDER BY task_name, array_index, attempt",
+            (run_id,),
+        )
+        return [
+            AttemptRow(t, i, a, bool(cur), st, bool(hit), sub, t0, t1, err)
+            for t, i, a, cur, st, hit, sub, t0, t1, err in rows
+        ]
 
     # ------------------------------------------------------------------ health
 
