@@ -195,6 +195,27 @@ def _add_store_commands(sub: Any, *, in_script: bool) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     _store_option(p)
+    _add_report_command(sub)
+
+
+def _add_report_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write a run's report as one HTML file",
+        description="Write a run's report as one self-contained HTML file (the task graph "
+        "with states, counts, cache reuse and retries, a timeline of attempts, durations, "
+        "requested and used resources, failures with their tracebacks) to open in a browser.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        default=None,
+        help="the file to write (default: RUN_ID.html in the current directory; "
+        "a directory: RUN_ID.html in it)",
+    )
+    _store_option(p)
 
 
 def _date(text: str) -> str:
@@ -634,6 +655,14 @@ def _cmd_status(ns: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def _cmd_report(ns: argparse.Namespace, cfg: Config) -> int:
+    from .report import write_report
+
+    path = write_report(_store(ns, cfg), ns.run_id, ns.output)
+    print(f"wrote the report of run {ns.run_id} to {path}")
+    return EXIT_OK
+
+
 def _cmd_cancel(ns: argparse.Namespace, cfg: Config) -> int:
     from .run import Run, _check_task
 
@@ -814,6 +843,8 @@ def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) 
         return _cmd_status(ns, cfg)
     if ns.command == "cancel":
         return _cmd_cancel(ns, cfg)
+    if ns.command == "report":
+        return _cmd_report(ns, cfg)
     return _cmd_runs(ns, cfg, graph_name)
 
 

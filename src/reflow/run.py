@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -112,6 +113,16 @@ class Run:
         self._info = None
         tasks = None if task is None else [task]
         return resume(self.workflow, self.run_id, self.store, tasks=tasks, verify=verify)
+
+    def report(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the run's self-contained HTML report; return the file written.
+
+        `path` defaults to `<run_id>.html` in the current directory; a directory
+        gets that name inside it. See docs/report.md for what the page shows.
+        """
+        from .report import write_report
+
+        return write_report(self.store, self.run_id, path)
 
     def output(self, task: str) -> Any:
         """The output of singleton task `task`."""
