@@ -53,7 +53,7 @@ _LANES_MAX = 40  # ... drawn in at most this many lanes
 _BINS = 24  # bars of a duration histogram
 _GROUPS_MAX = 50  # failure groups shown (the rest are counted)
 _TRACES_PER_GROUP = 3  # tracebacks shown in full per group
-_LABELS_PER_GROUP = 200  # instances named per group
+_LABELS_PER_GROUP = 60  # instances named per group
 _TRACE_CHARS = 20_000  # a longer traceback keeps its end (where the exception is)
 
 
@@ -62,7 +62,7 @@ class _Task(Record):
 
     __slots__ = (
         "array", "attempts", "cached", "counts", "durations", "failures", "first", "instances",
-        "last", "name", "retried", "spans", "spec",
+        "last", "name", "retried", "runs", "spans", "spec",
     )  # fmt: skip
 
     def __init__(self, name: str, array: bool, spec: dict[str, Any]) -> None:
@@ -73,6 +73,7 @@ class _Task(Record):
         self.attempts = 0
         self.retried = 0  # instances with more than one attempt
         self.durations: list[tuple[float, bool]] = []  # (seconds, succeeded) of attempts that ran
+        self.runs: list[float] = []  # the same seconds, sorted (once the attempts are in)
         # (label, submitted, started, finished, state) of the attempts that have a time
         self.spans: list[tuple[str, float | None, float | None, float | None, str]] = []
         self.failures: list[tuple[str, bool, str]] = []  # (label, current, error text)
@@ -180,6 +181,8 @@ def _gather(store: Store, run_id: str, now: float) -> _Run:
         task = tasks.get(row.task)
         if task is not None:  # every instance belongs to a recorded task
             _add_attempt(task, row, now if running else None)
+    for task in tasks.values():
+        task.runs = sorted(d for d, _ in task.durations)
     times = [t for task in tasks.values() for t in (task.first, task.last) if t is not None]
     # from the first attempt (the record's creation time is in whole seconds)
     start = min(times, default=_timestamp(info.get("created_at")) or now)
@@ -465,7 +468,7 @@ def _task_table(tasks: list[_Task]) -> str:
     )
     rows = []
     for t in tasks:
-        runs = sorted(d for d, _ in t.durations)
+        runs = t.runs
         elapsed = _seconds(t.last - t.first) if t.first is not None and t.last is not None else "–"
         reuse = f"{t.cached:,}/{t.instances:,}" if t.instances else "–"
         rows.append(
@@ -505,8 +508,9 @@ def _timeline(run: _Run) -> str:
         peak = max((q + r for q, r in zip(queued, running, strict=True)), default=0.0)
         at_once = f"≈{peak:,.0f}" if peak >= 0.95 else "under 1"
         parts.append(
-            f"<text class='small' x='4' y='{y + 32:.0f}'>{len(t.spans):,} attempt"
-            f"{'s' if len(t.spans) != 1 else ''}, peak {at_once} at once</text>"
+            f"<text class='small' x='4' y='{y + 30:.0f}'>{len(t.spans):,} attempt"
+            f"{'s' if len(t.spans) != 1 else ''}</text>"
+            f"<text class='small' x='4' y='{y + 43:.0f}'>peak {at_once} at once</text>"
         )
         parts.append(_band(queued, running, peak, y))
         y += _BAND_H + 6
@@ -724,20 +728,28 @@ def _durations(tasks: list[_Task]) -> str:
     return (
         "<div class='cards'>" + "".join(cards) + "</div>"
         "<p class='note'>How long each attempt that ran took (started to finished), "
-        f"in {_BINS} equal bins from the shortest to the longest; "
+        f"in {_BINS} bins from the shortest to the longest (of equal width, or on a log "
+        "scale when the longest is over 20 times the shortest); "
         f"<span style='color:{COLOURS['FAILED']}'>red</span>: attempts that did not "
         "succeed. Cached instances did not run and are left out.</p>"
     )
 
 
 def _histogram(t: _Task) -> str:
-    values = sorted(d for d, _ in t.durations)
+    values = t.runs
     lo, hi = values[0], values[-1]
-    width = (hi - lo) / _BINS or 1.0
+    # a long tail (microseconds to seconds) would leave all but one bin empty: log bins
+    log = lo > 0 and hi / lo > 20
+    ratio = math.log(hi / lo) if log else (hi - lo) or 1.0
+
+    def edge(k: float) -> float:
+        return lo * math.exp(ratio * k / _BINS) if log else lo + ratio * k / _BINS
+
     ok = [0] * _BINS
     bad = [0] * _BINS
     for d, succeeded in t.durations:
-        k = min(_BINS - 1, int((d - lo) / width))
+        where = math.log(d / lo) if log else d - lo
+        k = min(_BINS - 1, int(where / ratio * _BINS))
         (ok if succeeded else bad)[k] += 1
     top = max(a + b for a, b in zip(ok, bad, strict=True))
     w, h, bw = 300, 90, 300 / _BINS
@@ -746,7 +758,7 @@ def _histogram(t: _Task) -> str:
         if not ok[k] + bad[k]:
             continue
         tip = (
-            f"<title>{_seconds(lo + k * width)} – {_seconds(lo + (k + 1) * width)}: "
+            f"<title>{_seconds(edge(k))} – {_seconds(edge(k + 1))}: "
             f"{ok[k] + bad[k]:,} attempts</title>"
         )
         y = float(h)
@@ -769,6 +781,8 @@ def _histogram(t: _Task) -> str:
         f"height='{h + 14}' viewBox='0 0 {w} {h + 14}'>"
         f"<line x1='0' y1='{h + 0.5}' x2='{w}' y2='{h + 0.5}' class='tick'/>{''.join(bars)}"
         f"<text class='small' x='0' y='{h + 12}'>{_seconds(lo)}</text>"
+        f"<text class='small' x='{w / 2}' y='{h + 12}' text-anchor='middle'>"
+        f"{'log scale' if log else ''}</text>"
         f"<text class='small' x='{w}' y='{h + 12}' text-anchor='end'>{_seconds(hi)}</text>"
         "</svg></figure>"
     )
@@ -789,7 +803,7 @@ def _resources(tasks: list[_Task]) -> str:
         res = dict(t.spec.get("resources", {}))
         cpus, mem, limit = res.pop("cpus", None), res.pop("mem", None), res.pop("time", None)
         other = ", ".join(f"{k}={v}" for k, v in sorted(res.items()) if v not in (None, "", []))
-        runs = sorted(d for d, _ in t.durations)
+        runs = t.runs
         longest = runs[-1] if runs else None
         share = "–"
         if limit is not None and longest is not None:
