@@ -124,11 +124,13 @@ def test_many_attempts_are_drawn_as_a_band_without_a_bar_each(
 
 def test_the_band_is_the_mean_number_of_attempts_in_each_slice() -> None:
     n = report._SLICES
-    # one attempt over the whole run, one over its second half, a thousand instants
-    spans = [("a", None, 0.0, 10.0, "SUCCESS"), ("b", 0.0, 5.0, 10.0, "SUCCESS")]
-    spans += [("c", None, 2.0, 2.0 + 1e-6, "SUCCESS")] * 1000
+    # running all along; queued for half the run then running; still queued at the end;
+    # a thousand attempts of a microsecond
+    spans = [(0, 1, None, 0.0, 10.0, "SUCCESS"), (1, 1, 0.0, 5.0, 10.0, "SUCCESS")]
+    spans += [(2, 1, 0.0, None, 10.0, "SUBMITTED")]
+    spans += [(3, 1, None, 2.0, 2.0 + 1e-6, "SUCCESS")] * 1000
     queued, running = report._occupancy(spans, 0.0, 10.0)
-    assert queued[: n // 2] == [1.0] * (n // 2) and queued[n // 2 :] == [0.0] * (n // 2)
+    assert queued[: n // 2] == [2.0] * (n // 2) and queued[n // 2 :] == [1.0] * (n // 2)
     assert running[-1] == pytest.approx(2.0) and running[0] == pytest.approx(1.0)
     # a thousand attempts of a microsecond kept about nothing busy, not a thousand workers
     assert max(running[: n // 2]) == pytest.approx(1.0 + 1000 * 1e-6 * n / 10.0)

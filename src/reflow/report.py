@@ -57,6 +57,10 @@ _LABELS_PER_GROUP = 60  # instances named per group
 _TRACE_CHARS = 20_000  # a longer traceback keeps its end (where the exception is)
 
 
+#: an attempt on the timeline: (index, attempt, submitted, started, finished or now, state)
+_Span = tuple[int, int, "float | None", "float | None", "float | None", str]
+
+
 class _Task(Record):
     """What the report shows of one task, gathered in one pass over its attempts."""
 
@@ -74,8 +78,7 @@ class _Task(Record):
         self.retried = 0  # instances with more than one attempt
         self.durations: list[tuple[float, bool]] = []  # (seconds, succeeded) of attempts that ran
         self.runs: list[float] = []  # the same seconds, sorted (once the attempts are in)
-        # (label, submitted, started, finished, state) of the attempts that have a time
-        self.spans: list[tuple[str, float | None, float | None, float | None, str]] = []
+        self.spans: list[_Span] = []  # the attempts queued or started
         self.failures: list[tuple[str, bool, str]] = []  # (label, current, error text)
         self.first: float | None = None
         self.last: float | None = None
@@ -197,10 +200,8 @@ def _add_attempt(task: _Task, row: AttemptRow, now: float | None) -> None:
     task.attempts += 1
     if row.current and row.attempt > 1:
         task.retried += 1
-    label = task.name if row.array_index < 0 else f"{task.name}[{row.array_index}]"
-    if row.attempt > 1:
-        label += f" attempt {row.attempt}"
     if row.state == "FAILED":
+        label = _label(task.name, row.array_index, row.attempt)
         task.failures.append((label, row.current, row.error_text or ""))
     if row.cached:
         return  # reused, not run: no time of its own
@@ -211,10 +212,18 @@ def _add_attempt(task: _Task, row: AttemptRow, now: float | None) -> None:
         t1 = now
     if sub is None and t0 is None:
         return  # never queued nor started (skipped, cancelled before it ran): not on the timeline
-    known = [t for t in (sub, t0, t1) if t is not None]
-    task.spans.append((label, sub, t0, t1, row.state))
-    task.first = min(known) if task.first is None else min(task.first, *known)
-    task.last = max(known) if task.last is None else max(task.last, *known)
+    task.spans.append((row.array_index, row.attempt, sub, t0, t1, row.state))
+    begin, end = _begin(task.spans[-1]), _end(task.spans[-1])
+    if task.first is None or begin < task.first:
+        task.first = begin
+    if task.last is None or end > task.last:
+        task.last = end
+
+
+def _label(task: str, index: int, attempt: int) -> str:
+    """How the page names an attempt: work[3], work[3] attempt 2, total."""
+    label = task if index < 0 else f"{task}[{index}]"
+    return label if attempt == 1 else f"{label} attempt {attempt}"
 
 
 def _timestamp(text: Any) -> float | None:
@@ -517,7 +526,7 @@ def _timeline(run: _Run) -> str:
         if len(t.spans) <= _BARS_MAX:
             lanes = _lanes(t.spans)
             if max(lanes, default=0) < _LANES_MAX:
-                parts.append(_bars(t.spans, lanes, run.start, span, y))
+                parts.append(_bars(t.name, t.spans, lanes, run.start, span, y))
                 y += (max(lanes, default=0) + 1) * _LANE_H + 8
         y += 10
     if y == 26.0:
@@ -544,7 +553,7 @@ def _timeline(run: _Run) -> str:
 
 
 def _occupancy(
-    spans: Iterable[tuple[str, float | None, float | None, float | None, str]],
+    spans: Iterable[_Span],
     start: float,
     span: float,
 ) -> tuple[list[float], list[float]]:
@@ -557,11 +566,12 @@ def _occupancy(
     scale = _SLICES / span
     queued = _Occupancy()
     running = _Occupancy()
-    for _, sub, t0, t1, _state in spans:
-        if sub is not None and t0 is not None:
-            queued.add((sub - start) * scale, (t0 - start) * scale)
-        elif sub is not None and t1 is None:  # still queued: up to the end of the timeline
-            queued.add((sub - start) * scale, float(_SLICES))
+    for _, _, sub, t0, t1, _ in spans:
+        if sub is not None:  # queued until started, else until it ended (or now)
+            until = t0 if t0 is not None else t1
+            queued.add(
+                (sub - start) * scale, (until - start) * scale if until is not None else _SLICES
+            )
         if t0 is not None:
             running.add((t0 - start) * scale, (t1 - start) * scale if t1 is not None else t0)
     return queued.means(), running.means()
@@ -631,7 +641,7 @@ def _band(queued: list[float], running: list[float], peak: float, y: float) -> s
     return "".join(out) + "</g>"
 
 
-def _lanes(spans: Sequence[tuple[str, float | None, float | None, float | None, str]]) -> list[int]:
+def _lanes(spans: Sequence[_Span]) -> list[int]:
     """A lane for each attempt, so that attempts in one lane do not overlap (greedy)."""
     ends: list[float] = []
     lanes = [0] * len(spans)
@@ -647,16 +657,21 @@ def _lanes(spans: Sequence[tuple[str, float | None, float | None, float | None, 
     return lanes
 
 
-def _begin(s: tuple[str, float | None, float | None, float | None, str]) -> float:
-    return min(t for t in s[1:4] if t is not None)
+def _begin(s: _Span) -> float:
+    """When an attempt enters the timeline: queued, else started."""
+    begin = s[2] if s[2] is not None else s[3]
+    assert begin is not None  # a span is queued or started
+    return begin
 
 
-def _end(s: tuple[str, float | None, float | None, float | None, str]) -> float:
-    return max(t for t in s[1:4] if t is not None)
+def _end(s: _Span) -> float:
+    """When an attempt leaves the timeline: finished, else the last time it has."""
+    return next(t for t in (s[4], s[3], s[2]) if t is not None)
 
 
 def _bars(
-    spans: Sequence[tuple[str, float | None, float | None, float | None, str]],
+    task: str,
+    spans: Sequence[_Span],
     lanes: list[int],
     start: float,
     span: float,
@@ -665,9 +680,9 @@ def _bars(
     """One bar per attempt: queued (light), then running, coloured by how it ended."""
     scale = _PLOT_W / span
     out = ["<g class='bars'>"]
-    for (label, sub, t0, t1, state), lane in zip(spans, lanes, strict=True):
+    for (index, attempt, sub, t0, t1, state), lane in zip(spans, lanes, strict=True):
         top = y + lane * _LANE_H
-        tip = [label, state]
+        tip = [_label(task, index, attempt), state]
         if sub is not None and t0 is not None:
             tip.append(f"queued {_seconds(t0 - sub)}")
         if t0 is not None and t1 is not None:
