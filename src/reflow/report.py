@@ -213,7 +213,9 @@ def _add_attempt(task: _Task, row: AttemptRow, now: float | None) -> None:
     if sub is None and t0 is None:
         return  # never queued nor started (skipped, cancelled before it ran): not on the timeline
     task.spans.append((row.array_index, row.attempt, sub, t0, t1, row.state))
-    begin, end = _begin(task.spans[-1]), _end(task.spans[-1])
+    begin = sub if sub is not None else t0  # as _begin and _end, without their calls
+    end = t1 if t1 is not None else t0 if t0 is not None else sub
+    assert begin is not None and end is not None
     if task.first is None or begin < task.first:
         task.first = begin
     if task.last is None or end > task.last:
