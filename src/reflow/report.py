@@ -282,6 +282,10 @@ def _section(title: str, ident: str, content: str) -> str:
     return f"<section id='{ident}'><h2>{escape(title)}</h2>\n{content}\n</section>"
 
 
+def _head_row(*names: str) -> str:
+    return "<tr>" + "".join(f"<th>{escape(n)}</th>" for n in names) + "</tr>"
+
+
 def _chip(state: str, n: int) -> str:
     return (
         f"<span class='chip' style='background:{COLOURS.get(state, '#ccc')}'>"
@@ -473,10 +477,10 @@ def _legend() -> str:
 
 
 def _task_table(tasks: list[_Task]) -> str:
-    head = (
-        "<tr><th>task</th><th>instances</th><th>states</th><th>cache reuse</th>"
-        "<th>retried</th><th>attempts</th><th>elapsed</th><th>median run</th></tr>"
-    )
+    head = _head_row(
+        "task", "instances", "states", "cache reuse", "retried", "attempts", "elapsed",
+        "median run",
+    )  # fmt: skip
     rows = []
     for t in tasks:
         runs = t.runs
@@ -811,10 +815,10 @@ def _histogram(t: _Task) -> str:
 def _resources(tasks: list[_Task]) -> str:
     from .resources import ResourceError, time_seconds
 
-    head = (
-        "<tr><th>task</th><th>cpus</th><th>memory</th><th>time limit</th><th>other</th>"
-        "<th>longest run</th><th>p95 run</th><th>of the limit</th><th>memory used</th></tr>"
-    )
+    head = _head_row(
+        "task", "cpus", "memory", "time limit", "other", "longest run", "p95 run",
+        "of the limit", "memory used",
+    )  # fmt: skip
     rows = []
     for t in tasks:
         res = dict(t.spec.get("resources", {}))
