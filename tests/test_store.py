@@ -581,6 +581,13 @@ def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
             "square": {"SUCCESS": 3},
             "total": {"SUCCESS": 1},
         }
+    # `why` reads an upgraded store: the newer run reused everything from the older one
+    newest, oldest = runs[0]["run_id"], runs[1]["run_id"]
+    assert Run(newest, store).why() == [
+        f"items: cached from run {oldest}",
+        f"square: 3 of 3 elements: cached from run {oldest}",
+        f"total: cached from run {oldest}",
+    ]
     # the ingredients of every identity survived, for the rows that ran and the cached ones
     for row in store.instances(runs[0]["run_id"]) + store.instances(runs[1]["run_id"]):
         parts = store.identity_parts(row["identity"])
