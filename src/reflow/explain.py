@@ -135,28 +135,64 @@ def _value(out: Outputs, task: str, index: int, item: int | None = None) -> str:
     return short(value)
 
 
+#: an earlier instance: (index, its shared ingredients, its item, state)
+_Entry = tuple[int, dict[str, Any], tuple[str, ...], str]
+
+
+class _Splitter:
+    """Splits ingredient texts into what a task's elements share and their own item.
+
+    The elements of a run differ only in the hashes of their per-element
+    inputs: those are cut out of the text (found by their names, inside the
+    inputs map), and the rest is parsed once per distinct text, not once per
+    element.  Elements that share their other ingredients share one dict.
+    """
+
+    def __init__(self, items: Sequence[str]) -> None:
+        self.markers = [f'"{arg}":"' for arg in items]
+        self._parsed: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, text: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+        hashes: list[str] = []
+        if self.markers:
+            start = text.find('"inputs":{')
+            end = text.find("}", start)  # the map holds names and hex digests: no braces
+            for marker in self.markers:
+                i = text.find(marker, start, end)
+                if i < 0:
+                    hashes.append("")
+                    continue
+                i += len(marker)
+                j = text.index('"', i)
+                hashes.append(text[i:j])
+                text = text[:i] + text[j:]
+                end -= j - i
+        shared = self._parsed.get(text)
+        if shared is None:
+            shared = self._parsed[text] = json.loads(text)
+        return shared, tuple(hashes)
+
+
 class _Earlier:
     """The instances of one earlier run of the task, by item and by index."""
 
-    def __init__(self, store: Store, run_id: str, items: Sequence[str]) -> None:
+    def __init__(self, store: Store, run_id: str) -> None:
         self.run_id = run_id
         self.outputs = StoredOutputs(store, run_id)
-        self.by_item: dict[tuple[str, ...], tuple[int, dict[str, Any], str]] = {}
-        self.by_index: dict[int, tuple[int, dict[str, Any], str]] = {}
+        self.by_item: dict[tuple[str, ...], _Entry] = {}
+        self.by_index: dict[int, _Entry] = {}
         self._store = store
-        self._items = items
         self._params: dict[str, Any] | None = None
 
-    def load(self, task: str) -> _Earlier:
+    def load(self, task: str, split: _Splitter) -> _Earlier:
         for row in self._store.history_rows(self.run_id, task):
             if row.parts is None:
                 continue  # never computed (skipped): no earlier self
-            parts = json.loads(row.parts)
-            entry = (row.array_index, parts, row.state)
+            shared, items = split(row.parts)
+            entry = (row.array_index, shared, items, row.state)
             self.by_index.setdefault(row.array_index, entry)
-            if self._items:
-                inputs = parts.get("inputs", {})
-                self.by_item.setdefault(tuple(inputs.get(a, "") for a in self._items), entry)
+            if items:
+                self.by_item.setdefault(items, entry)
         return self
 
     def params(self) -> dict[str, Any]:
@@ -185,7 +221,9 @@ class _Context:
         self.keys: dict[str, str] = dict(spec.get("params", {}))
         # the arguments that differ from element to element: an element's "item"
         self.items = sorted(a for a, i in self.inputs.items() if i["mode"] in ("fanout", "chain"))
+        self.split = _Splitter(self.items)
         self._memo: dict[tuple[Any, ...], Cause] = {}
+        self._shared: dict[tuple[int, int, str], list[Cause]] = {}
 
     def memo(self, key: tuple[Any, ...], make: Callable[[], Cause]) -> Cause:
         """The one Cause of `key` (instances that share a reason share its object)."""
@@ -201,9 +239,15 @@ class _Context:
         self._memo[key] = cause
         return cause
 
-    def item_of(self, parts: Mapping[str, Any]) -> tuple[str, ...]:
-        inputs = parts.get("inputs", {})
-        return tuple(inputs.get(a, "") for a in self.items)
+    def shared_causes(
+        self, new: dict[str, Any], old: dict[str, Any], earlier: _Earlier
+    ) -> list[Cause]:
+        """What differs in the ingredients elements share (once per pair of texts)."""
+        key = (id(new), id(old), earlier.run_id)
+        found = self._shared.get(key)
+        if found is None:
+            found = self._shared[key] = _shared_differences(self, new, old, earlier)
+        return found
 
 
 def explain_task(
@@ -292,22 +336,22 @@ def _diffed(
     ctx: _Context, instances: Sequence[Instance], before: str | None
 ) -> Iterable[tuple[int, list[Cause]]]:
     """Compare each instance with its closest earlier self; yield (position, causes)."""
-    parsed = [json.loads(inst.parts or "{}") for inst in instances]
+    parsed = [ctx.split(inst.parts or "{}") for inst in instances]
     left = list(range(len(instances)))
     for run_id in ctx.store.earlier_runs(ctx.graph_name, ctx.task, before, _EARLIER_RUNS):
         if not left:
             break
-        earlier = _Earlier(ctx.store, run_id, ctx.items).load(ctx.task)
+        earlier = _Earlier(ctx.store, run_id).load(ctx.task, ctx.split)
         still: list[int] = []
         for k in left:
-            parts = parsed[k]
-            match = earlier.by_item.get(ctx.item_of(parts)) if ctx.items else None
+            shared, items = parsed[k]
+            match = earlier.by_item.get(items) if items else None
             if match is None:
                 match = earlier.by_index.get(instances[k].index)
             if match is None:
                 still.append(k)
                 continue
-            yield k, _differences(ctx, instances[k].index, parts, match, earlier)
+            yield k, _differences(ctx, instances[k].index, shared, items, match, earlier)
         left = still
     if left:
         key = "no earlier instance"
@@ -320,38 +364,51 @@ def _diffed(
 def _differences(
     ctx: _Context,
     index: int,
-    new: Mapping[str, Any],
-    match: tuple[int, dict[str, Any], str],
+    new: dict[str, Any],
+    items: tuple[str, ...],
+    match: _Entry,
     earlier: _Earlier,
 ) -> list[Cause]:
     """What differs between an instance's ingredients and its earlier self's."""
-    old_index, old, old_state = match
-    run_id = earlier.run_id
-    causes: list[Cause] = []
-    if new.get("version") != old.get("version"):
-        key = f"version {old.get('version')} -> {new.get('version')}"
-        causes.append(ctx.memo(("version", key), lambda: Cause(key)))
-    new_p, old_p = new.get("params", {}), old.get("params", {})
-    for arg in sorted(set(new_p) | set(old_p)):
-        if new_p.get(arg) != old_p.get(arg):
-            memo = ("param", run_id, arg, old_p.get(arg), new_p.get(arg))
-            found = ctx.known(memo)
-            if found is None:
-                found = ctx.keep(memo, _param_cause(ctx, arg, old_p, new_p, earlier))
-            causes.append(found)
-    new_i, old_i = new.get("inputs", {}), old.get("inputs", {})
-    for arg in sorted(set(new_i) | set(old_i)):
-        if new_i.get(arg) != old_i.get(arg):
-            causes.append(_input_cause(ctx, arg, index, old_index, old_i, new_i, earlier))
+    old_index, old, old_items, old_state = match
+    causes = ctx.shared_causes(new, old, earlier)
+    if items != old_items:
+        causes = list(causes)
+        for arg, h_new, h_old in zip(ctx.items, items, old_items, strict=True):
+            if h_new != h_old:
+                causes.append(
+                    _input_cause(ctx, arg, index, old_index, {arg: h_old}, {arg: h_new}, earlier)
+                )
     if causes:
         return causes
-    if new != old:  # the same arguments, another identity scheme (workflow or task renamed)
-        return [ctx.memo(("scheme",), lambda: Cause("its identity is computed differently"))]
+    run_id = earlier.run_id
     if old_state != "SUCCESS":
         key = f"the same inputs as run {run_id}, where it was {old_state}"
         return [ctx.memo(("same", key), lambda: Cause(key))]
     key = f"the same inputs as run {run_id}, whose output was not reused (gone)"
     return [ctx.memo(("gone", run_id), lambda: Cause(key))]
+
+
+def _shared_differences(
+    ctx: _Context, new: dict[str, Any], old: dict[str, Any], earlier: _Earlier
+) -> list[Cause]:
+    """What differs in the version, the parameters and the whole (not per-element) inputs."""
+    if new is old:
+        return []
+    causes: list[Cause] = []
+    if new.get("version") != old.get("version"):
+        causes.append(Cause(f"version {old.get('version')} -> {new.get('version')}"))
+    new_p, old_p = new.get("params", {}), old.get("params", {})
+    for arg in sorted(set(new_p) | set(old_p)):
+        if new_p.get(arg) != old_p.get(arg):
+            causes.append(_param_cause(ctx, arg, old_p, new_p, earlier))
+    new_i, old_i = new.get("inputs", {}), old.get("inputs", {})
+    for arg in sorted((set(new_i) | set(old_i)) - set(ctx.items)):
+        if new_i.get(arg) != old_i.get(arg):
+            causes.append(_input_cause(ctx, arg, -1, -1, old_i, new_i, earlier))
+    if not causes:  # the same arguments, another identity scheme (workflow or task renamed)
+        causes.append(Cause("its identity is computed differently"))
+    return causes
 
 
 def _param_cause(
@@ -455,7 +512,8 @@ def grouped(
     """
     groups: dict[str, list[tuple[int, list[Cause]]]] = {}
     for index, causes in explained:
-        groups.setdefault("; ".join(c.key for c in causes), []).append((index, causes))
+        key = causes[0].key if len(causes) == 1 else "; ".join(c.key for c in causes)
+        groups.setdefault(key, []).append((index, causes))
     out: list[tuple[str, int, list[str]]] = []
     for key, members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         examples: list[str] = []

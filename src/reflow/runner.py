@@ -222,13 +222,13 @@ def _peeked_store(
     """The store a dry run reads, left exactly as it was; an empty one if there is none.
 
     An empty store lives in a temporary folder that is removed afterwards: a
-    dry run creates no store where the real run would.
+    dry run creates no store where the real run would.  A Store object given
+    is opened again by its location, so that it too is only read.
     """
     from .stores import open_store, store_exists
 
     if store is not None and not isinstance(store, (str, os.PathLike)):
-        yield store  # a Store object: the caller's, used as it is
-        return
+        store = store.location  # a Store object: the same store, opened to be only read
     if store is None:
         from .config import load_config
 
