@@ -231,3 +231,19 @@ def test_json_without_dry_run_is_refused(
 ) -> None:
     code, _, err = _cli(_pipeline(tmp_path), ["run", "--run-dir", str(tmp_path), "--json"], capsys)
     assert code == 2 and err == "error: run --json prints a dry run: add --dry-run\n"
+
+
+def test_a_dry_run_does_not_upgrade_an_older_store(tmp_path: Path, store_path: Path) -> None:
+    import sqlite3
+
+    from reflow.errors import StoreError
+
+    dump = Path(__file__).parent / "golden" / "store-v3.sql"
+    with sqlite3.connect(store_path) as db:
+        db.executescript(dump.read_text())
+    db.close()
+    before = store_path.read_bytes()
+    with pytest.raises(StoreError, match="schema version 3 .* a dry run changes nothing"):
+        _pipeline(tmp_path).dry_run(tmp_path / "r", store=store_path)
+    assert store_path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "manifest.db"]

@@ -164,6 +164,32 @@ def test_a_failed_verify_is_named_with_the_missing_file(tmp_path: Path, store_pa
     assert run.why() == [f"write: verify failed: cached output file no longer exists: {target}"]
 
 
+def test_a_retry_that_finds_its_own_file_gone_says_so(tmp_path: Path, store_path: Path) -> None:
+    wf = Workflow("kept")
+    target, flag = tmp_path / "out.txt", tmp_path / "broken"
+    flag.touch()
+
+    @wf.job()
+    def write() -> Path:
+        target.write_text("x")
+        return target
+
+    @wf.job()
+    def use(p: Annotated[Path, Result(step="write")]) -> str:
+        if flag.exists():
+            raise RuntimeError("not yet")
+        return p.read_text()
+
+    run = wf.run_local(tmp_path / "r", store=store_path, on_error="continue")
+    target.unlink()
+    flag.unlink()
+    run.retry()  # verifies the run's own success before keeping it
+    assert run.why() == [
+        f"write: verify failed: cached output file no longer exists: {target}",
+        "use: retried: attempt 2 after attempt 1 FAILED",
+    ]
+
+
 def test_a_retried_attempt_names_the_attempt_before(tmp_path: Path, store_path: Path) -> None:
     flag = tmp_path / "broken"
     flag.touch()
