@@ -243,7 +243,7 @@ def test_a_dry_run_does_not_upgrade_an_older_store(tmp_path: Path, store_path: P
         db.executescript(dump.read_text())
     db.close()
     before = store_path.read_bytes()
-    with pytest.raises(StoreError, match="schema version 3 .* a dry run changes nothing"):
+    with pytest.raises(StoreError, match=r"schema version 3 .* a dry run changes nothing"):
         _pipeline(tmp_path).dry_run(tmp_path / "r", store=store_path)
     assert store_path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "manifest.db"]
