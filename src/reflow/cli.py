@@ -221,13 +221,7 @@ def _add_why_command(sub: Any) -> None:
 
 
 def _index(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an element index, not {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an element index >= 0, not {n}")
-    return n
+    return _whole(text, 0, "an element index", "an element index")
 
 
 def _dry_run_options(p: argparse.ArgumentParser) -> None:
@@ -263,12 +257,17 @@ def _pack(text: str) -> int | str:
 
 
 def _positive(text: str) -> int:
+    return _whole(text, 1, "a whole number", "a number")
+
+
+def _whole(text: str, least: int, what: str, low: str) -> int:
+    """`text` as a whole number of at least `least`; the flag's one-line error if not."""
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, not {n}")
+        raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}") from None
+    if n < least:
+        raise argparse.ArgumentTypeError(f"expected {low} >= {least}, not {n}")
     return n
 
 

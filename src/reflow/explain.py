@@ -232,13 +232,6 @@ class _Context:
             found = self._memo[key] = make()
         return found
 
-    def known(self, key: tuple[Any, ...]) -> Cause | None:
-        return self._memo.get(key)
-
-    def keep(self, key: tuple[Any, ...], cause: Cause) -> Cause:
-        self._memo[key] = cause
-        return cause
-
     def shared_causes(
         self, new: dict[str, Any], old: dict[str, Any], earlier: _Earlier
     ) -> list[Cause]:
