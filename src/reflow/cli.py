@@ -594,8 +594,6 @@ def _cmd_dry_run(wf: Pipeline, ns: argparse.Namespace, cfg: Config) -> int:
 def _cmd_why(ns: argparse.Namespace, cfg: Config) -> int:
     from .run import Run
 
-    if ns.task is None and ns.index is not None:  # pragma: no cover - argparse fills TASK first
-        raise ValidationError("an INDEX needs a TASK")
     lines = Run(ns.run_id, _store(ns, cfg)).why(ns.task, ns.index)
     print("\n".join(lines))
     return EXIT_OK
