@@ -145,10 +145,11 @@ class Decision:
     `run`: (index, identity, ingredients) of the instances that would run;
     `hits`: index -> (cache source row, output hash) of those that would be
     reused; `special`: index -> (SKIPPED or FAILED, why) of the others;
-    `notes`: index -> why a cached output failed its check.
+    `notes`: index -> why a cached output failed its check; `waiting`: the
+    elements not decided, because an element they are fed by would run.
     """
 
-    __slots__ = ("hits", "notes", "run", "special")
+    __slots__ = ("hits", "notes", "run", "special", "waiting")
 
     def __init__(
         self,
@@ -156,8 +157,10 @@ class Decision:
         hits: dict[int, tuple[int, str]],
         special: dict[int, tuple[str, str]],
         notes: dict[int, str],
+        waiting: frozenset[int] = frozenset(),
     ) -> None:
         self.run, self.hits, self.special, self.notes = run, hits, special, notes
+        self.waiting = waiting
 
 
 class Engine:
@@ -591,16 +594,54 @@ class Engine:
                     plan.notes[i] = why
         return hits
 
-    def _decide_only(self, name: str, plan: _Plan, hits: dict[int, tuple[int, str]]) -> None:
+    def decide_elements(self) -> None:
+        """A dry run's last step: decide the elements of chained tasks that can be decided.
+
+        A task fed element by element (a chain) by a task some of whose
+        elements would run waits for those elements only: every other element
+        has its input already (a cache hit) and is decided now, exactly as
+        `_expand` decides, along chains of chains too.
+        """
+        assert self.dry
+        for name in self.graph.order:
+            t = self._tasks[name]
+            ups = self.graph.tasks[name].upstream
+            if t.expanded or not ups or not all(self._tasks[u].expanded for u in ups):
+                continue
+            open_ups = {u for u in ups if self._tasks[u].unfinished}
+            if not open_ups <= elementwise_upstream(self.graph, name):
+                continue  # a whole input is not known yet
+            waiting = frozenset(
+                i for u in open_ups for i, r in self._tasks[u].rows.items() if r.state != SUCCESS
+            )
+            plan = self._plan(name, self._param_hashes(name)[1])
+            if -1 in plan.special:  # the whole task is skipped or cannot start
+                waiting = frozenset()
+            plan.todo = [
+                (i, ident, p)
+                for i, ident, p in zip(plan.order, plan.idents, plan.parts, strict=True)
+                if i not in waiting
+            ]
+            for i in waiting:
+                plan.special.pop(i, None)
+            self._decide_only(name, plan, self._cache_hits(name, plan), waiting)
+
+    def _decide_only(
+        self,
+        name: str,
+        plan: _Plan,
+        hits: dict[int, tuple[int, str]],
+        waiting: frozenset[int] = frozenset(),
+    ) -> None:
         """A dry run's step 4: keep the decisions, and the picture of the task, unwritten.
 
         The cache hits stand in for outputs (read from their sources); an
-        instance that would run leaves the task incomplete.
+        instance that would run, or that waits, leaves the task incomplete.
         """
         t = self._tasks[name]
         run = [todo for todo in plan.todo if todo[0] not in hits]
-        self.decisions[name] = Decision(run, hits, dict(plan.special), dict(plan.notes))
-        rows = t.rows = {}
+        self.decisions[name] = Decision(run, hits, dict(plan.special), dict(plan.notes), waiting)
+        rows = t.rows = {i: _Row(PENDING, 1, None, None) for i in waiting}
         for i, ident, _ in plan.todo:
             hit = hits.get(i)
             rows[i] = (
@@ -610,7 +651,7 @@ class Engine:
             rows[i] = _Row(state, 1, None, None)
         self._sources[name] = {i: src for i, (src, _) in hits.items()}
         t.expanded = True
-        t.unfinished = len(run)
+        t.unfinished = len(run) + len(waiting)
         t.bad = len(plan.special)
 
     def _write(

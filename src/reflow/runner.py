@@ -135,6 +135,7 @@ def dry_run(
         )  # fmt: skip
         for _ in engine.advance():  # pragma: no cover - a dry engine hands out no work
             pass
+        engine.decide_elements()
         options = _run_options(force, forced, verify)
         return _prediction(engine, st, graph, values, options)
 
@@ -174,24 +175,27 @@ def _prediction(
             outputs=outputs, params=values, options=options, instances=instances, before=None,
         )  # fmt: skip
         reasons = {key: n for key, n, _ in grouped(name, arrays[name], explained)}
+        if d.waiting:
+            reasons.update(_waits(graph, decisions, name, len(d.waiting)))
         tasks[name] = {
             "run": len(d.run),
             "cached": len(d.hits),
-            "unknown": False,
+            "unknown": bool(d.waiting),
             "reasons": reasons,
         }
     return {"tasks": tasks}
 
 
-def _waits(graph: Graph, decisions: Mapping[str, Any], name: str) -> dict[str, int]:
-    """What an undecided task waits for: upstream tasks that would run, or are unknown too."""
+def _waits(graph: Graph, decisions: Mapping[str, Any], name: str, count: int = 0) -> dict[str, int]:
+    """What an undecided task (or `count` of its elements) waits for: upstream tasks that
+    would run, or are undecided too."""
     waits: dict[str, int] = {}
     for up in sorted(graph.tasks[name].upstream, key=graph.order.index):
         d = decisions.get(up)
-        if d is None:
-            waits[f"waits for '{up}' (unknown)"] = 0
+        if d is None or d.waiting:
+            waits[f"waits for '{up}' (unknown)"] = count
         elif d.run:
-            waits[f"waits for '{up}' (will run)"] = 0
+            waits[f"waits for '{up}' (will run)"] = count
     return waits
 
 
