@@ -128,6 +128,16 @@ def test_an_element_finds_its_earlier_self_by_its_item_when_the_list_grew_at_the
     ]
 
 
+def test_an_element_missing_from_the_last_run_is_compared_with_an_older_one(
+    tmp_path: Path, store_path: Path
+) -> None:
+    _run(_etl(), tmp_path, store_path, "r1", words="a,b,c,d,e")
+    _run(_etl(), tmp_path, store_path, "r2")
+    run = _run(_etl(), tmp_path, store_path, "r3", words="a,b,c,d,e", factor=0.75)
+    assert run.why("transform") == ["transform: 5 of 5 elements: factor: 0.5 -> 0.75"]
+    assert run.why("transform", 4) == ["transform[4]: factor: 0.5 -> 0.75"]
+
+
 def test_force_and_force_tasks_are_named(tmp_path: Path, store_path: Path) -> None:
     _run(_etl(), tmp_path, store_path, "r1")
     forced = _run(_etl(), tmp_path, store_path, "r2", force=True)

@@ -37,6 +37,9 @@ _BAD = frozenset({"FAILED", "CANCELLED", "SKIPPED"})
 _SHORT = 40  # characters a value is shown in, at most
 _EXAMPLES = 2  # instances a grouped line shows as examples
 _EARLIER_RUNS = 20  # earlier runs searched for an instance's earlier self
+# past the most recent earlier run, only the rows at the indices still unmatched are read
+# when they are this few (an item that is new everywhere must not read 20 whole runs)
+_FEW_LEFT = 1000
 
 
 def short(value: Any) -> str:
@@ -184,8 +187,8 @@ class _Earlier:
         self._store = store
         self._params: dict[str, Any] | None = None
 
-    def load(self, task: str, split: _Splitter) -> _Earlier:
-        for row in self._store.history_rows(self.run_id, task):
+    def load(self, task: str, split: _Splitter, indices: Sequence[int] | None = None) -> _Earlier:
+        for row in self._store.history_rows(self.run_id, task, indices):
             if row.parts is None:
                 continue  # never computed (skipped): no earlier self
             shared, items = split(row.parts)
@@ -331,10 +334,14 @@ def _diffed(
     """Compare each instance with its closest earlier self; yield (position, causes)."""
     parsed = [ctx.split(inst.parts or "{}") for inst in instances]
     left = list(range(len(instances)))
-    for run_id in ctx.store.earlier_runs(ctx.graph_name, ctx.task, before, _EARLIER_RUNS):
+    for n, run_id in enumerate(
+        ctx.store.earlier_runs(ctx.graph_name, ctx.task, before, _EARLIER_RUNS)
+    ):
         if not left:
             break
-        earlier = _Earlier(ctx.store, run_id).load(ctx.task, ctx.split)
+        few = n > 0 and len(left) <= _FEW_LEFT
+        indices = [instances[k].index for k in left] if few else None
+        earlier = _Earlier(ctx.store, run_id).load(ctx.task, ctx.split, indices)
         still: list[int] = []
         for k in left:
             shared, items = parsed[k]

@@ -408,8 +408,11 @@ class Store(Protocol):
 
     # -- why (explaining reruns)
 
-    def history_rows(self, run_id: str, task: str) -> list[HistoryRow]:
-        """The current attempt of every written instance of `task`, by array index, in one query.
+    def history_rows(
+        self, run_id: str, task: str, indices: Sequence[int] | None = None
+    ) -> list[HistoryRow]:
+        """The current attempt of every written instance of `task` (or of those at `indices`),
+        by array index, in one query (a few for many indices).
 
         With the ingredients of its identity (a cache hit's from its source),
         where a cache hit's output came from and the state of the attempt before.

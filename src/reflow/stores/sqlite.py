@@ -1497,23 +1497,42 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ why
 
-    def history_rows(self, run_id: str, task: str) -> list[HistoryRow]:
-        """The current attempt of every written instance of `task`, with what `why` reads.
+    def history_rows(
+        self, run_id: str, task: str, indices: Sequence[int] | None = None
+    ) -> list[HistoryRow]:
+        """The current attempt of every written instance of `task` (or of those at
+        `indices`), with what `why` reads.
 
-        One query: a cache hit carries its source's ingredients and where the
-        source is; an attempt after the first, the state of the one before.
+        One query (one per 500 indices): a cache hit carries its source's
+        ingredients and where the source is; an attempt after the first, the
+        state of the one before.
         """
-        rows = self._read(
+        sql = (
             "SELECT i.array_index, i.attempt, i.state, i.identity, COALESCE(i.parts, s.parts), "
             "i.output_hash, s.run_id, s.task_name, s.array_index, i.error_text, "
             "CASE WHEN i.attempt > 1 THEN (SELECT p.state FROM instances p "
             "  WHERE p.run_id = i.run_id AND p.task_name = i.task_name "
             "  AND p.array_index = i.array_index AND p.attempt = i.attempt - 1) END "
             "FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
-            "WHERE i.run_id = ? AND i.task_name = ? AND i.current = 1 ORDER BY i.array_index",
-            (run_id, task),
+            "WHERE i.run_id = ? AND i.task_name = ? AND i.current = 1"
         )
-        return [HistoryRow(*r) for r in rows]
+        if indices is None:
+            return [
+                HistoryRow(*r) for r in self._read(sql + " ORDER BY i.array_index", (run_id, task))
+            ]
+        found: list[HistoryRow] = []
+        wanted = sorted(set(indices))
+        for k in range(0, len(wanted), 500):
+            chunk = wanted[k : k + 500]
+            found.extend(
+                HistoryRow(*r)
+                for r in self._read(
+                    sql + f" AND i.array_index IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY i.array_index",
+                    [run_id, task, *chunk],
+                )
+            )
+        return found
 
     def reasons(self, run_id: str, task: str) -> dict[tuple[int, int], str]:
         """(index, attempt) -> why it ran although an output was cached, as the engine said."""
