@@ -207,7 +207,8 @@ class Engine:
         self.write_once = write_once
         # a dry run decides every task it can and writes nothing: its decisions are
         # collected in `decisions`, and a task with instances to run never completes,
-        # so what depends on its outputs is never decided (it is unknown)
+        # so what depends on its outputs is not decided (it is unknown), but for the
+        # elements of a chain whose own input is known (`decide_elements`)
         self.dry = dry
         self.decisions: dict[str, Decision] = {}
         self._sources: dict[str, dict[int, int]] = {}  # dry: index -> cache source row
@@ -612,7 +613,7 @@ class Engine:
             if not open_ups <= elementwise_upstream(self.graph, name):
                 continue  # a whole input is not known yet
             waiting = frozenset(
-                i for u in open_ups for i, r in self._tasks[u].rows.items() if r.state != SUCCESS
+                i for u in open_ups for i, r in self._tasks[u].rows.items() if r.state == PENDING
             )
             plan = self._plan(name, self._param_hashes(name)[1])
             if -1 in plan.special:  # the whole task is skipped or cannot start
