@@ -9,6 +9,8 @@ rerun); then, R times each, it measures:
 - `why` of the second run (N elements compared with their earlier selves:
   one group, "factor: 1 -> 2"),
 - `why` of a third, fully cached run (N elements "cached from run ..."),
+- `why` of a fourth run whose list gained one element at its end (N cached,
+  one new element searched for in every earlier run),
 - a dry run with the parameter changed again (N elements would run),
 - a dry run with the second run's arguments (N elements would be reused).
 
@@ -71,10 +73,12 @@ def main() -> None:
         wf.run_local(Path(tmp) / "r1", store=store, n=n, factor=1).store.close()
         changed = wf.run_local(Path(tmp) / "r2", store=store, n=n, factor=2)
         cached = wf.run_local(Path(tmp) / "r3", store=store, n=n, factor=2)
+        grown = wf.run_local(Path(tmp) / "r4", store=store, n=n + 1, factor=2)
         st = changed.store
         rows: list[tuple[str, Callable[[], Any]]] = [
             ("why, all rerun", lambda: Run(changed.run_id, st).why()),
             ("why, all cached", lambda: Run(cached.run_id, st).why()),
+            ("why, one new element", lambda: Run(grown.run_id, st).why("work")),
             (
                 "dry run, all to run",
                 lambda: wf.dry_run(Path(tmp) / "d", store=store, n=n, factor=3),
@@ -87,7 +91,10 @@ def main() -> None:
         print(f"why and dry run on a {n:,}-element fan-out, best (median) of {args.repeat}")
         for name, fn in rows:
             times, result = timed(fn, args.repeat)
-            shown = result[1] if isinstance(result, list) else result["tasks"]["work"]
+            if isinstance(result, list):
+                shown = " | ".join(line for line in result if line.startswith("work"))
+            else:
+                shown = result["tasks"]["work"]
             print(f"  {name:<20} {min(times):7.2f} s ({statistics.median(times):.2f} s)  {shown}")
 
 
