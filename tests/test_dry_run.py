@@ -227,13 +227,19 @@ def test_bad_input_to_a_dry_run_is_the_real_runs_one_line(
     assert dry[2] == real[2] and dry[2].count("\n") == 1 and dry[2].startswith("error: ")
 
 
-def test_a_missing_parameter_is_the_same_error_as_for_a_real_run(tmp_path: Path) -> None:
+def test_a_missing_parameter_is_the_same_error_as_for_a_real_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     wf = Workflow("needs")
 
     @wf.job()
     def one(x: int) -> int:
         return x
 
+    args = ["run", "--run-dir", str(tmp_path / "r"), "--store-path", str(tmp_path / "m.db")]
+    real_cli, dry_cli = _cli(wf, args, capsys), _cli(wf, [*args, "--dry-run"], capsys)
+    assert real_cli[0] == dry_cli[0] == 2 and real_cli[2] == dry_cli[2]
+    assert dry_cli[2].startswith("error: missing required parameter 'x'")
     with pytest.raises(TypeError) as real:
         wf.run_local(tmp_path / "r")
     with pytest.raises(TypeError) as dry:
