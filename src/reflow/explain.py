@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from .stores import Store
 
 __all__ = [
-    "Cause", "Instance", "Outputs", "StoredOutputs", "explain_task", "grouped", "instance_line",
-    "prediction_lines", "short", "task_lines", "why_lines",
+    "Cause", "Instance", "Outputs", "RunFacts", "StoredOutputs", "explain_task", "grouped",
+    "instance_line", "prediction_lines", "short", "task_lines", "why_lines",
 ]  # fmt: skip
 
 _BAD = frozenset({"FAILED", "CANCELLED", "SKIPPED"})
@@ -205,21 +205,39 @@ class _Earlier:
         return self._params
 
 
-class _Context:
-    """What explaining one task's instances needs to know, gathered once."""
+class RunFacts:
+    """What explaining a run's instances needs to know of the run (recorded or a dry run's).
+
+    `arrays`: task -> whether it is an array task; `outputs`, `params` and
+    `options`: the run's; `before`: the run itself, so that only older runs
+    count as earlier (None: every run in the store).
+    """
+
+    __slots__ = ("arrays", "before", "graph_name", "options", "outputs", "params", "store")
 
     def __init__(
         self,
         store: Store,
         graph_name: str,
-        task: str,
-        spec: Mapping[str, Any],
+        *,
         arrays: Mapping[str, bool],
         outputs: Outputs,
         params: Mapping[str, Any],
+        options: Mapping[str, Any],
+        before: str | None,
     ) -> None:
-        self.store, self.graph_name, self.task, self.spec = store, graph_name, task, spec
-        self.arrays, self.outputs, self.params = arrays, outputs, params
+        self.store, self.graph_name, self.arrays, self.outputs = store, graph_name, arrays, outputs
+        self.params, self.options, self.before = params, options, before
+
+
+class _Context:
+    """What explaining one task's instances needs to know, gathered once."""
+
+    def __init__(self, facts: RunFacts, task: str, spec: Mapping[str, Any]) -> None:
+        self.store, self.graph_name, self.task, self.spec = (
+            facts.store, facts.graph_name, task, spec,
+        )  # fmt: skip
+        self.arrays, self.outputs, self.params = facts.arrays, facts.outputs, facts.params
         self.inputs: dict[str, Mapping[str, Any]] = {i["arg"]: i for i in spec.get("inputs", [])}
         self.keys: dict[str, str] = dict(spec.get("params", {}))
         # the arguments that differ from element to element: an element's "item"
@@ -247,27 +265,17 @@ class _Context:
 
 
 def explain_task(
-    store: Store,
-    *,
-    graph_name: str,
-    task: str,
-    spec: Mapping[str, Any],
-    arrays: Mapping[str, bool],
-    outputs: Outputs,
-    params: Mapping[str, Any],
-    options: Mapping[str, Any],
-    instances: Sequence[Instance],
-    before: str | None,
+    facts: RunFacts, task: str, spec: Mapping[str, Any], instances: Sequence[Instance]
 ) -> list[tuple[int, list[Cause]]]:
     """The causes of each instance of one task: (index, causes), in the order given.
 
-    `outputs`, `params` and `options` are the run's (recorded, or a dry run's);
-    `before`: the run itself, so only older runs count as earlier (None: all).
+    `spec` is the task's spec as the store keeps it (`Store.task_specs`).
     """
-    ctx = _Context(store, graph_name, task, spec, arrays, outputs, params)
+    ctx = _Context(facts, task, spec)
     out: list[tuple[int, list[Cause]]] = []
     to_diff: list[tuple[int, Instance]] = []
-    forced = _forced(task, options)
+    before = facts.before
+    forced = _forced(task, facts.options)
     for inst in instances:
         found = _outright(ctx, inst, forced)
         out.append((inst.index, found))
@@ -557,10 +565,12 @@ def why_lines(
     line for instance `task`[`index`] (the caller checks that they exist)."""
     info = store.get_run(run_id)
     specs = store.task_specs(run_id)
-    arrays = {name: is_array for name, is_array, _ in specs}
-    options = info["options"] if isinstance(info["options"], dict) else {}
-    params = info["params"] if isinstance(info["params"], dict) else {}
-    outputs = StoredOutputs(store, run_id)
+    facts = RunFacts(
+        store, info["graph_name"], arrays={name: is_array for name, is_array, _ in specs},
+        outputs=StoredOutputs(store, run_id),
+        params=info["params"] if isinstance(info["params"], dict) else {},
+        options=info["options"] if isinstance(info["options"], dict) else {}, before=run_id,
+    )  # fmt: skip
     lines: list[str] = []
     for name, is_array, spec in specs:
         if task is not None and name != task:
@@ -584,10 +594,7 @@ def why_lines(
             )
             for r in rows
         ]  # fmt: skip
-        explained = explain_task(
-            store, graph_name=info["graph_name"], task=name, spec=spec, arrays=arrays,
-            outputs=outputs, params=params, options=options, instances=instances, before=run_id,
-        )  # fmt: skip
+        explained = explain_task(facts, name, spec, instances)
         if index is not None:
             lines.extend(instance_line(name, i, causes) for i, causes in explained)
         else:

@@ -146,13 +146,16 @@ def _prediction(
     """The dry run's answer from the engine's decisions, each reason as `why` gives it."""
     import json
 
-    from .explain import Instance, explain_task, grouped
+    from .explain import Instance, RunFacts, explain_task, grouped
 
     decisions = engine.decisions
     specs = {name: json.loads(doc) for name, _, _, doc in task_rows(graph)}
     arrays = {name: graph.tasks[name].array for name in graph.order}
     sources = store.source_rows([s for d in decisions.values() for s, _ in d.hits.values()])
-    outputs = _EngineOutputs(engine)
+    facts = RunFacts(
+        store, graph.name, arrays=arrays, outputs=_EngineOutputs(engine), params=values,
+        options=options, before=None,
+    )  # fmt: skip
     tasks: dict[str, Any] = {}
     for name in graph.order:
         d = decisions.get(name)
@@ -170,10 +173,7 @@ def _prediction(
             for i, (src, _) in sorted(d.hits.items())
         ]
         instances += [Instance(i, st, None, error=why) for i, (st, why) in d.special.items()]
-        explained = explain_task(
-            store, graph_name=graph.name, task=name, spec=specs[name], arrays=arrays,
-            outputs=outputs, params=values, options=options, instances=instances, before=None,
-        )  # fmt: skip
+        explained = explain_task(facts, name, specs[name], instances)
         reasons = {key: n for key, n, _ in grouped(name, arrays[name], explained)}
         if d.waiting:
             reasons.update(_waits(graph, decisions, name, len(d.waiting)))
