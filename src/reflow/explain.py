@@ -317,8 +317,13 @@ def _outright(ctx: _Context, inst: Instance, forced: str | None) -> list[Cause]:
     if inst.note is not None:
         note = inst.note
         return [Cause("verify failed", lambda: (f"verify failed: {note}", short_text(note)))]
+    if inst.parts is None and inst.state in ("PENDING", "SUBMITTED", "RUNNING"):
+        key = "submitted ahead of its inputs: its job decides when they are there"
+        return [ctx.memo(("ahead",), lambda: Cause(key))]
     if inst.parts is None:
-        return [ctx.memo(("unknown",), lambda: Cause("its identity was never computed"))]
+        return [
+            ctx.memo(("unknown",), lambda: Cause("what its identity was made of is not recorded"))
+        ]
     return []
 
 
