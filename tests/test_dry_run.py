@@ -270,3 +270,27 @@ def test_a_dry_run_does_not_upgrade_an_older_store(tmp_path: Path, store_path: P
         _pipeline(tmp_path).dry_run(tmp_path / "r", store=store_path)
     assert store_path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "manifest.db"]
+
+
+def test_a_task_that_only_comes_after_one_that_would_run_is_decided(
+    tmp_path: Path, store_path: Path
+) -> None:
+    wf = Workflow("order")
+
+    @wf.job()
+    def prepare(n: int = 1) -> int:
+        return n
+
+    @wf.job(after=["prepare"])
+    def announce() -> str:
+        return "done"
+
+    first = wf.run_local(tmp_path / "r1", store=store_path)
+    predicted = wf.dry_run(tmp_path / "r2", store=store_path, n=2)["tasks"]
+    assert predicted["prepare"]["run"] == 1
+    assert predicted["announce"] == {
+        "run": 0, "cached": 1, "unknown": False,
+        "reasons": {f"cached from run {first.run_id}": 1},
+    }  # fmt: skip
+    real = _real_counts(wf.run_local(tmp_path / "r2", store=store_path, n=2))
+    assert real == {"prepare": (1, 0), "announce": (0, 1)}

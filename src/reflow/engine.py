@@ -596,20 +596,21 @@ class Engine:
         return hits
 
     def decide_elements(self) -> None:
-        """A dry run's last step: decide the elements of chained tasks that can be decided.
+        """A dry run's last step: decide what can be decided of the tasks left waiting.
 
         A task fed element by element (a chain) by a task some of whose
         elements would run waits for those elements only: every other element
         has its input already (a cache hit) and is decided now, exactly as
-        `_expand` decides, along chains of chains too.
+        `_expand` decides, along chains of chains too.  A task that waits only
+        for the order of another (`after=`), not for its output, is decided whole.
         """
         assert self.dry
         for name in self.graph.order:
             t = self._tasks[name]
-            ups = self.graph.tasks[name].upstream
-            if t.expanded or not ups or not all(self._tasks[u].expanded for u in ups):
+            data = {s.step for inp in self.graph.inputs[name] for s in inp.sources}
+            if t.expanded or not all(self._tasks[u].expanded for u in data):
                 continue
-            open_ups = {u for u in ups if self._tasks[u].unfinished}
+            open_ups = {u for u in data if self._tasks[u].unfinished}
             if not open_ups <= elementwise_upstream(self.graph, name):
                 continue  # a whole input is not known yet
             waiting = frozenset(
