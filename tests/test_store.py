@@ -516,8 +516,9 @@ def test_a_team_store_keeps_the_permissions_its_owner_gave_it(tmp_path: Path) ->
 
 
 def _legacy(ran: list[int]) -> Workflow:
-    """The workflow tests/golden/store-v1.sql (reflow 0.1.0, schema 1) and store-v2.sql (the
-    commit before schema 3) were made with: two runs of n=3, the second all cache hits."""
+    """The workflow tests/golden/store-v1.sql (reflow 0.1.0, schema 1), store-v2.sql (the
+    commit before schema 3) and store-v3.sql (the commit before schema 4) were made with:
+    two runs of n=3, the second all cache hits."""
     wf = Workflow("legacy")
 
     @wf.job()
@@ -544,7 +545,7 @@ def _v1_store(path: Path, version: int = 1) -> Path:
     return path
 
 
-@pytest.mark.parametrize("old", [1, 2])
+@pytest.mark.parametrize("old", [1, 2, 3])
 def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
     store_path: Path, tmp_path: Path, old: int
 ) -> None:
@@ -567,7 +568,8 @@ def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
             )
         )
     db.close()
-    assert int(version) == SCHEMA_VERSION == 3
+    assert int(version) == SCHEMA_VERSION == 4
+    assert "reasons" in tables  # what only the engine knew when it decided (why)
     assert "identities" not in tables  # folded into the instances that computed them
     assert "substr(identity, 1, 16)" in cache_index and "instances_cache" in plan
     assert "expected" in task_columns
@@ -579,6 +581,13 @@ def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
             "square": {"SUCCESS": 3},
             "total": {"SUCCESS": 1},
         }
+    # `why` reads an upgraded store: the newer run reused everything from the older one
+    newest, oldest = runs[0]["run_id"], runs[1]["run_id"]
+    assert Run(newest, store).why() == [
+        f"items: cached from run {oldest}",
+        f"square: 3 of 3 elements: cached from run {oldest}",
+        f"total: cached from run {oldest}",
+    ]
     # the ingredients of every identity survived, for the rows that ran and the cached ones
     for row in store.instances(runs[0]["run_id"]) + store.instances(runs[1]["run_id"]):
         parts = store.identity_parts(row["identity"])
@@ -599,7 +608,7 @@ def test_a_schema_1_store_that_cannot_be_written_says_how_to_upgrade_it(tmp_path
     before = store_path.read_bytes()
     with (
         read_only(folder),
-        pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 3.*writable"),
+        pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 4.*writable"),
     ):
         SqliteStore(store_path).list_runs()
     assert store_path.read_bytes() == before

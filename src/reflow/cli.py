@@ -195,7 +195,44 @@ def _add_store_commands(sub: Any, *, in_script: bool) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     _store_option(p)
+    _add_why_command(sub)
     _add_report_command(sub)
+
+
+def _add_why_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "why",
+        help="say why a run's instances ran or were reused",
+        description="Say why each instance of a run ran instead of being reused (which "
+        "parameter, upstream output or version changed since its closest earlier instance, "
+        "forced, cache=False, a failed verify, a retry) or which run it was reused from; "
+        "grouped per task, or one line for TASK INDEX.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("task", metavar="TASK", nargs="?", default=None, help="only this task")
+    p.add_argument(
+        "index",
+        metavar="INDEX",
+        nargs="?",
+        default=None,
+        type=_index,
+        help="only this element of TASK (an array task)",
+    )
+    _store_option(p)
+
+
+def _index(text: str) -> int:
+    return _whole(text, 0, "an element index", "an element index")
+
+
+def _dry_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say per task how many instances would run and how many would be reused, and "
+        "why; run, record and submit nothing",
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run: print it as JSON")
 
 
 def _add_report_command(sub: Any) -> None:
@@ -241,12 +278,17 @@ def _pack(text: str) -> int | str:
 
 
 def _positive(text: str) -> int:
+    return _whole(text, 1, "a whole number", "a number")
+
+
+def _whole(text: str, least: int, what: str, low: str) -> int:
+    """`text` as a whole number of at least `least`; the flag's one-line error if not."""
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, not {n}")
+        raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}") from None
+    if n < least:
+        raise argparse.ArgumentTypeError(f"expected {low} >= {least}, not {n}")
     return n
 
 
@@ -318,6 +360,7 @@ def _script_parser(
         help="after a failure: stop starting new work (default), or continue "
         "with everything that does not depend on it",
     )
+    _dry_run_options(run)
     clashes = _param_options(run, graph)
     if broken is None and clashes:
         broken = clashes[0]
@@ -344,6 +387,7 @@ def _script_parser(
         "scheduler's free slots and past durations), 1 (one each) or a number; a task's "
         "own pack= wins (default: [executor] pack in the config, or auto)",
     )
+    _dry_run_options(submit)
     _param_options(submit, graph)
     if broken is not None:
         parser.epilog = run.epilog = f"the workflow cannot run: {broken}"
@@ -535,10 +579,53 @@ def _summary_line(run: Run, seconds: float, before: _Snapshot | None = None) -> 
     return line
 
 
+def _cmd_dry_run(wf: Pipeline, ns: argparse.Namespace, cfg: Config) -> int:
+    """`run --dry-run` / `submit --dry-run`: the engine's prediction, nothing touched."""
+    from .runner import dry_run
+
+    if not ns.dry_run:
+        raise ValidationError(f"{ns.command} --json prints a dry run: add --dry-run")
+    if not ns.run_dir:
+        raise ValidationError(
+            f"{ns.command} needs --run-dir DIR (or [defaults] run_dir in the config)"
+        )
+    prediction = dry_run(
+        wf,
+        ns.run_dir,
+        store=_store_location(ns, cfg),
+        config=cfg,
+        force=ns.force,
+        force_tasks=ns.force_tasks,
+        verify=ns.verify,
+        max_workers=getattr(ns, "max_workers", 1),
+        on_error=getattr(ns, "on_error", "stop"),
+        params=_params_from(ns),
+    )
+    if ns.json:
+        import json
+
+        print(json.dumps(prediction, indent=2))
+        return EXIT_OK
+    from .explain import prediction_lines
+
+    print("\n".join(prediction_lines(prediction)))
+    return EXIT_OK
+
+
+def _cmd_why(ns: argparse.Namespace, cfg: Config) -> int:
+    from .run import Run
+
+    lines = Run(ns.run_id, _store(ns, cfg)).why(ns.task, ns.index)
+    print("\n".join(lines))
+    return EXIT_OK
+
+
 def _cmd_submit(wf: Pipeline, ns: argparse.Namespace, cfg: Config) -> int:
     from .run import Run
     from .runner import submit
 
+    if ns.dry_run or ns.json:
+        return _cmd_dry_run(wf, ns, cfg)
     if not ns.run_dir:
         raise ValidationError("submit needs --run-dir DIR (or [defaults] run_dir in the config)")
     run_id, store, dry = submit(
@@ -580,6 +667,8 @@ def _cmd_run(wf: Pipeline, ns: argparse.Namespace, cfg: Config) -> int:
     from .run import Run
     from .runner import start_local
 
+    if ns.dry_run or ns.json:
+        return _cmd_dry_run(wf, ns, cfg)
     if not ns.run_dir:
         raise ValidationError("run needs --run-dir DIR (or [defaults] run_dir in the config)")
     progress = _Progress(sys.stderr.isatty())
@@ -845,6 +934,8 @@ def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) 
         return _cmd_cancel(ns, cfg)
     if ns.command == "report":
         return _cmd_report(ns, cfg)
+    if ns.command == "why":
+        return _cmd_why(ns, cfg)
     return _cmd_runs(ns, cfg, graph_name)
 
 

@@ -29,7 +29,7 @@ from .states import RunState
 from .stores import InstanceRow, NewInstance, Store
 from .wiring import Graph
 
-__all__ = ["Engine", "fewer_collections"]
+__all__ = ["Decision", "Engine", "fewer_collections"]
 
 SUCCESS, FAILED, CANCELLED, SKIPPED = "SUCCESS", "FAILED", "CANCELLED", "SKIPPED"
 PENDING, RUNNING, SUBMITTED = "PENDING", "RUNNING", "SUBMITTED"
@@ -117,11 +117,13 @@ class _Plan:
     the per-element and whole inputs; `template` and `columns`: the identity
     template and the varying input hashes (rebuilding an instance's
     ingredients later); `todo`: (index, identity, ingredients) of what is not
-    kept from an earlier attempt.
+    kept from an earlier attempt; `notes`: index -> why an output it could
+    have reused failed its check (kept in the store for `why`).
     """
 
     __slots__ = (
-        "columns", "feeds", "idents", "order", "parts", "special", "template", "todo", "wholes",
+        "columns", "feeds", "idents", "notes", "order", "parts", "special", "template", "todo",
+        "wholes",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -134,6 +136,31 @@ class _Plan:
         self.template = ""
         self.columns: list[list[str]] = []
         self.todo: list[tuple[int, str, str]] = []
+        self.notes: dict[int, str] = {}
+
+
+class Decision:
+    """What a dry run's engine decided for one task, without writing it (see `Engine.dry`).
+
+    `run`: (index, identity, ingredients) of the instances that would run;
+    `hits`: index -> (cache source row, output hash) of those that would be
+    reused; `special`: index -> (SKIPPED or FAILED, why) of the others;
+    `notes`: index -> why a cached output failed its check; `waiting`: the
+    elements not decided, because an element they are fed by would run.
+    """
+
+    __slots__ = ("hits", "notes", "run", "special", "waiting")
+
+    def __init__(
+        self,
+        run: list[tuple[int, str, str]],
+        hits: dict[int, tuple[int, str]],
+        special: dict[int, tuple[str, str]],
+        notes: dict[int, str],
+        waiting: frozenset[int] = frozenset(),
+    ) -> None:
+        self.run, self.hits, self.special, self.notes = run, hits, special, notes
+        self.waiting = waiting
 
 
 class Engine:
@@ -156,6 +183,7 @@ class Engine:
         keep_in_flight: bool = False,
         verify_kept: bool = True,
         write_once: bool = False,
+        dry: bool = False,
     ) -> None:
         self.graph = graph
         self.store = store
@@ -177,6 +205,13 @@ class Engine:
         # the local drivers write an instance that runs in their own process once, when
         # it is marked RUNNING or with its outcome, not PENDING first and again at its end
         self.write_once = write_once
+        # a dry run decides every task it can and writes nothing: its decisions are
+        # collected in `decisions`, and a task with instances to run never completes,
+        # so what depends on its outputs is not decided (it is unknown), but for the
+        # elements of a chain whose own input is known (`decide_elements`)
+        self.dry = dry
+        self.decisions: dict[str, Decision] = {}
+        self._sources: dict[str, dict[int, int]] = {}  # dry: index -> cache source row
         self._expected_before = store.expected_counts(run_id) if resume else {}
         self.stopping = False
         self.cancelled = False
@@ -376,13 +411,21 @@ class Engine:
                 for i, r in t.rows.items()
                 if r.state == SUCCESS and i not in t.texts and (i == index or i not in t.values)
             ]
-            for i, txt in self.store.output_texts_for(self.run_id, task, missing).items():
+            for i, txt in self._output_texts(task, missing).items():
                 if txt is not None:
                     t.texts[i] = txt
             text = t.texts.get(index)
             if text is None:
                 raise RuntimeError(f"output of {_label(task, index)} is missing from the store")
         return text
+
+    def _output_texts(self, task: str, indices: list[int]) -> dict[int, str | None]:
+        if not self.dry:
+            return self.store.output_texts_for(self.run_id, task, indices)
+        # a dry run's decided outputs are cache hits, read from their sources
+        sources = self._sources.get(task, {})
+        texts = self.store.cached_output_texts([sources[i] for i in indices if i in sources])
+        return {i: texts.get(sources[i]) for i in indices if i in sources}
 
     def value(self, task: str, index: int) -> Any:
         values = self._tasks[task].values
@@ -457,7 +500,10 @@ class Engine:
             if i not in keep
         ]
         plan.parts = []  # the texts live on in `todo` only
-        hits = self._cache_hits(name, plan.todo)
+        hits = self._cache_hits(name, plan)
+        if self.dry:
+            self._decide_only(name, plan, hits)
+            return iter(())
         pending = self._write(name, plan, existing, keep, hits)
         return self._hand_out(name, pvalues, plan, pending)
 
@@ -522,15 +568,18 @@ class Engine:
                     keep[i] = _Row(old.state, old.attempt, new_ident, None)
         if keep and self.verify_kept and self._verifying(name):
             stale = self._stale(name, [i for i, r in keep.items() if r.state == SUCCESS])
-            for i in stale:
+            for i, why in stale.items():
                 del keep[i]
+                plan.notes[i] = why
         return keep
 
-    def _cache_hits(
-        self, name: str, todo: list[tuple[int, str, str]]
-    ) -> dict[int, tuple[int, str]]:
-        """Step 3: index -> (source instance, output hash) of the instances the cache has."""
+    def _cache_hits(self, name: str, plan: _Plan) -> dict[int, tuple[int, str]]:
+        """Step 3: index -> (source instance, output hash) of the instances the cache has.
+
+        A cached output that fails its check is not reused; why goes to `plan.notes`.
+        """
         spec = self.graph.tasks[name]
+        todo = plan.todo
         if not todo or self.force or name in self.force_tasks or not spec.cache:
             return {}
         found = self.store.lookup_cache(ident for _, ident, _ in todo)
@@ -540,9 +589,72 @@ class Engine:
         if hits and self._verifying(name):
             texts = self.store.cached_output_texts([src for src, _ in hits.values()])
             for i in list(hits):
-                if self._stale_reason(name, texts.get(hits[i][0])) is not None:
+                why = self._stale_reason(name, texts.get(hits[i][0]))
+                if why is not None:
                     del hits[i]
+                    plan.notes[i] = why
         return hits
+
+    def decide_elements(self) -> None:
+        """A dry run's last step: decide what can be decided of the tasks left waiting.
+
+        A task fed element by element (a chain) by a task some of whose
+        elements would run waits for those elements only: every other element
+        has its input already (a cache hit) and is decided now, exactly as
+        `_expand` decides, along chains of chains too.  A task that waits only
+        for the order of another (`after=`), not for its output, is decided whole.
+        """
+        assert self.dry
+        for name in self.graph.order:
+            t = self._tasks[name]
+            data = {s.step for inp in self.graph.inputs[name] for s in inp.sources}
+            if t.expanded or not all(self._tasks[u].expanded for u in data):
+                continue
+            open_ups = {u for u in data if self._tasks[u].unfinished}
+            if not open_ups <= elementwise_upstream(self.graph, name):
+                continue  # a whole input is not known yet
+            waiting = frozenset(
+                i for u in open_ups for i, r in self._tasks[u].rows.items() if r.state == PENDING
+            )
+            plan = self._plan(name, self._param_hashes(name)[1])
+            if -1 in plan.special:  # the whole task is skipped or cannot start
+                waiting = frozenset()
+            plan.todo = [
+                (i, ident, p)
+                for i, ident, p in zip(plan.order, plan.idents, plan.parts, strict=True)
+                if i not in waiting
+            ]
+            for i in waiting:
+                plan.special.pop(i, None)
+            self._decide_only(name, plan, self._cache_hits(name, plan), waiting)
+
+    def _decide_only(
+        self,
+        name: str,
+        plan: _Plan,
+        hits: dict[int, tuple[int, str]],
+        waiting: frozenset[int] = frozenset(),
+    ) -> None:
+        """A dry run's step 4: keep the decisions, and the picture of the task, unwritten.
+
+        The cache hits stand in for outputs (read from their sources); an
+        instance that would run, or that waits, leaves the task incomplete.
+        """
+        t = self._tasks[name]
+        run = [todo for todo in plan.todo if todo[0] not in hits]
+        self.decisions[name] = Decision(run, hits, dict(plan.special), dict(plan.notes), waiting)
+        rows = t.rows = {i: _Row(PENDING, 1, None, None) for i in waiting}
+        for i, ident, _ in plan.todo:
+            hit = hits.get(i)
+            rows[i] = (
+                _Row(PENDING, 1, ident, None) if hit is None else _Row(SUCCESS, 1, ident, hit[1])
+            )
+        for i, (state, _) in plan.special.items():
+            rows[i] = _Row(state, 1, None, None)
+        self._sources[name] = {i: src for i, (src, _) in hits.items()}
+        t.expanded = True
+        t.unfinished = len(run) + len(waiting)
+        t.bad = len(plan.special)
 
     def _write(
         self,
@@ -576,6 +688,7 @@ class Engine:
             for i, (st, why) in special.items()
             if st == SKIPPED and i not in keep
         ]
+        reasons = [(i, att[i], why) for i, why in plan.notes.items()]
         failed = [(i, att[i], None, why) for i, (st, why) in special.items() if st == FAILED]
         # with write_once, the instances to run are only counted now (`expected`), and
         # written when they are marked running or finish (or the run stops)
@@ -583,6 +696,7 @@ class Engine:
         lost = self.store.write_expansion(
             self.run_id, name, supersede=supersede, pending=[] if defer else to_run,
             hits=hit_rows, skipped=skipped, failed=failed, expected=len(order) + len(special),
+            reasons=reasons,
         )  # fmt: skip
         pending: list[tuple[int, int, str | None]] = [(i, a, d) for i, a, d, _ in to_run]
         del to_run
@@ -655,9 +769,11 @@ class Engine:
     def _stale_reason(self, name: str, text: str | None) -> str | None:
         return stale_reason(self.graph.tasks[name], text, self.verify)
 
-    def _stale(self, name: str, indices: list[int]) -> list[int]:
+    def _stale(self, name: str, indices: list[int]) -> dict[int, str]:
+        """index -> why its own output no longer holds, for those that do not."""
         texts = self.store.output_texts_for(self.run_id, name, indices)
-        return [i for i in indices if self._stale_reason(name, texts.get(i)) is not None]
+        stale = {i: self._stale_reason(name, texts.get(i)) for i in indices}
+        return {i: why for i, why in stale.items() if why is not None}
 
 
 _driving = 0  # how many fewer_collections() blocks are open (a run inside a task: 2)

@@ -124,6 +124,28 @@ class Run:
 
         return write_report(self.store, self.run_id, path)
 
+    def why(self, task: str | None = None, index: int | None = None) -> list[str]:
+        """Why each instance ran instead of being reused (or where it was reused from).
+
+        Each reason is given against the instance's closest earlier self (same
+        workflow, an earlier run, the same item or index): a parameter, an
+        upstream output or the version that changed, a forced task,
+        `cache=False`, a failed check of a cached output, a retried attempt, or
+        no earlier instance at all.  Grouped per task when many instances share
+        a reason; one line for the instance `task`[`index`].
+        """
+        from .explain import why_lines
+
+        info = self.info()
+        if index is not None and task is None:
+            raise ValidationError("an index needs a task: why(task, index)")
+        if task is not None:
+            specs = {name: is_array for name, is_array, _ in self.store.task_specs(self.run_id)}
+            _check_task_in(list(specs), self.run_id, task)
+            if index is not None:
+                _check_index(self.store, info["run_id"], task, index, specs[task])
+        return why_lines(self.store, self.run_id, task, index)
+
     def output(self, task: str) -> Any:
         """The output of singleton task `task`."""
         return self.store.get_singleton_output(self.run_id, task)
@@ -164,6 +186,18 @@ def _check_task_in(names: list[str], run_id: str, task: str) -> None:
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise ValidationError(
             f"run '{run_id}' has no task '{task}'.{hint} Its tasks: {', '.join(names)}"
+        )
+
+
+def _check_index(store: Store, run_id: str, task: str, index: int, is_array: bool) -> None:
+    """ValidationError unless `task` is an array task of the run with an element `index`."""
+    if not is_array:
+        raise ValidationError(f"task '{task}' is not an array task: leave out the index")
+    indices = sorted(r.array_index for r in store.current_rows(run_id, task) if r.array_index >= 0)
+    if index not in indices:
+        has = f"elements 0-{indices[-1]}" if indices else "no elements"
+        raise ValidationError(
+            f"task '{task}' of run '{run_id}' has no element {index} (it has {has})"
         )
 
 

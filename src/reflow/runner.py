@@ -10,8 +10,9 @@ above.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_tasks",
+    "dry_run",
     "open_run_store",
     "prepare_run_dir",
     "resume",
@@ -67,10 +69,7 @@ def start_local(
     from .local import drive
 
     graph, values, forced = _checked(wf, params, force_tasks)
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        raise ValidationError(f"max_workers={max_workers!r} must be a whole number >= 1")
-    if on_error not in ("stop", "continue"):
-        raise ValidationError(f"on_error={on_error!r} is not valid: use 'stop' or 'continue'")
+    _check_local(max_workers, on_error)
     directory = prepare_run_dir(run_dir)
     st = open_run_store(store, config)
     options = _run_options(force, forced, verify, max_workers=max_workers, on_error=on_error)
@@ -92,6 +91,167 @@ def start_local(
         on_start(run_id)
     drive(engine, max_workers)
     return run_id, st
+
+
+def _check_local(max_workers: int, on_error: str) -> None:
+    """ValidationError naming a bad `max_workers` or `on_error` of a local run."""
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise ValidationError(f"max_workers={max_workers!r} must be a whole number >= 1")
+    if on_error not in ("stop", "continue"):
+        raise ValidationError(f"on_error={on_error!r} is not valid: use 'stop' or 'continue'")
+
+
+def dry_run(
+    wf: Pipeline,
+    run_dir: str | os.PathLike[str],
+    *,
+    store: Store | str | os.PathLike[str] | None,
+    config: Config | None,
+    force: bool,
+    force_tasks: Iterable[str] | None,
+    verify: bool,
+    max_workers: int = 1,
+    on_error: str = "stop",
+    params: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What a run with these arguments would do, per task, touching nothing.
+
+    The engine decides every task it can, as a real run would, in its dry
+    mode (it writes nothing; cache hits stand in for the outputs downstream
+    tasks read); a task that reads an output the run would compute is
+    unknown.  The store is only read (none is created, no file is left beside
+    it), the run directory not even created.  Returns `{"tasks": {task: {"run":
+    int, "cached": int, "unknown": bool, "reasons": {reason: count}}}}`.
+    """
+    from .engine import Engine
+
+    graph, values, forced = _checked(wf, params, force_tasks)
+    _check_local(max_workers, on_error)
+    directory = _run_dir_path(run_dir)
+    with _peeked_store(store, config) as st:
+        engine = Engine(
+            graph, st, "(dry run)", params=values, run_dir=directory, force=force,
+            force_tasks=forced, verify=verify, on_error=on_error, dry=True,
+        )  # fmt: skip
+        for _ in engine.advance():  # pragma: no cover - a dry engine hands out no work
+            pass
+        engine.decide_elements()
+        options = _run_options(force, forced, verify)
+        return _prediction(engine, st, graph, values, options)
+
+
+def _prediction(
+    engine: Engine, store: Store, graph: Graph, values: Mapping[str, Any], options: dict[str, Any]
+) -> dict[str, Any]:
+    """The dry run's answer from the engine's decisions, each reason as `why` gives it."""
+    import json
+
+    from .explain import Instance, RunFacts, explain_task, grouped
+
+    decisions = engine.decisions
+    specs = {name: json.loads(doc) for name, _, _, doc in task_rows(graph)}
+    arrays = {name: graph.tasks[name].array for name in graph.order}
+    sources = store.source_rows([s for d in decisions.values() for s, _ in d.hits.values()])
+    facts = RunFacts(
+        store, graph.name, arrays=arrays, outputs=_EngineOutputs(engine), params=values,
+        options=options, before=None,
+    )  # fmt: skip
+    tasks: dict[str, Any] = {}
+    for name in graph.order:
+        d = decisions.get(name)
+        if d is None:
+            tasks[name] = {
+                "run": 0,
+                "cached": 0,
+                "unknown": True,
+                "reasons": _waits(graph, decisions, name),
+            }
+            continue
+        instances = [Instance(i, "PENDING", parts, note=d.notes.get(i)) for i, _, parts in d.run]
+        instances += [
+            Instance(i, "SUCCESS", None, source=sources.get(src, ("(deleted)", name, i)))
+            for i, (src, _) in sorted(d.hits.items())
+        ]
+        instances += [Instance(i, st, None, error=why) for i, (st, why) in d.special.items()]
+        explained = explain_task(facts, name, specs[name], instances)
+        reasons = {key: n for key, n, _ in grouped(name, arrays[name], explained)}
+        if d.waiting:
+            reasons.update(_waits(graph, decisions, name, len(d.waiting)))
+        tasks[name] = {
+            "run": len(d.run),
+            "cached": len(d.hits),
+            "unknown": bool(d.waiting),
+            "reasons": reasons,
+        }
+    return {"tasks": tasks}
+
+
+def _waits(graph: Graph, decisions: Mapping[str, Any], name: str, count: int = 0) -> dict[str, int]:
+    """What an undecided task (or `count` of its elements) waits for: upstream tasks that
+    would run, or are undecided too."""
+    waits: dict[str, int] = {}
+    for up in sorted(graph.tasks[name].upstream, key=graph.order.index):
+        d = decisions.get(up)
+        if d is None or d.waiting:
+            waits[f"waits for '{up}' (unknown)"] = count
+        elif d.run:
+            waits[f"waits for '{up}' (will run)"] = count
+    return waits
+
+
+class _EngineOutputs:
+    """`explain.Outputs` of a dry run: the outputs its engine decided (cache hits)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def hashes(self, task: str) -> dict[int, str | None]:
+        rows = self.engine.known_rows(task) or {}
+        return {i: self.engine.output_hash(task, i) or None for i in rows}
+
+    def texts(self, task: str, indices: Sequence[int]) -> dict[int, str | None]:
+        found: dict[int, str | None] = {}
+        for i in indices:
+            try:
+                found[i] = self.engine.text(task, i)
+            except (KeyError, RuntimeError):  # not decided, or would run: no value yet
+                found[i] = None
+        return found
+
+
+@contextlib.contextmanager
+def _peeked_store(
+    store: Store | str | os.PathLike[str] | None, config: Config | None
+) -> Iterator[Store]:
+    """The store a dry run reads, left exactly as it was; an empty one if there is none.
+
+    An empty store lives in a temporary folder that is removed afterwards: a
+    dry run creates no store where the real run would.  A Store object given
+    is opened again by its location, so that it too is only read.
+    """
+    from .stores import open_store, store_exists
+
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        store = store.location  # a Store object: the same store, opened to be only read
+    if store is None:
+        from .config import load_config
+
+        store = (config or load_config()).resolved_store_path()
+    if store_exists(store):
+        st = open_store(store, peek=True)
+        try:
+            yield st
+        finally:
+            st.close()
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="reflow-dry-run-") as tmp:
+        st = open_store(os.path.join(tmp, "empty.db"))
+        try:
+            yield st
+        finally:
+            st.close()
 
 
 def submit(
@@ -315,11 +475,16 @@ def _jsonable(v: Any) -> bool:
     return isinstance(v, (str, int, float, bool)) or v is None
 
 
-def prepare_run_dir(run_dir: str | os.PathLike[str]) -> Path:
-    """Create the run directory if needed and return its absolute path."""
+def _run_dir_path(run_dir: str | os.PathLike[str]) -> Path:
+    """The run directory's absolute path (not created); ValidationError if none is given."""
     if run_dir is None or str(run_dir).strip() == "":
         raise ValidationError("a run directory is needed: pass run_dir= (or --run-dir)")
-    directory = Path(run_dir).expanduser().absolute()
+    return Path(run_dir).expanduser().absolute()
+
+
+def prepare_run_dir(run_dir: str | os.PathLike[str]) -> Path:
+    """Create the run directory if needed and return its absolute path."""
+    directory = _run_dir_path(run_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

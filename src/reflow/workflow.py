@@ -93,6 +93,33 @@ class Workflow(Flow):
             raise TaskFailedError(failure_message(run), run)
         return run
 
+    def dry_run(
+        self,
+        run_dir: str | os.PathLike[str],
+        *,
+        store: Store | str | os.PathLike[str] | None = None,
+        force: bool = False,
+        force_tasks: Iterable[str] | None = None,
+        verify: bool = False,
+        max_workers: int = 1,
+        on_error: Literal["stop", "continue"] = "stop",
+        **params: Any,
+    ) -> dict[str, Any]:
+        """What `run_local` with the same arguments would do, per task; runs and writes nothing.
+
+        Returns `{"tasks": {task: {"run": n, "cached": n, "unknown": bool,
+        "reasons": {reason: count}}}}`, every task present, in graph order. A
+        task whose instances depend on an output the run would compute is
+        `unknown`: its counts are what is certain, its reasons what it waits for.
+        """
+        from .runner import dry_run
+
+        return dry_run(
+            self, run_dir, store=store, config=self._config, force=force,
+            force_tasks=force_tasks, verify=verify, max_workers=max_workers, on_error=on_error,
+            params=params,
+        )  # fmt: skip
+
     def submit(
         self,
         run_dir: str | os.PathLike[str],

@@ -12,10 +12,10 @@ import os
 import re
 
 from ..errors import StoreError
-from .base import Health, InstanceRow, NewInstance, Store
+from .base import Health, HistoryRow, InstanceRow, NewInstance, Store
 
 __all__ = [
-    "Health", "InstanceRow", "NewInstance", "Store", "normal_location", "open_store",
+    "Health", "HistoryRow", "InstanceRow", "NewInstance", "Store", "normal_location", "open_store",
     "store_exists",
 ]  # fmt: skip
 
@@ -29,12 +29,17 @@ def _without_password(url: str) -> str:
 
 
 def open_store(
-    location: str | os.PathLike[str] | Store | None = None, *, read_only: bool = False
+    location: str | os.PathLike[str] | Store | None = None,
+    *,
+    read_only: bool = False,
+    peek: bool = False,
 ) -> Store:
     """The store at `location`: a path (SQLite) or a URL; None is the configured default.
 
     A Store given is returned as it is.  `read_only=True` opens a store that is
-    never created, migrated or written (what `reflow doctor` inspects).  An
+    never created, migrated or written (what `reflow doctor` inspects);
+    `peek=True` one that is read and left exactly as it was, nothing beside it
+    either, and refused if it needs an upgrade (what a dry run reads).  An
     unknown kind of URL is a StoreError naming it, without its password.
     """
     if location is not None and not isinstance(location, (str, os.PathLike)):
@@ -48,7 +53,7 @@ def open_store(
             if scheme == "sqlite":  # sqlite:///abs/path.db, as SQLAlchemy writes it
                 from .sqlite import SqliteStore
 
-                return SqliteStore(text[len(found[0]) :] or None, read_only=read_only)
+                return SqliteStore(text[len(found[0]) :] or None, read_only=read_only, peek=peek)
             if scheme in _POSTGRES:
                 raise StoreError(
                     f"cannot open {shown}: PostgreSQL stores are not available in this version "
@@ -60,7 +65,7 @@ def open_store(
             )
     from .sqlite import SqliteStore
 
-    return SqliteStore(location, read_only=read_only)
+    return SqliteStore(location, read_only=read_only, peek=peek)
 
 
 def store_exists(location: str | os.PathLike[str]) -> bool:

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Protocol
 
 from ..records import Record
 
-__all__ = ["AttemptRow", "Health", "InstanceRow", "NewInstance", "Store"]
+__all__ = ["AttemptRow", "Health", "HistoryRow", "InstanceRow", "NewInstance", "Store"]
 
 
 #: an instance written after its task expanded: (run id, task, index, attempt, state,
@@ -68,6 +68,27 @@ class AttemptRow(NamedTuple):
     started: float | None
     finished: float | None
     error_text: str | None
+
+
+class HistoryRow(NamedTuple):
+    """The current attempt of one task instance, as `why` reads it.
+
+    `parts`: the ingredients of its identity (a cache hit's, its source's);
+    `source_*`: where a cache hit's output came from (None otherwise);
+    `previous`: the state of the attempt before this one (None for attempt 1).
+    """
+
+    array_index: int
+    attempt: int
+    state: str
+    identity: str | None
+    parts: str | None
+    output_hash: str | None
+    source_run: str | None
+    source_task: str | None
+    source_index: int | None
+    error_text: str | None
+    previous: str | None
 
 
 #: a finished instance: (task, index, attempt, state, output, output hash, error text,
@@ -242,11 +263,14 @@ class Store(Protocol):
         failed: Sequence[tuple[int, int, str | None, str]] = (),
         expected: int | None = None,
         interrupted: str = "interrupted before it finished; rerun by a later attempt",
+        reasons: Sequence[tuple[int, int, str]] = (),
     ) -> list[int]:
         """Write one task's new instances in one transaction; return the indices of lost hits.
 
         A hit whose cache source lost its output meanwhile is written PENDING
         instead (its index is returned), never SUCCESS without an output.
+        `reasons` (index, attempt, why) are kept, in the same transaction, for
+        `reasons()`: why an instance runs although an output was cached.
         """
         ...
 
@@ -401,6 +425,36 @@ class Store(Protocol):
         chunk: int = 4096,
     ) -> Iterator[list[dict[str, Any]]]:
         """`instances(...)` a few thousand at a time; no read stays open between chunks."""
+        ...
+
+    # -- why (explaining reruns)
+
+    def history_rows(
+        self, run_id: str, task: str, indices: Sequence[int] | None = None
+    ) -> list[HistoryRow]:
+        """The current attempt of every written instance of `task` (or of those at `indices`),
+        by array index, in one query (a few for many indices).
+
+        With the ingredients of its identity (a cache hit's from its source),
+        where a cache hit's output came from and the state of the attempt before.
+        """
+        ...
+
+    def reasons(self, run_id: str, task: str) -> dict[tuple[int, int], str]:
+        """(index, attempt) -> the reason `write_expansion(reasons=...)` kept for it."""
+        ...
+
+    def earlier_runs(
+        self, graph_name: str, task: str, before: str | None = None, limit: int = 20
+    ) -> list[str]:
+        """Run ids of the workflow that have instances of `task`, newest first.
+
+        Only runs created before the run `before`, when given; at most `limit`.
+        """
+        ...
+
+    def source_rows(self, sources: Sequence[int]) -> dict[int, tuple[str, str, int]]:
+        """(run id, task, array index) of instance rows (cache sources), by row id."""
         ...
 
     def recent_durations(self, graph_name: str, task: str, limit: int = 200) -> list[float]:

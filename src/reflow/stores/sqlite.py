@@ -22,11 +22,11 @@ from typing import Any
 
 from .. import codec
 from ..errors import RunNotFoundError, StoreError
-from .base import AttemptRow, Health, InstanceRow, NewInstance
+from .base import AttemptRow, Health, HistoryRow, InstanceRow, NewInstance
 
 __all__ = ["SCHEMA_VERSION", "InstanceRow", "NewInstance", "SqliteStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Network and cluster filesystems on which SQLite's WAL mode is unsafe (WAL needs
 # shared memory between all processes using the file, which these cannot give).
@@ -97,6 +97,14 @@ CREATE TABLE instances (
 CREATE INDEX instances_current ON instances (run_id, task_name, state, cached_from)
     WHERE current = 1;
 CREATE INDEX instances_cache ON instances (substr(identity, 1, 16)) WHERE cached_from IS NULL;
+CREATE TABLE reasons (
+    run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    task_name   TEXT NOT NULL,
+    array_index INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    PRIMARY KEY (run_id, task_name, array_index, attempt)
+) WITHOUT ROWID;
 """
 
 # Why the schema is as it is, for speed at 100,000 instances: `parts` (the
@@ -116,6 +124,11 @@ CREATE INDEX instances_cache ON instances (substr(identity, 1, 16)) WHERE cached
 # `tasks.expected` (the number of instances of the task's current expansion,
 # NULL before it expands) lets `status` count the instances not written yet as
 # PENDING.
+#
+# `reasons` keeps why an instance ran instead of being reused when only the engine
+# knew it, at the moment it decided (a cached output that failed its check); every
+# other reason `why` gives is recomputed from the rows and the runs.  A table of its
+# own, written only when there is such a reason, so the rows of a run cost nothing more.
 
 _INSTANCE_COLUMNS = (
     "task_name, array_index, attempt, state, job_id, cached_from IS NOT NULL, error_text, "
@@ -149,6 +162,16 @@ CREATE INDEX instances_current ON instances (run_id, task_name, state, cached_fr
 DROP INDEX instances_cache;
 CREATE INDEX instances_cache ON instances (substr(identity, 1, 16)) WHERE cached_from IS NULL;
 ALTER TABLE tasks ADD COLUMN expected INTEGER;
+""",
+    4: """
+CREATE TABLE reasons (
+    run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    task_name   TEXT NOT NULL,
+    array_index INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    PRIMARY KEY (run_id, task_name, array_index, attempt)
+) WITHOUT ROWID;
 """,
 }
 
@@ -217,6 +240,7 @@ class SqliteStore:
         *,
         timeout: float = 60.0,
         read_only: bool = False,
+        peek: bool = False,
     ):
         if path is None:
             from ..config import load_config
@@ -226,6 +250,9 @@ class SqliteStore:
         self.timeout = timeout
         # read-only: never created, migrated or written (what `reflow doctor` inspects)
         self.read_only = read_only
+        # peek: read an existing store of this schema without changing a byte of it and
+        # without leaving a file beside it (a dry run); refused if it would need an upgrade
+        self.peek = peek
         self._conn: sqlite3.Connection | None = None
         self._depth = 0  # write transactions open (nested ones join the outermost)
         self._held_since: float | None = None  # when hold() opened the transaction it holds
@@ -271,6 +298,8 @@ class SqliteStore:
     def _open(self) -> sqlite3.Connection:
         if self.read_only:
             return self._open_read_only()
+        if self.peek:
+            return self._open_peek()
         path = self.path
         if path.is_dir():
             raise StoreError(f"store path {path} is a directory: give the path of a file")
@@ -332,6 +361,38 @@ class SqliteStore:
             raise StoreError(
                 f"{path} is not a readable SQLite database ({exc}); it was left untouched"
             ) from None
+        return conn
+
+    def _open_peek(self) -> sqlite3.Connection:
+        """A connection that reads and can write nothing (`query_only`).
+
+        Unlike `mode=ro`, it is an ordinary reader of a WAL store: the last
+        connection to close removes the -wal and -shm files, as after any
+        command, so the store's folder is left as it was.
+        """
+        path = self.path
+        if not path.is_file():
+            raise StoreError(
+                f"there is no store at {path}: check --store-path or REFLOW_STORE_PATH"
+            )
+        try:
+            conn = sqlite3.connect(
+                f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=self.timeout,
+                isolation_level=None, check_same_thread=False,
+            )  # fmt: skip
+            conn.execute("PRAGMA query_only = 1")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self._describe_open_error(exc)) from None
+        version = int(row[0]) if row else 0
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(
+                f"the store {path} has schema version {version} and this reflow reads "
+                f"{SCHEMA_VERSION}; a dry run changes nothing, so it does not upgrade it: "
+                "run 'reflow runs' once to upgrade it (the upgrade keeps every run)"
+            )
         return conn
 
     def _connect(self, path: Path) -> sqlite3.Connection:
@@ -836,6 +897,7 @@ class SqliteStore:
         failed: Sequence[tuple[int, int, str | None, str]] = (),
         expected: int | None = None,
         interrupted: str = "interrupted before it finished; rerun by a later attempt",
+        reasons: Sequence[tuple[int, int, str]] = (),
     ) -> list[int]:
         """Write one task's new instances in one transaction.
 
@@ -845,11 +907,19 @@ class SqliteStore:
         cache; `skipped`/`failed`: (index, attempt, identity, reason); `expected`:
         the number of instances the task now has, written or not (instances
         the caller writes later, with `insert_instances`, count as PENDING until
-        then).  A hit whose source vanished meanwhile is written as PENDING
-        instead; the indices of such hits are returned.
+        then); `reasons`: (index, attempt, why) of instances that run although
+        an output was cached (it failed its check), kept for `why`.  A hit whose
+        source vanished meanwhile is written as PENDING instead; the indices of
+        such hits are returned.
         """
         now = _now()
         with self._write() as conn:
+            if reasons:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO reasons (run_id, task_name, array_index, attempt, "
+                    "reason) VALUES (?,?,?,?,?)",
+                    [(run_id, task, i, a, why) for i, a, why in reasons],
+                )
             if expected is not None:
                 conn.execute(
                     "UPDATE tasks SET expected = ? WHERE run_id = ? AND task_name = ?",
@@ -992,6 +1062,7 @@ class SqliteStore:
     def delete_run(self, run_id: str) -> None:
         """Remove a run and its instances (a dry run leaves nothing behind)."""
         with self._write() as conn:
+            conn.execute("DELETE FROM reasons WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM instances WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM tasks WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
@@ -1423,6 +1494,89 @@ class SqliteStore:
             (identity[:_CACHE_KEY_LEN], identity),
         )
         return json.loads(rows[0][0]) if rows else None
+
+    # ------------------------------------------------------------------ why
+
+    def history_rows(
+        self, run_id: str, task: str, indices: Sequence[int] | None = None
+    ) -> list[HistoryRow]:
+        """The current attempt of every written instance of `task` (or of those at
+        `indices`), with what `why` reads.
+
+        One query (one per 500 indices): a cache hit carries its source's
+        ingredients and where the source is; an attempt after the first, the
+        state of the one before.
+        """
+        sql = (
+            "SELECT i.array_index, i.attempt, i.state, i.identity, COALESCE(i.parts, s.parts), "
+            "i.output_hash, s.run_id, s.task_name, s.array_index, i.error_text, "
+            "CASE WHEN i.attempt > 1 THEN (SELECT p.state FROM instances p "
+            "  WHERE p.run_id = i.run_id AND p.task_name = i.task_name "
+            "  AND p.array_index = i.array_index AND p.attempt = i.attempt - 1) END "
+            "FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
+            "WHERE i.run_id = ? AND i.task_name = ? AND i.current = 1"
+        )
+        if indices is None:
+            return [
+                HistoryRow(*r) for r in self._read(sql + " ORDER BY i.array_index", (run_id, task))
+            ]
+        found: list[HistoryRow] = []
+        wanted = sorted(set(indices))
+        for k in range(0, len(wanted), 500):
+            chunk = wanted[k : k + 500]
+            found.extend(
+                HistoryRow(*r)
+                for r in self._read(
+                    sql + f" AND i.array_index IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY i.array_index",
+                    [run_id, task, *chunk],
+                )
+            )
+        return found
+
+    def reasons(self, run_id: str, task: str) -> dict[tuple[int, int], str]:
+        """(index, attempt) -> why it ran although an output was cached, as the engine said."""
+        return {
+            (i, a): why
+            for i, a, why in self._read(
+                "SELECT array_index, attempt, reason FROM reasons WHERE run_id = ? "
+                "AND task_name = ?",
+                (run_id, task),
+            )
+        }
+
+    def earlier_runs(
+        self, graph_name: str, task: str, before: str | None = None, limit: int = 20
+    ) -> list[str]:
+        """Runs of the workflow with instances of `task`, newest first (older than `before`)."""
+        sql = (
+            "SELECT r.run_id FROM runs r WHERE r.graph_name = ? AND EXISTS (SELECT 1 FROM "
+            "instances i WHERE i.run_id = r.run_id AND i.task_name = ? AND i.current = 1)"
+        )
+        args: list[Any] = [graph_name, task]
+        if before is not None:
+            sql += (
+                " AND (r.created_at, r.rowid) < (SELECT b.created_at, b.rowid FROM runs b "
+                "WHERE b.run_id = ?)"
+            )
+            args.append(before)
+        sql += " ORDER BY r.created_at DESC, r.rowid DESC LIMIT ?"
+        args.append(int(limit))
+        return [r[0] for r in self._read(sql, args)]
+
+    def source_rows(self, sources: Sequence[int]) -> dict[int, tuple[str, str, int]]:
+        """(run id, task, index) of cache source instances, by row id."""
+        found: dict[int, tuple[str, str, int]] = {}
+        ordered = sorted(set(sources))
+        for k in range(0, len(ordered), 500):
+            chunk = ordered[k : k + 500]
+            for rid, run_id, task, index in self._read(
+                "SELECT id, run_id, task_name, array_index FROM instances "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found[rid] = (run_id, task, index)
+        return found
 
     def recent_durations(self, graph_name: str, task: str, limit: int = 200) -> list[float]:
         """Seconds each of the task's latest instances ran, that ran and succeeded.
