@@ -389,6 +389,26 @@ class Store(Protocol):
         """
         ...
 
+    # -- logs and times (`logs`, `status`)
+
+    def instance_attempts(self, run_id: str, task: str, index: int) -> list[dict[str, Any]]:
+        """Every attempt of one instance (index -1: a singleton), by attempt number.
+
+        Each a dict with attempt, state, cached (reused from the cache: it did
+        not run), job_id, started_at and finished_at (Unix seconds, or None);
+        an empty list when the instance has not been written yet.
+        """
+        ...
+
+    def task_times(self, run_id: str) -> dict[str, tuple[float, float | None]]:
+        """task -> (first start, last end) over every attempt of it that ran, in Unix seconds.
+
+        Cache hits did not run and are left out; a task none of whose instances
+        started is absent; the end is None while no attempt has finished.
+        One aggregate query.
+        """
+        ...
+
     # -- health (reflow doctor)
 
     def check_health(self) -> Health:

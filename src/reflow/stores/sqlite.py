@@ -1439,6 +1439,32 @@ class SqliteStore:
         )
         return [max(0.0, float(r[0])) for r in rows]
 
+    # ------------------------------------------------------------------ logs and times
+
+    def instance_attempts(self, run_id: str, task: str, index: int) -> list[dict[str, Any]]:
+        """Every attempt of one instance (index -1: a singleton), by attempt number."""
+        rows = self._read(
+            "SELECT attempt, state, cached_from IS NOT NULL, job_id, started_at, finished_at "
+            "FROM instances WHERE run_id = ? AND task_name = ? AND array_index = ? "
+            "ORDER BY attempt",
+            (run_id, task, index),
+        )
+        keys = ("attempt", "state", "cached", "job_id", "started_at", "finished_at")
+        return [dict(zip(keys, (r[0], r[1], bool(r[2]), *r[3:]), strict=True)) for r in rows]
+
+    def task_times(self, run_id: str) -> dict[str, tuple[float, float | None]]:
+        """task -> (first start, last end) over every attempt that ran (not cache hits)."""
+        rows = self._read(
+            "SELECT task_name, MIN(started_at), MAX(finished_at) FROM instances "
+            "WHERE run_id = ? AND cached_from IS NULL AND started_at IS NOT NULL "
+            "GROUP BY task_name",
+            (run_id,),
+        )
+        return {
+            task: (float(first), None if last is None else float(last))
+            for task, first, last in rows
+        }
+
     # ------------------------------------------------------------------ health
 
     def check_health(self) -> Health:
