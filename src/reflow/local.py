@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import itertools
 import multiprocessing
 import multiprocessing.connection as mp_connection
@@ -90,6 +91,7 @@ class _Capture:
     caught too.  After each instance whatever it wrote is appended to its log
     files (`results.log_files`, the layout a cluster job writes) and the scratch
     is emptied: an instance that wrote nothing costs two `lseek` calls and no file.
+    (`sys.stdout` and `sys.stderr` are unbuffered meanwhile: nothing waits in them.)
     """
 
     def __init__(self, run_dir: str | os.PathLike[str], run_id: str) -> None:
@@ -99,9 +101,15 @@ class _Capture:
         self.scratch = (_scratch(str(folder)), _scratch(str(folder)))
         self.saved: tuple[int, int] | None = None
         self.streams: tuple[TextIO | None, TextIO | None] = (None, None)
-        # open as long as the capture: they write to whatever fds 1 and 2 are
+        # unbuffered, so nothing waits in them when an instance ends: they write to
+        # whatever fds 1 and 2 are, and stay open as long as the capture
         self.mine = tuple(
-            open(fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+            io.TextIOWrapper(
+                io.FileIO(fd, "w", closefd=False),
+                encoding="utf-8",
+                errors="backslashreplace",
+                write_through=True,
+            )
             for fd in (1, 2)
         )
 
@@ -119,28 +127,21 @@ class _Capture:
 
     def keep(self, work: Work) -> None:
         """Move what `work` wrote (if anything) to its log files."""
-        for stream in self.mine:
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
-        paths: tuple[str, str] | None = None
-        for k, fd in enumerate(self.scratch):
-            # fds 1 and 2 share the scratch's offset, which O_APPEND keeps at its end
-            if not os.lseek(fd, 0, os.SEEK_CUR):
-                continue
-            if paths is None:
-                paths = log_files(self.run_dir, self.run_id, work.task, work.index, work.attempt)
-                os.makedirs(os.path.dirname(paths[0]), exist_ok=True)
-            _append(fd, paths[k])
-            os.ftruncate(fd, 0)
-            os.lseek(fd, 0, os.SEEK_SET)
+        # fds 1 and 2 share the scratches' offsets, which O_APPEND keeps at their ends
+        out, err = self.scratch
+        if os.lseek(out, 0, os.SEEK_CUR) or os.lseek(err, 0, os.SEEK_CUR):
+            paths = log_files(self.run_dir, self.run_id, work.task, work.index, work.attempt)
+            os.makedirs(os.path.dirname(paths[0]), exist_ok=True)
+            for fd, path in zip(self.scratch, paths, strict=True):
+                if os.lseek(fd, 0, os.SEEK_CUR):
+                    _append(fd, path)
+                    os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
 
     def stop(self) -> None:
         """Give fds 1 and 2 (and `sys.stdout` / `sys.stderr`) back."""
         if self.saved is None:
             return
-        for stream in self.mine:
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
         sys.stdout, sys.stderr = self.streams
         for fd, saved in zip((1, 2), self.saved, strict=True):
             os.dup2(saved, fd)
