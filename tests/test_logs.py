@@ -80,6 +80,17 @@ def _last_run(store: Path) -> str:
     return str(SqliteStore(store).list_runs()[0]["run_id"])
 
 
+def _failed_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], n: int
+) -> tuple[Path, Path, str]:
+    """A run whose work[1] failed (its flag file is missing): (store, flag, run id)."""
+    store, flag = tmp_path / "s.db", tmp_path / "flag"
+    opts = ("--run-dir", tmp_path / "run", "--store-path", store, "--n", n, "--flag", flag)
+    done = cli(capsys, "run", *opts)
+    assert done.code == 1, done
+    return store, flag, _last_run(store)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_local_run_keeps_each_instances_output(
     workers: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -112,12 +123,8 @@ def test_a_local_run_keeps_each_instances_output(
 def test_each_attempt_has_its_own_output_and_bad_input_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = tmp_path / "s.db"
-    flag = tmp_path / "flag"
+    store, flag, run_id = _failed_run(tmp_path, capsys, 3)
     s = ("--store-path", store)
-    first = cli(capsys, "run", "--run-dir", tmp_path / "run", *s, "--n", 3, "--flag", flag)
-    assert first.code == 1, first
-    run_id = _last_run(store)
     mistake(cli(capsys, "logs", run_id, "total", *s), "no output recorded for 'total'")
     flag.touch()
     assert cli(capsys, "retry", run_id, *s).code == 0
@@ -302,11 +309,8 @@ def test_status_watch_in_a_terminal_and_in_a_pipe(tmp_path: Path) -> None:
 def test_status_shows_elapsed_and_watch_of_a_finished_run_exits_with_its_code(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = tmp_path / "s.db"
-    flag = tmp_path / "flag"
+    store, _, run_id = _failed_run(tmp_path, capsys, 2)
     s = ("--store-path", store)
-    assert cli(capsys, "run", "--run-dir", tmp_path / "run", *s, "--n", 2, "--flag", flag).code == 1
-    run_id = _last_run(store)
     status = cli(capsys, "status", run_id, *s).out
     assert re.search(r"^  work +2  1 SUCCESS, 1 FAILED  \(\d+\.\d s\)$", status, re.M), status
     watched = cli(capsys, "status", run_id, "--watch", *s, console=True)

@@ -243,13 +243,7 @@ def _add_logs_command(sub: Any) -> None:
 
 
 def _index(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an index (0, 1, ...), not {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an index (0, 1, ...), not {n}")
-    return n
+    return _whole_number(text, 0)
 
 
 def _date(text: str) -> str:
@@ -275,12 +269,16 @@ def _pack(text: str) -> int | str:
 
 
 def _positive(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _whole_number(text: str, least: int) -> int:
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, not {n}")
+    if n < least:
+        raise argparse.ArgumentTypeError(f"expected a number >= {least}, not {n}")
     return n
 
 
