@@ -131,7 +131,6 @@ class _Capture:
         out, err = self.scratch
         if os.lseek(out, 0, os.SEEK_CUR) or os.lseek(err, 0, os.SEEK_CUR):
             paths = log_files(self.run_dir, self.run_id, work.task, work.index, work.attempt)
-            os.makedirs(os.path.dirname(paths[0]), exist_ok=True)
             for fd, path in zip(self.scratch, paths, strict=True):
                 if os.lseek(fd, 0, os.SEEK_CUR):
                     _append(fd, path)
@@ -170,8 +169,13 @@ def _scratch(folder: str) -> int:
 
 
 def _append(scratch: int, path: str) -> None:
-    """Append the whole of the scratch file to `path`."""
-    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    """Append the whole of the scratch file to `path` (its folder made when missing)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+    try:
+        target = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        target = os.open(path, flags, 0o644)
     try:
         offset = 0
         while chunk := os.pread(scratch, 1 << 20, offset):
