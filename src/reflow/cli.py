@@ -197,6 +197,7 @@ def _add_store_commands(sub: Any, *, in_script: bool) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     _store_option(p)
     _add_logs_command(sub)
+    _add_report_command(sub)
 
 
 def _watch_options(p: argparse.ArgumentParser) -> None:
@@ -244,6 +245,26 @@ def _add_logs_command(sub: Any) -> None:
 
 def _index(text: str) -> int:
     return _whole_number(text, 0)
+
+
+def _add_report_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write a run's report as one HTML file",
+        description="Write a run's report as one self-contained HTML file (the task graph "
+        "with states, counts, cache reuse and retries, a timeline of attempts, durations, "
+        "requested and used resources, failures with their tracebacks) to open in a browser.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        default=None,
+        help="the file to write (default: RUN_ID.html in the current directory; "
+        "a directory: RUN_ID.html in it)",
+    )
+    _store_option(p)
 
 
 def _date(text: str) -> str:
@@ -701,6 +722,14 @@ def _cmd_status(ns: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def _cmd_report(ns: argparse.Namespace, cfg: Config) -> int:
+    from .report import write_report
+
+    path = write_report(_store(ns, cfg), ns.run_id, ns.output)
+    print(f"wrote the report of run {ns.run_id} to {path}")
+    return EXIT_OK
+
+
 def _cmd_cancel(ns: argparse.Namespace, cfg: Config) -> int:
     from .run import Run, _check_task
 
@@ -950,6 +979,8 @@ def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) 
         return _cmd_cancel(ns, cfg)
     if ns.command == "logs":
         return _cmd_logs(ns, cfg)
+    if ns.command == "report":
+        return _cmd_report(ns, cfg)
     return _cmd_runs(ns, cfg, graph_name)
 
 

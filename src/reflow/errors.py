@@ -61,3 +61,15 @@ class TaskFailedError(ReflowError, RuntimeError):
     def __init__(self, message: str, run: Any) -> None:
         super().__init__(message)
         self.run: Any = run  # a reflow.Run (named loosely: errors sit below every layer)
+
+
+def error_line(text: str | None) -> str:
+    """The line of an error text that says what went wrong (a traceback's exception line)."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return "no error message"
+    last_tb = max((i for i, line in enumerate(lines) if line.startswith("Traceback (")), default=-1)
+    for line in lines[last_tb + 1 :]:
+        if not line.startswith((" ", "\t")):  # past the frames: "ValueError: ..."
+            return line
+    return lines[0]

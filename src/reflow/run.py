@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .errors import ReflowError, ValidationError
+from .errors import ReflowError, ValidationError, error_line
 from .owner import FOREGROUND
 from .states import RunState
 
@@ -126,6 +127,16 @@ class Run:
         """
         return instance_log(self.store, self.run_id, task, index, err=err, attempt=attempt)
 
+    def report(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the run's self-contained HTML report; return the file written.
+
+        `path` defaults to `<run_id>.html` in the current directory; a directory
+        gets that name inside it. See docs/report.md for what the page shows.
+        """
+        from .report import write_report
+
+        return write_report(self.store, self.run_id, path)
+
     def output(self, task: str) -> Any:
         """The output of singleton task `task`."""
         return self.store.get_singleton_output(self.run_id, task)
@@ -133,18 +144,6 @@ class Run:
     def outputs(self, task: str) -> list[Any]:
         """The outputs of array task `task`, in index order."""
         return self.store.get_array_outputs(self.run_id, task)
-
-
-def error_line(text: str | None) -> str:
-    """The line of an error text that says what went wrong (a traceback's exception line)."""
-    lines = [line for line in (text or "").splitlines() if line.strip()]
-    if not lines:
-        return "no error message"
-    last_tb = max((i for i, line in enumerate(lines) if line.startswith("Traceback (")), default=-1)
-    for line in lines[last_tb + 1 :]:
-        if not line.startswith((" ", "\t")):  # past the frames: "ValueError: ..."
-            return line
-    return lines[0]
 
 
 def failure_message(run: Run) -> str:
@@ -205,24 +204,22 @@ def instance_log(
         raise ValidationError(f"no output recorded for {where}: it has not run yet")
     row = attempts[-1]
     if attempt is not None:
-        found = [a for a in attempts if a["attempt"] == attempt]
+        found = [a for a in attempts if a.attempt == attempt]
         if not found:
-            have = ", ".join(str(a["attempt"]) for a in attempts)
+            have = ", ".join(str(a.attempt) for a in attempts)
             raise ValidationError(f"{where} has no attempt {attempt} (its attempts: {have})")
         row = found[0]
-    label = f"{where} (attempt {row['attempt']}, {row['state']})"
-    if row["cached"]:
+    label = f"{where} (attempt {row.attempt}, {row.state})"
+    if row.cached:
         raise ValidationError(
             f"no output recorded for {label}: it was reused from the cache, it did not run"
         )
-    text = read_log(
-        info["run_dir"], run_id, task, -1 if index is None else index, row["attempt"], err
-    )
+    text = read_log(info["run_dir"], run_id, task, row.array_index, row.attempt, err)
     if text is not None:
         return text
-    if row["started_at"] is None:
+    if row.started is None:
         raise ValidationError(f"no output recorded for {label}: it did not run")
-    if row["finished_at"] is None:
+    if row.finished is None:
         later = ": a local run keeps what an instance wrote when it ends"
         raise ValidationError(
             f"no output recorded for {label} yet"

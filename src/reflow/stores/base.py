@@ -27,7 +27,7 @@ from typing import Any, NamedTuple, Protocol
 
 from ..records import Record
 
-__all__ = ["Health", "InstanceRow", "NewInstance", "Store"]
+__all__ = ["AttemptRow", "Health", "InstanceRow", "NewInstance", "Store"]
 
 
 #: an instance written after its task expanded: (run id, task, index, attempt, state,
@@ -47,6 +47,27 @@ class InstanceRow(NamedTuple):
     identity: str | None
     output_hash: str | None
     cached_from: int | None
+
+
+class AttemptRow(NamedTuple):
+    """One attempt of one task instance, current or not, with its times (for the report).
+
+    `array_index` is -1 for a singleton (and for the placeholder row of an array
+    task that never fanned out); times are seconds since the epoch, None when
+    the attempt never reached that point (`submitted` is known for scheduler
+    jobs only; a cache hit did not run).
+    """
+
+    task: str
+    array_index: int
+    attempt: int
+    current: bool
+    state: str
+    cached: bool
+    submitted: float | None
+    started: float | None
+    finished: float | None
+    error_text: str | None
 
 
 #: a finished instance: (task, index, attempt, state, output, output hash, error text,
@@ -391,12 +412,11 @@ class Store(Protocol):
 
     # -- logs and times (`logs`, `status`)
 
-    def instance_attempts(self, run_id: str, task: str, index: int) -> list[dict[str, Any]]:
+    def instance_attempts(self, run_id: str, task: str, index: int) -> list[AttemptRow]:
         """Every attempt of one instance (index -1: a singleton), by attempt number.
 
-        Each a dict with attempt, state, cached (reused from the cache: it did
-        not run), job_id, started_at and finished_at (Unix seconds, or None);
-        an empty list when the instance has not been written yet.
+        As `run_attempts` reads them for the whole run; an empty list when the
+        instance has not been written yet.  One look-up in the unique key's index.
         """
         ...
 
@@ -406,6 +426,16 @@ class Store(Protocol):
         Cache hits did not run and are left out; a task none of whose instances
         started is absent; the end is None while no attempt has finished.
         One aggregate query.
+        """
+        ...
+
+    def run_attempts(self, run_id: str) -> list[AttemptRow]:
+        """Every attempt of every written instance of the run, current or superseded.
+
+        Ordered by task name, then index, then attempt; read in one query (a
+        consistent snapshot), so it stays quick at 100,000 instances. Instances
+        not written yet (a local run's unstarted ones) are absent: `status_counts`
+        counts them.
         """
         ...
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import codec
 from ..errors import RunNotFoundError, StoreError
-from .base import Health, InstanceRow, NewInstance
+from .base import AttemptRow, Health, InstanceRow, NewInstance
 
 __all__ = ["SCHEMA_VERSION", "InstanceRow", "NewInstance", "SqliteStore"]
 
@@ -1441,16 +1441,14 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ logs and times
 
-    def instance_attempts(self, run_id: str, task: str, index: int) -> list[dict[str, Any]]:
+    def instance_attempts(self, run_id: str, task: str, index: int) -> list[AttemptRow]:
         """Every attempt of one instance (index -1: a singleton), by attempt number."""
         rows = self._read(
-            "SELECT attempt, state, cached_from IS NOT NULL, job_id, started_at, finished_at "
-            "FROM instances WHERE run_id = ? AND task_name = ? AND array_index = ? "
-            "ORDER BY attempt",
+            f"SELECT {_ATTEMPT_ROW} FROM instances "
+            "WHERE run_id = ? AND task_name = ? AND array_index = ? ORDER BY attempt",
             (run_id, task, index),
         )
-        keys = ("attempt", "state", "cached", "job_id", "started_at", "finished_at")
-        return [dict(zip(keys, (r[0], r[1], bool(r[2]), *r[3:]), strict=True)) for r in rows]
+        return [_attempt_row(r) for r in rows]
 
     def task_times(self, run_id: str) -> dict[str, tuple[float, float | None]]:
         """task -> (first start, last end) over every attempt that ran (not cache hits)."""
@@ -1464,6 +1462,19 @@ class SqliteStore:
             task: (float(first), None if last is None else float(last))
             for task, first, last in rows
         }
+
+    def run_attempts(self, run_id: str) -> list[AttemptRow]:
+        """Every attempt of every written instance of the run, current or superseded.
+
+        By task name, index and attempt: the order of the unique key's index, so
+        one query reads them without sorting.
+        """
+        rows = self._read(
+            f"SELECT {_ATTEMPT_ROW} FROM instances "
+            "WHERE run_id = ? ORDER BY task_name, array_index, attempt",
+            (run_id,),
+        )
+        return [_attempt_row(r) for r in rows]
 
     # ------------------------------------------------------------------ health
 
@@ -1511,6 +1522,18 @@ class SqliteStore:
             if rows:
                 found[(task, index, attempt)] = rows[0][0]
         return found
+
+
+#: the columns of an AttemptRow, in its order
+_ATTEMPT_ROW = (
+    "task_name, array_index, attempt, current, state, cached_from IS NOT NULL, "
+    "submitted_at, started_at, finished_at, error_text"
+)
+
+
+def _attempt_row(r: Sequence[Any]) -> AttemptRow:
+    t, i, a, cur, st, hit, sub, t0, t1, err = r
+    return AttemptRow(t, i, a, bool(cur), st, bool(hit), sub, t0, t1, err)
 
 
 def _ranges(items: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
