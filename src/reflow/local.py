@@ -119,7 +119,7 @@ class _Capture:
             if stream is not None:
                 with contextlib.suppress(OSError, ValueError):
                     stream.flush()
-        self.saved = (os.dup(1), os.dup(2))
+        self.saved = (_dup(1), _dup(2))
         os.dup2(self.scratch[0], 1)
         os.dup2(self.scratch[1], 2)
         self.streams = (sys.stdout, sys.stderr)
@@ -143,6 +143,9 @@ class _Capture:
             return
         sys.stdout, sys.stderr = self.streams
         for fd, saved in zip((1, 2), self.saved, strict=True):
+            if saved < 0:  # it was closed (a daemon's): closed again
+                os.close(fd)
+                continue
             os.dup2(saved, fd)
             os.close(saved)
         self.saved = None
@@ -151,6 +154,14 @@ class _Capture:
         self.stop()
         for fd in self.scratch:
             os.close(fd)
+
+
+def _dup(fd: int) -> int:
+    """A copy of `fd`, or -1 when it is not open."""
+    try:
+        return os.dup(fd)
+    except OSError:
+        return -1
 
 
 def _scratch(folder: str) -> int:
