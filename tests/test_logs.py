@@ -319,3 +319,34 @@ def test_status_shows_elapsed_and_watch_of_a_finished_run_exits_with_its_code(
     mistake(cli(capsys, "status", run_id, "--watch", "--interval", "0", *s), "--interval")
     doc = SqliteStore(store).task_times(run_id)
     assert set(doc) == {"split", "work"} and all(a <= (b or a) for a, b in doc.values())
+
+
+CLOSED = """
+import os, sys
+from reflow.instances import Work
+from reflow.local import _Capture
+
+os.close(1)  # a daemon's stdout
+capture = _Capture(sys.argv[1], "r-1")
+assert min(capture.scratch) > 2, capture.scratch  # the scratch did not become fd 1
+capture.start()
+print("hi")
+capture.keep(Work("hello", -1, 1, {}))
+capture.stop()
+try:
+    os.fstat(1)
+except OSError:
+    os.write(2, b"fd 1 closed again")
+"""
+
+
+def test_a_process_with_stdout_closed_still_captures(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CLOSED, str(tmp_path)],
+        env=dict(os.environ, PYTHONPATH=str(SRC)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stderr == "fd 1 closed again", done
+    assert read_log(tmp_path, "r-1", "hello", -1, 1, False) == "hi\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import io
 import itertools
 import multiprocessing
@@ -101,8 +102,8 @@ class _Capture:
         self.scratch = (_scratch(str(folder)), _scratch(str(folder)))
         self.saved: tuple[int, int] | None = None
         self.streams: tuple[TextIO | None, TextIO | None] = (None, None)
-        # unbuffered, so nothing waits in them when an instance ends: they write to
-        # whatever fds 1 and 2 are, and stay open as long as the capture
+        # sys.stdout and sys.stderr meanwhile: unbuffered, so nothing waits in them
+        # when an instance ends, and on the scratch files themselves (fd 1 may be closed)
         self.mine = tuple(
             io.TextIOWrapper(
                 io.FileIO(fd, "w", closefd=False),
@@ -110,7 +111,7 @@ class _Capture:
                 errors="backslashreplace",
                 write_through=True,
             )
-            for fd in (1, 2)
+            for fd in self.scratch
         )
 
     def start(self) -> None:
@@ -157,26 +158,39 @@ class _Capture:
 
 
 def _dup(fd: int) -> int:
-    """A copy of `fd`, or -1 when it is not open."""
+    """A copy of `fd` numbered 3 or above (not one that fd 1 or 2 is about to become).
+
+    -1 when `fd` is not open.
+    """
     try:
-        return os.dup(fd)
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
     except OSError:
         return -1
 
 
 def _scratch(folder: str) -> int:
-    """A file with no name in `folder`, open for appending (gone when closed)."""
+    """A file with no name in `folder`, open for appending (gone when closed).
+
+    Its descriptor is 3 or above: were stdout closed, the file would otherwise
+    become fd 1 itself.
+    """
     flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
     nameless = getattr(os, "O_TMPFILE", 0)
+    fd = -1
     if nameless:
-        try:
-            return os.open(folder, flags | nameless, 0o600)
-        except OSError:  # a file system without O_TMPFILE: a name, removed at once
-            pass
-    path = os.path.join(folder, f".scratch-{os.getpid()}-{time.monotonic_ns()}")
-    fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
-    os.unlink(path)
-    return fd
+        # a file system without O_TMPFILE: a name, removed at once
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, flags | nameless, 0o600)
+    if fd < 0:
+        path = os.path.join(folder, f".scratch-{os.getpid()}-{time.monotonic_ns()}")
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        os.unlink(path)
+    if fd > 2:
+        return fd
+    try:
+        return _dup(fd)
+    finally:
+        os.close(fd)
 
 
 def _append(scratch: int, path: str) -> None:
