@@ -211,6 +211,7 @@ def test_any_name_is_one_valid_string_in_dot_and_mermaid() -> None:
 # ---------------------------------------------------------------------- status --watch
 
 PIPELINE = """
+import os
 import time
 from typing import Annotated
 from reflow import Result, Workflow
@@ -224,7 +225,9 @@ def make(n: int) -> list[int]:
 
 
 @wf.array_job()
-def slow(x: Annotated[int, Result(step="make")], pause: float) -> int:
+def slow(x: Annotated[int, Result(step="make")], pause: float, gate: str) -> int:
+    while x == 0 and not os.path.exists(gate):  # the test opens it once it watches
+        time.sleep(0.02)
     time.sleep(pause)
     return x
 
@@ -234,8 +237,18 @@ if __name__ == "__main__":
 """
 
 
-def _read_all(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> bytes:
-    """Everything written to the pty's master until the process exits."""
+def _read_until(fd: int, marker: bytes, timeout: float = 20) -> bytes:
+    """What arrives on `fd` until `marker` has."""
+    data = b""
+    while marker not in data:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        assert ready, data
+        data += os.read(fd, 65536)
+    return data
+
+
+def _read_all(fd: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> bytes:
+    """Everything written on `fd` (a pty's master, or a pipe) until the process exits."""
     data = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -244,6 +257,8 @@ def _read_all(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> bytes:
             try:
                 chunk = os.read(fd, 65536)
             except OSError:  # the child closed the terminal
+                break
+            if not chunk:  # the end of a pipe
                 break
             data += chunk
         elif proc.poll() is not None:
@@ -255,10 +270,11 @@ def test_status_watch_in_a_terminal_and_in_a_pipe(tmp_path: Path) -> None:
     script = tmp_path / "watched.py"
     script.write_text(PIPELINE)
     store = tmp_path / "s.db"
+    gate = tmp_path / "gate"
     env = dict(os.environ, PYTHONPATH=str(SRC))
     run = subprocess.Popen(
         [sys.executable, str(script), "run", "--run-dir", str(tmp_path / "run"),
-         "--store-path", str(store), "--n", "6", "--pause", "0.3"],
+         "--store-path", str(store), "--n", "6", "--pause", "0.2", "--gate", str(gate)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 20
@@ -276,31 +292,31 @@ def test_status_watch_in_a_terminal_and_in_a_pipe(tmp_path: Path) -> None:
     piped = subprocess.Popen(watch, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for _, slave in terminals:
         os.close(slave)
-    # Ctrl-C once the first update is drawn: the watcher stops, the run goes on
-    first = b""
-    while b"slow" not in first:
-        ready, _, _ = select.select([terminals[1][0]], [], [], 10)
-        assert ready, first
-        first += os.read(terminals[1][0], 65536)
+    assert piped.stdout is not None
+    # the run waits (its first element holds) until every watcher has drawn it
+    first = _read_until(terminals[1][0], b"slow")
+    # Ctrl-C: that watcher stops, the run goes on
     stopped.send_signal(signal.SIGINT)
-    said = (first + _read_all(terminals[1][0], stopped, 10)).decode()
+    said = (first + _read_all(terminals[1][0], stopped)).decode()
     assert stopped.wait(10) == 130
     assert f"stopped watching; run {run_id} goes on" in said
+    shown = _read_until(terminals[0][0], b"slow")
+    text = _read_until(piped.stdout.fileno(), b"slow")
+    gate.touch()
 
-    shown = _read_all(terminals[0][0], in_tty, 30).decode()
-    out, err = piped.communicate(timeout=30)
+    shown = (shown + _read_all(terminals[0][0], in_tty)).decode()
+    text = (text + _read_all(piped.stdout.fileno(), piped)).decode()
     assert run.wait(30) == 0, run.communicate()
-    assert in_tty.wait(10) == 0 and piped.returncode == 0, (shown, err)
+    assert in_tty.wait(10) == 0 and piped.wait(10) == 0, (shown, text)
     # the terminal: redrawn in place, progress per task, then the final status
     assert "\x1b[" in shown and "\x1b[J" in shown
     assert re.search(r"slow +\d/6 ", shown), shown
     assert re.search(rf"run {run_id}  SUCCESS", shown)
     assert re.search(r"  slow +6  6 SUCCESS  \(\d+\.\d s\)", shown), shown
     # a pipe: plain lines, no escape codes, each update stamped with its time
-    text = out.decode()
     assert "\x1b" not in text
     updates = re.findall(r"^\d\d:\d\d:\d\d  slow +(\d)/6 .*", text, re.M)
-    assert updates and updates[-1] != "6", text  # it saw the run under way
+    assert updates[0] == "0" and len(set(updates)) > 1, text  # it saw the run move
     assert re.search(r"^\d\d:\d\d:\d\d  make +1/1 +done in \d", text, re.M), text
     assert f"run {run_id}  SUCCESS" in text
     assert SqliteStore(store).get_run(run_id)["status"] == "SUCCESS"  # Ctrl-C touched nothing
