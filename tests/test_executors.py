@@ -18,6 +18,7 @@ from reflow.errors import ValidationError
 from reflow.executors import JobResources, JobState, LocalExecutor, SlurmExecutor
 from reflow.executors import slurm as slurm_module
 from reflow.executors.base import merge_options
+from reflow.results import log_paths
 from reflow.worker import INDEX_VARIABLES, array_element
 
 PIPELINES = Path(__file__).resolve().parent / "cluster" / "pipelines"
@@ -367,7 +368,7 @@ def test_local_executor_runs_a_fanout_end_to_end(
     assert calls.take() == {"make": 1, "square": 2, "plus": 2, "total": 1}
     instances = run.store.instances(run.run_id)
     assert all(i["job_id"] and i["job_id"].startswith("local-") for i in instances)
-    assert (run.run_dir / "logs" / "plus" / "1.out").exists()
+    assert log_paths(run.run_dir, run.run_id, "plus", 1, 1)[0].exists()
 
     again = pl_fanout.wf.submit(tmp_path / "run2", executor="local", store=store, n=2)
     assert again.state is RunState.SUCCESS  # nothing to run: finished inside submit

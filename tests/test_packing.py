@@ -19,6 +19,7 @@ from reflow import Result, Run, RunState, Workflow
 from reflow.cli import main
 from reflow.config import load_config
 from reflow.errors import ConfigError, ValidationError
+from reflow.results import log_paths
 
 PIPELINES = Path(__file__).resolve().parent / "cluster" / "pipelines"
 if str(PIPELINES) not in sys.path:
@@ -123,9 +124,8 @@ def test_an_explicit_pack_runs_that_many_instances_per_element(
     assert sorted(elements.values()) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
     assert all(job.rsplit("_", 1)[1] in ("0", "1", "2") for job in elements)
     for i in range(12):  # every instance keeps its own log
-        assert (
-            f"crunch[{i}] attempt 1" in (run.run_dir / "logs" / "crunch" / f"{i}.out").read_text()
-        )
+        log = log_paths(run.run_dir, run.run_id, "crunch", i, 1)[0]
+        assert f"crunch[{i}] attempt 1" in log.read_text()
 
 
 def test_an_exception_in_a_packed_instance_fails_only_it(store_path: Path, tmp_path: Path) -> None:

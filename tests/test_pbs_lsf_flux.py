@@ -589,6 +589,8 @@ def test_failure_shows_its_reason_and_retry_fixes_it(
         assert "Traceback (most recent call last)" in failed["error_text"]
         assert "RuntimeError: element 1 needs the flag file" in failed["error_text"], name
         assert sims[name].taken() == {"up": 1, "work": 2}, name
+        # the job's stderr, as `logs` shows it (reflow's header line left out)
+        assert run.log("work", 1, err=True).startswith("Traceback (most recent call last)"), name
     for name, run in killed.items():
         sims[name].use(monkeypatch)
         doc = run.status(as_dict=True)
@@ -611,6 +613,16 @@ def test_failure_shows_its_reason_and_retry_fixes_it(
         assert run.outputs("work") == [0, 10], name
         assert run.output("done") == 10, name
         assert sims[name].taken() == {"work": 1, "done": 1}, name
+        # the retry wrote files of its own: attempt 1's stderr is still there
+        assert run.log("work", 1, err=True) == "", name
+        assert "RuntimeError" in run.log("work", 1, err=True, attempt=1), name
+    store = failing["lsf"].store.location
+    shown = subprocess.run(
+        [sys.executable, "-m", "reflow", "logs", failing["lsf"].run_id, "work", "1", "--err",
+         "--attempt", "1", "--store-path", store],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0 and "RuntimeError: element 1 needs" in shown.stdout, shown
 
 
 def test_cancel_stops_the_run_and_leaves_no_job_running(

@@ -386,9 +386,10 @@ def test_status_prints_each_tasks_counts(
     def line(task: str) -> str:
         return next(x for x in lines if x.split()[:1] == [task])
 
-    assert re.search(r"numbers\s+1\s+1 SUCCESS$", line("numbers"))
-    assert re.search(r"double\s+3\s+2 SUCCESS, 1 FAILED$", line("double"))
-    assert re.search(r"label\s+1\s+1 SUCCESS$", line("label"))
+    took = r"  \(\d+\.\d s\)$"  # each task's elapsed time
+    assert re.search(r"numbers\s+1\s+1 SUCCESS" + took, line("numbers"))
+    assert re.search(r"double\s+3\s+2 SUCCESS, 1 FAILED" + took, line("double"))
+    assert re.search(r"label\s+1\s+1 SUCCESS" + took, line("label"))
     assert any("double[2]  FAILED" in x and "ValueError: no twos" in x for x in lines)
 
     again = wf.run_local(tmp_path / "r", store=store_path, on_error="continue")

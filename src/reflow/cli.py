@@ -164,6 +164,7 @@ def _add_store_commands(sub: Any, *, in_script: bool) -> None:
     )
     p.add_argument("--errors", action="store_true", help="add the last 15 lines of tracebacks")
     p.add_argument("--json", action="store_true", help="print the full status as JSON")
+    _watch_options(p)
     _store_option(p)
 
     p = sub.add_parser(
@@ -196,6 +197,7 @@ def _add_store_commands(sub: Any, *, in_script: bool) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     _store_option(p)
     _add_why_command(sub)
+    _add_logs_command(sub)
     _add_report_command(sub)
 
 
@@ -218,6 +220,49 @@ def _add_why_command(sub: Any) -> None:
         type=_index,
         help="only this element of TASK (an array task)",
     )
+    _store_option(p)
+
+
+def _watch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="redraw live progress per task (done/total, rate, ETA) until the run ends, "
+        "then print its status and exit with its exit code",
+    )
+    p.add_argument(
+        "--interval",
+        type=_interval,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between updates of --watch (2)",
+    )
+
+
+def _interval(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
+    if not 0 < seconds < 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds above 0 and under a day, not {text}")
+    return seconds
+
+
+def _add_logs_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "logs",
+        help="print what one instance wrote to stdout (or stderr)",
+        description="Print what one instance of a run wrote to stdout (--err: stderr), "
+        "local and cluster runs alike; the latest attempt unless --attempt.",
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("task", metavar="TASK")
+    p.add_argument(
+        "index", metavar="INDEX", type=_index, nargs="?", help="the element of an array task"
+    )
+    p.add_argument("--err", action="store_true", help="stderr instead of stdout")
+    p.add_argument("--attempt", type=_positive, metavar="K", help="attempt K (default: the latest)")
     _store_option(p)
 
 
@@ -399,7 +444,17 @@ def _script_parser(
     )
     _store_option(p)
     _add_store_commands(sub, in_script=True)
-    sub.add_parser("dag", help="print the task graph", description="Print the task graph.")
+    p = sub.add_parser(
+        "dag",
+        help="print the task graph",
+        description="Print the task graph: as text, Graphviz dot or a mermaid flowchart.",
+    )
+    p.add_argument(
+        "--format",
+        choices=("text", "dot", "mermaid"),
+        default="text",
+        help="text (default), dot (Graphviz: 'dot -Tsvg') or mermaid (a flowchart block)",
+    )
     sub.add_parser(
         "describe",
         help="print the workflow as JSON",
@@ -732,6 +787,10 @@ def _cmd_retry(wf: Pipeline, ns: argparse.Namespace, cfg: Config) -> int:
 
 def _cmd_status(ns: argparse.Namespace, cfg: Config) -> int:
     # counts by aggregate queries, and --json streamed: fast at 100,000 instances
+    if ns.watch:
+        if ns.json:
+            raise ValidationError("status --watch draws for people: leave out --json")
+        return _cmd_watch(ns, cfg)
     if ns.json:
         from .run import write_status_json
 
@@ -809,11 +868,78 @@ def _cmd_runs(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> in
     return EXIT_OK
 
 
-def _cmd_dag(graph: Graph) -> int:
+def _cmd_dag(graph: Graph, fmt: str) -> int:
     from .render import render_dag
 
-    print(render_dag(graph))
+    print(render_dag(graph, fmt))
     return EXIT_OK
+
+
+def _cmd_logs(ns: argparse.Namespace, cfg: Config) -> int:
+    from .run import instance_log
+
+    text = instance_log(
+        _store(ns, cfg), ns.run_id, ns.task, ns.index, err=ns.err, attempt=ns.attempt
+    )
+    if not text:
+        print("(no output)", file=sys.stderr)  # it ran and wrote nothing: not a mistake
+        return EXIT_OK
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _cmd_watch(ns: argparse.Namespace, cfg: Config) -> int:
+    """`status --watch`: progress per task until the run ends, then its status.
+
+    On a terminal the lines are redrawn in place; elsewhere each update is
+    plain lines, without escape codes.
+    Ctrl-C stops watching and leaves the run alone.
+    """
+    import shutil
+
+    from .render import render_progress, render_status
+    from .run import _check_task_in, driver_gone, status_overview, task_progress
+
+    store = _store(ns, cfg)
+    tty = sys.stdout.isatty()
+    drawn = 0  # lines drawn by the last update, on a terminal
+    told: set[str] = set()  # tasks whose end was printed, elsewhere
+    try:
+        while True:
+            info, rows = task_progress(store, ns.run_id)
+            if ns.task is not None:
+                _check_task_in([r["task"] for r in rows], ns.run_id, ns.task)
+                rows = [r for r in rows if r["task"] == ns.task]
+            if info["status"] != "RUNNING" or driver_gone(info):
+                break
+            stamp = time.strftime("%H:%M:%S")
+            if tty:
+                width = shutil.get_terminal_size().columns - 1
+                lines = [f"run {ns.run_id}  {stamp}", *render_progress(rows)]
+                up = f"\033[{drawn}F\033[J" if drawn else ""
+                sys.stdout.write(up + "".join(line[:width] + "\n" for line in lines))
+                drawn = len(lines)
+            else:
+                # what moves: tasks under way, and each task once when it is done
+                fresh = [
+                    r
+                    for r in rows
+                    if (r["finished"] and r["task"] not in told)
+                    or (not r["finished"] and r["elapsed"] is not None)
+                ]
+                told.update(r["task"] for r in rows if r["finished"])
+                for line in render_progress(fresh):
+                    sys.stdout.write(f"{stamp}{line}\n")
+            sys.stdout.flush()
+            time.sleep(ns.interval)
+    except KeyboardInterrupt:
+        print(f"\nstopped watching; run {ns.run_id} goes on", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if drawn:
+        sys.stdout.write(f"\033[{drawn}F\033[J")
+    print(render_status(status_overview(store, ns.run_id, ns.task)))
+    return EXIT_OK if info["status"] == "SUCCESS" else EXIT_FAILED
 
 
 def _cmd_describe(graph: Graph) -> int:
@@ -906,7 +1032,7 @@ def workflow_cli(
         if ns.command == "retry":
             return _cmd_retry(wf, ns, cfg)
         if ns.command == "dag":
-            return _cmd_dag(graph)  # type: ignore[arg-type]
+            return _cmd_dag(graph, ns.format)  # type: ignore[arg-type]
         if ns.command == "describe":
             return _cmd_describe(graph)  # type: ignore[arg-type]
         return _store_command(ns, cfg, wf.name)
@@ -932,6 +1058,8 @@ def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) 
         return _cmd_status(ns, cfg)
     if ns.command == "cancel":
         return _cmd_cancel(ns, cfg)
+    if ns.command == "logs":
+        return _cmd_logs(ns, cfg)
     if ns.command == "report":
         return _cmd_report(ns, cfg)
     if ns.command == "why":

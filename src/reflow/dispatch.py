@@ -234,12 +234,19 @@ def _ingest(
 
 
 def _failure_text(
-    executor: Executor, run_dir: Path, task: str, index: int, job: str, status: JobStatus
+    executor: Executor,
+    run_dir: Path,
+    run_id: str,
+    where: tuple[str, int, int],
+    job: str,
+    status: JobStatus,
 ) -> str:
     """Why an instance's job ended without a result, in the words a user needs.
 
     The reason goes last: `status` shows an error's last line, as for a traceback.
+    `where`: the instance's (task, index, attempt).
     """
+    task, index, attempt = where
     scheduler_log = _tail(run_dir / "logs" / task / "scheduler" / f"{job}.log", 3)
     state = status.state
     if state is JobState.FAILED and "memory limit" in scheduler_log.lower():
@@ -253,7 +260,7 @@ def _failure_text(
     elif code:
         said += f", exit code {code}"
     parts = []
-    stderr = _tail(log_paths(run_dir, task, index)[1])
+    stderr = _tail(log_paths(run_dir, run_id, task, index, attempt)[1])
     if stderr:
         parts.append(f"last lines of stderr:\n{stderr}")
     if scheduler_log:
@@ -316,7 +323,12 @@ def _reconcile(
                 doubt.add(base)
                 continue
             failed.append(
-                (task, index, att, _failure_text(executor, run_dir, task, index, job or "", status))
+                (
+                    task,
+                    index,
+                    att,
+                    _failure_text(executor, run_dir, run_id, (task, index, att), job or "", status),
+                )
             )
         if running:
             store.mark_job_running(run_id, running)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
+import io
 import itertools
 import multiprocessing
 import multiprocessing.connection as mp_connection
@@ -17,15 +19,17 @@ import os
 import pickle
 import select
 import signal
+import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, TextIO
 
 from .engine import Engine, fewer_collections
 from .instances import Outcome, Work, execute, failure
+from .results import log_files, run_files
 from .states import RunState
 from .stores import Store
 
@@ -78,6 +82,134 @@ def drive(engine: Engine, max_workers: int = 1) -> RunState:
     state = engine.final_state()
     engine.store.set_run_status(engine.run_id, state.value, release=True)
     return state
+
+
+class _Capture:
+    """Catches what instances write to stdout and stderr, at the file descriptors.
+
+    While instances run, fds 1 and 2 (and `sys.stdout` / `sys.stderr`) point at
+    two nameless scratch files, so the output of subprocesses a task starts is
+    caught too.  After each instance whatever it wrote is appended to its log
+    files (`results.log_files`, the layout a cluster job writes) and the scratch
+    is emptied: an instance that wrote nothing costs two `lseek` calls and no file.
+    (`sys.stdout` and `sys.stderr` are unbuffered meanwhile: nothing waits in them.)
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str], run_id: str) -> None:
+        self.run_dir, self.run_id = run_dir, run_id
+        folder = run_files(run_dir, run_id, "logs")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.scratch = (_scratch(str(folder)), _scratch(str(folder)))
+        self.saved: tuple[int, int] | None = None
+        self.streams: tuple[TextIO | None, TextIO | None] = (None, None)
+        # sys.stdout and sys.stderr meanwhile: unbuffered, so nothing waits in them
+        # when an instance ends, and on the scratch files themselves (fd 1 may be closed)
+        self.mine = tuple(
+            io.TextIOWrapper(
+                io.FileIO(fd, "w", closefd=False),
+                encoding="utf-8",
+                errors="backslashreplace",
+                write_through=True,
+            )
+            for fd in self.scratch
+        )
+
+    def start(self) -> None:
+        """Send fds 1 and 2 to the scratch files (until `stop`)."""
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+        self.saved = (_dup(1), _dup(2))
+        os.dup2(self.scratch[0], 1)
+        os.dup2(self.scratch[1], 2)
+        self.streams = (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = self.mine
+
+    def keep(self, work: Work) -> None:
+        """Move what `work` wrote (if anything) to its log files."""
+        # fds 1 and 2 share the scratches' offsets, which O_APPEND keeps at their ends
+        out, err = self.scratch
+        if os.lseek(out, 0, os.SEEK_CUR) or os.lseek(err, 0, os.SEEK_CUR):
+            paths = log_files(self.run_dir, self.run_id, work.task, work.index, work.attempt)
+            for fd, path in zip(self.scratch, paths, strict=True):
+                if os.lseek(fd, 0, os.SEEK_CUR):
+                    _append(fd, path)
+                    os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
+
+    def stop(self) -> None:
+        """Give fds 1 and 2 (and `sys.stdout` / `sys.stderr`) back."""
+        if self.saved is None:
+            return
+        sys.stdout, sys.stderr = self.streams
+        for fd, saved in zip((1, 2), self.saved, strict=True):
+            if saved < 0:  # it was closed (a daemon's): closed again
+                os.close(fd)
+                continue
+            os.dup2(saved, fd)
+            os.close(saved)
+        self.saved = None
+
+    def close(self) -> None:
+        self.stop()
+        for fd in self.scratch:
+            os.close(fd)
+
+
+def _dup(fd: int) -> int:
+    """A copy of `fd` numbered 3 or above (not one that fd 1 or 2 is about to become).
+
+    -1 when `fd` is not open.
+    """
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    except OSError:
+        return -1
+
+
+def _scratch(folder: str) -> int:
+    """A file with no name in `folder`, open for appending (gone when closed).
+
+    Its descriptor is 3 or above: were stdout closed, the file would otherwise
+    become fd 1 itself.
+    """
+    flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+    nameless = getattr(os, "O_TMPFILE", 0)
+    fd = -1
+    if nameless:
+        # a file system without O_TMPFILE: a name, removed at once
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, flags | nameless, 0o600)
+    if fd < 0:
+        path = os.path.join(folder, f".scratch-{os.getpid()}-{time.monotonic_ns()}")
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        os.unlink(path)
+    if fd > 2:
+        return fd
+    try:
+        return _dup(fd)
+    finally:
+        os.close(fd)
+
+
+def _append(scratch: int, path: str) -> None:
+    """Append the whole of the scratch file to `path` (its folder made when missing)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+    try:
+        target = os.open(path, flags, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        target = os.open(path, flags, 0o644)
+    try:
+        offset = 0
+        while chunk := os.pread(scratch, 1 << 20, offset):
+            offset += len(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(target, view) :]
+    finally:
+        os.close(target)
 
 
 def _func(engine: Engine, task: str) -> Callable[..., Any]:
@@ -133,6 +265,7 @@ def _drive_inline(engine: Engine) -> None:
     chunk = 1
     funcs = {name: spec.func for name, spec in engine.graph.tasks.items()}
     stop_on_error = engine.on_error == "stop"
+    capture = _Capture(engine.run_dir, engine.run_id)
     committer = _Committer(engine)
     try:
         while True:
@@ -163,11 +296,18 @@ def _drive_inline(engine: Engine) -> None:
                 engine.mark_running(batch)
             started = time.monotonic()
             try:
-                for w in batch:
-                    o = execute(funcs[w.task], w)
-                    finished.append(o)
-                    if not o.ok and stop_on_error:
-                        break
+                capture.start()
+                try:
+                    for w in batch:
+                        try:
+                            o = execute(funcs[w.task], w)
+                        finally:
+                            capture.keep(w)
+                        finished.append(o)
+                        if not o.ok and stop_on_error:
+                            break
+                finally:
+                    capture.stop()
             except BaseException:  # Ctrl-C: keep what finished, free what never started
                 engine.record(finished)
                 if marked:
@@ -183,6 +323,7 @@ def _drive_inline(engine: Engine) -> None:
                 finished = []
     finally:
         committer.stop()
+        capture.close()
         store.release()
 
 
@@ -205,11 +346,13 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_main(conn: Connection, parent: int) -> None:
+def _worker_main(conn: Connection, parent: int, run: tuple[str, str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before we could ask
         return
+    capture = _Capture(*run)  # for the worker's life: it is killed, never asked to stop
+    capture.start()
     while True:
         try:
             batch = conn.recv()
@@ -218,15 +361,20 @@ def _worker_main(conn: Connection, parent: int) -> None:
         if batch is None:
             return
         for func, work in batch:
-            conn.send(execute(func, work))
+            outcome = execute(func, work)
+            capture.keep(work)
+            conn.send(outcome)
 
 
 class _Slot:
     """One worker process and the works it has been sent but not reported."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, engine: Engine) -> None:
         parent_end, child_end = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child_end, os.getpid()), daemon=True)
+        run = (str(engine.run_dir), engine.run_id)
+        self.proc = ctx.Process(
+            target=_worker_main, args=(child_end, os.getpid(), run), daemon=True
+        )
         self.proc.start()
         child_end.close()
         self.conn: Connection = parent_end
@@ -268,6 +416,7 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
     sendable: dict[str, bool] = {}
     slots: list[_Slot] = []
     store = engine.store
+    capture: _Capture | None = None  # for instances run in this process
     try:
         while True:
             # as inline: writes join one transaction, committed after _hold_for(store) (no
@@ -304,7 +453,7 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
             while queue_ and (len(slots) < max_workers or any(not s.works for s in slots)):
                 slot = next((s for s in slots if not s.works), None)
                 if slot is None:
-                    slot = _Slot(ctx)
+                    slot = _Slot(ctx, engine)
                     slots.append(slot)
                 size = max(1, min(64, len(queue_) // (max_workers * 4)))
                 batch = [queue_.popleft() for _ in range(min(size, len(queue_)))]
@@ -321,7 +470,14 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
                 store.release()
                 w = inline.pop(0)
                 engine.mark_running([w])
-                engine.record([execute(_func(engine, w.task), w)])
+                capture = capture or _Capture(engine.run_dir, engine.run_id)
+                capture.start()
+                try:
+                    o = execute(_func(engine, w.task), w)
+                finally:
+                    capture.keep(w)
+                    capture.stop()
+                engine.record([o])
             held = store.held_for()
             wait = _hold_for(store) - held if held is not None else _FLUSH_SECONDS
             done = _collect(engine, slots, 0.0 if inline else max(0.0, wait))
@@ -331,6 +487,8 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
     finally:
         for s in slots:
             s.stop()
+        if capture is not None:
+            capture.close()
         store.release()
 
 
@@ -394,7 +552,7 @@ def _collect(engine: Engine, slots: list[_Slot], timeout: float) -> list[Outcome
                 s.works.clear()
                 s.stop()
                 slots.remove(s)
-                replacement = _Slot(_context())
+                replacement = _Slot(_context(), engine)
                 slots.append(replacement)
                 if rest:
                     replacement.works.extend(rest)

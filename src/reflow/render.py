@@ -1,4 +1,4 @@
-"""Text rendering for people: run status tables."""
+"""Text rendering for people: run status tables, live progress, the DAG (text, dot, mermaid)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .wiring import Graph
 
-__all__ = ["describe", "render_dag", "render_status"]
+__all__ = [
+    "DAG_FORMATS",
+    "describe",
+    "duration",
+    "render_dag",
+    "render_progress",
+    "render_status",
+]
 
 _ORDER = ("SUCCESS", "RUNNING", "SUBMITTED", "PENDING", "FAILED", "CANCELLED", "SKIPPED")
 _TRACE_LINES = 15
@@ -51,7 +58,9 @@ def render_status(doc: dict[str, Any], *, errors: bool = False) -> str:
         cached = doc["cached"].get(task, 0)
         if cached:
             parts[0] += f" ({cached} cached)" if parts[0].endswith("SUCCESS") else ""
-        lines.append(f"  {task:<{width}}  {total:>6}  " + ", ".join(parts))
+        took = doc.get("elapsed", {}).get(task)
+        spent = f"  ({duration(took)})" if took is not None else ""
+        lines.append(f"  {task:<{width}}  {total:>6}  " + ", ".join(parts) + spent)
         for inst in failed.get(task, []):
             job = f" job {inst['job_id']}" if inst["job_id"] else ""
             text = (inst["error_text"] or "").rstrip()
@@ -72,7 +81,109 @@ _EDGE = {
 }
 
 
-def render_dag(graph: Graph) -> str:
+def duration(seconds: float) -> str:
+    """A span of time as a person reads it: 4.2 s, 3 m 07 s, 2 h 05 m."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60} m {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} m"
+
+
+def render_progress(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per task: done/total, rate and ETA (see `run.task_progress`)."""
+    width = max([len(r["task"]) for r in rows] + [4])
+    lines = []
+    for r in rows:
+        total = "?" if r["total"] is None else str(r["total"])
+        bits = [f"{r['done']:>7}/{total:<7}"]
+        if r["rate"] and not r["finished"]:
+            bits.append(f"{r['rate']:.0f}/s" if r["rate"] >= 100 else f"{r['rate']:.3g}/s")
+        if r["finished"]:
+            bits.append("done" + (f" in {duration(r['elapsed'])}" if r["elapsed"] else ""))
+        elif r["eta"] is not None:
+            bits.append(f"ETA {duration(r['eta'])}")
+        elif r["elapsed"] is None:
+            bits.append("waiting")
+        if r["failed"]:
+            bits.append(f"{r['failed']} failed")
+        lines.append(f"  {r['task']:<{width}}  " + "  ".join(bits))
+    return lines
+
+
+#: the formats `dag --format` writes
+DAG_FORMATS = ("text", "dot", "mermaid")
+
+
+def render_dag(graph: Graph, fmt: str = "text") -> str:
+    """The task graph as text (one task per line, edges beneath), Graphviz dot or mermaid."""
+    if fmt == "dot":
+        return _dag_dot(graph)
+    if fmt == "mermaid":
+        return _dag_mermaid(graph)
+    return _dag_text(graph)
+
+
+def _edges(graph: Graph) -> list[tuple[str, str, str, bool]]:
+    """(upstream, downstream, label, order only) of every edge, in run order."""
+    edges = []
+    for name in graph.order:
+        for inp in graph.inputs[name]:
+            mode = _EDGE[inp.mode.value]
+            for src in inp.sources:
+                edges.append((src.step, name, f"{inp.arg} ({mode})" if mode else inp.arg, False))
+        for dep in graph.tasks[name].after:
+            edges.append((dep, name, "after", True))
+    return edges
+
+
+def _dot_string(text: str) -> str:
+    """A DOT quoted string (an ID or a label) that says exactly `text`."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\r", "").replace("\n", "\\n") + '"'
+
+
+def _dag_dot(graph: Graph) -> str:
+    lines = [f"digraph {_dot_string(graph.name)} {{", "  node [shape=box];"]
+    for name in graph.order:
+        if graph.tasks[name].array:  # an array task: a double border and the word
+            lines.append(
+                f"  {_dot_string(name)} [label={_dot_string(name + ' [array]')}, peripheries=2];"
+            )
+        else:
+            lines.append(f"  {_dot_string(name)};")
+    for up, down, label, order_only in _edges(graph):
+        style = ", style=dashed" if order_only else ""
+        lines.append(
+            f"  {_dot_string(up)} -> {_dot_string(down)} [label={_dot_string(label)}{style}];"
+        )
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _mermaid_text(text: str) -> str:
+    """A mermaid quoted label that shows `text` (its quotes and brackets as entity codes)."""
+    out = text.replace("#", "#35;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    return '"' + out.replace("\r", "").replace("\n", " ") + '"'
+
+
+def _dag_mermaid(graph: Graph) -> str:
+    # nodes get ids of their own (t0, t1, ...): a task's name is only ever a label
+    ids = {name: f"t{k}" for k, name in enumerate(graph.order)}
+    lines = ["flowchart TD"]
+    for name in graph.order:
+        if graph.tasks[name].array:  # an array task: the subroutine shape and the word
+            lines.append(f"  {ids[name]}[[{_mermaid_text(name + ' [array]')}]]")
+        else:
+            lines.append(f"  {ids[name]}[{_mermaid_text(name)}]")
+    for up, down, label, order_only in _edges(graph):
+        arrow = "-.->" if order_only else "-->"
+        lines.append(f"  {ids[up]} {arrow}|{_mermaid_text(label)}| {ids[down]}")
+    return "\n".join(lines)
+
+
+def _dag_text(graph: Graph) -> str:
     """The task graph, one task per line in run order, each with the edges feeding it."""
     lines = [f"workflow {graph.name}: {len(graph.order)} tasks"]
     for name in graph.order:

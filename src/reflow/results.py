@@ -36,7 +36,10 @@ __all__ = [
     "RESULT_FORMAT",
     "Stamp",
     "WaveElement",
+    "log_files",
+    "log_paths",
     "read_element",
+    "read_log",
     "read_results",
     "remove_results",
     "result_path",
@@ -89,19 +92,76 @@ def result_path(
     return Path(_result_file(run_dir, run_id, task, index, attempt))
 
 
-def log_files(run_dir: str | os.PathLike[str], task: str, index: int) -> tuple[str, str]:
-    """`<run_dir>/logs/<task>/<index>.out` and `.err` of one instance."""
+def log_files(
+    run_dir: str | os.PathLike[str], run_id: str, task: str, index: int, attempt: int
+) -> tuple[str, str]:
+    """`<run_dir>/logs/<run_id>/<task>/<element>.<attempt>.out` and `.err` of one attempt.
+
+    Each run and each attempt has files of its own: runs often share a run
+    directory (the config's `run_dir`), and a retry must not mix its output
+    with the attempt before.
+    """
     element = "single" if index < 0 else str(index)
-    base = os.path.join(run_dir, "logs", _name(task), element)
+    base = os.path.join(_files(run_dir, run_id, "logs"), _name(task), f"{element}.{attempt}")
     return base + ".out", base + ".err"
 
 
-def log_paths(run_dir: str | os.PathLike[str], task: str, index: int) -> tuple[Path, Path]:
+def log_paths(
+    run_dir: str | os.PathLike[str], run_id: str, task: str, index: int, attempt: int
+) -> tuple[Path, Path]:
     """`log_files` as pathlib paths."""
     from pathlib import Path
 
-    out, err = log_files(run_dir, task, index)
+    out, err = log_files(run_dir, run_id, task, index, attempt)
     return Path(out), Path(err)
+
+
+def _old_log_file(run_dir: str | os.PathLike[str], task: str, index: int, err: bool) -> str:
+    """Where jobs wrote an instance's log before each run and attempt had its own: all in one."""
+    element = "single" if index < 0 else str(index)
+    return os.path.join(run_dir, "logs", _name(task), element + (".err" if err else ".out"))
+
+
+#: the line a job writes before each instance's output ("== <date> <time> <task[i]>
+#: attempt <k> job <id>"); in the old layout, it is what tells attempts apart
+_HEADER = r"== \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ attempt (\d+) job \S+"
+
+
+def read_log(
+    run_dir: str | os.PathLike[str], run_id: str, task: str, index: int, attempt: int, err: bool
+) -> str | None:
+    """What one attempt wrote to its stdout (or stderr), without reflow's header lines.
+
+    None when it left no file.  Runs recorded before logs had a file per run
+    and attempt are read from the old shared file, keeping the sections whose
+    header names `attempt` (those cannot be told apart by run).
+    """
+    import re
+
+    header = re.compile(_HEADER)
+    path = log_files(run_dir, run_id, task, index, attempt)[1 if err else 0]
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            lines = fh.read().splitlines(keepends=True)
+        return "".join(line for line in lines if not header.fullmatch(line.rstrip("\r\n")))
+    except FileNotFoundError:
+        pass
+    try:
+        with open(_old_log_file(run_dir, task, index, err), encoding="utf-8", errors="replace",
+                  newline="") as fh:  # fmt: skip
+            lines = fh.read().splitlines(keepends=True)
+    except FileNotFoundError:
+        return None
+    kept: list[str] = []
+    found, mine = False, False
+    for line in lines:
+        m = header.fullmatch(line.rstrip("\r\n"))
+        if m:
+            mine = int(m.group(1)) == attempt
+            found = found or mine
+        elif mine:
+            kept.append(line)
+    return "".join(kept) if found else None
 
 
 def _atomic_write(path: str, data: bytes) -> None:

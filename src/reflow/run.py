@@ -56,7 +56,9 @@ class Run:
         `cached`, `instances` (each with task_name, array_index, attempt, state,
         job_id, error_text, output, updated_at, ...: see `Store.instances`),
         `failed_instances` (the FAILED ones), `cancelled_instances`,
-        `skipped_instances` and `warnings`.
+        `skipped_instances`, `warnings` and `elapsed` (task -> seconds from its
+        first start to its last end, or to now while it runs; None for a task
+        that has not started).
         """
         if as_dict:
             return status_dict(self.store, self.run_id, task)
@@ -114,6 +116,17 @@ class Run:
         tasks = None if task is None else [task]
         return resume(self.workflow, self.run_id, self.store, tasks=tasks, verify=verify)
 
+    def log(
+        self, task: str, index: int | None = None, *, err: bool = False, attempt: int | None = None
+    ) -> str:
+        """What one instance wrote to stdout (stderr with `err=True`); "" when nothing.
+
+        The latest attempt unless `attempt` is given.  A ValidationError says why
+        there is nothing to show: an unknown task, a bad index or attempt, an
+        instance that has not run (yet) or was reused from the cache.
+        """
+        return instance_log(self.store, self.run_id, task, index, err=err, attempt=attempt)
+
     def report(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the run's self-contained HTML report; return the file written.
 
@@ -143,7 +156,7 @@ class Run:
             specs = {name: is_array for name, is_array, _ in self.store.task_specs(self.run_id)}
             _check_task_in(list(specs), self.run_id, task)
             if index is not None:
-                _check_index(self.store, info["run_id"], task, index, specs[task])
+                _instance_where(self.store, info["run_id"], task, index, specs[task])
         return why_lines(self.store, self.run_id, task, index)
 
     def output(self, task: str) -> Any:
@@ -189,16 +202,78 @@ def _check_task_in(names: list[str], run_id: str, task: str) -> None:
         )
 
 
-def _check_index(store: Store, run_id: str, task: str, index: int, is_array: bool) -> None:
-    """ValidationError unless `task` is an array task of the run with an element `index`."""
-    if not is_array:
-        raise ValidationError(f"task '{task}' is not an array task: leave out the index")
-    indices = sorted(r.array_index for r in store.current_rows(run_id, task) if r.array_index >= 0)
-    if index not in indices:
-        has = f"elements 0-{indices[-1]}" if indices else "no elements"
+# ---------------------------------------------------------------------- logs
+
+
+def instance_log(
+    store: Store,
+    run_id: str,
+    task: str,
+    index: int | None,
+    *,
+    err: bool = False,
+    attempt: int | None = None,
+) -> str:
+    """What one attempt of an instance wrote (see `Run.log`), from the run directory."""
+    from .results import read_log
+
+    info = store.get_run(run_id)
+    specs = {name: is_array for name, is_array, _ in store.task_specs(run_id)}
+    _check_task_in(list(specs), run_id, task)
+    where = _instance_where(store, run_id, task, index, specs[task])
+    attempts = store.instance_attempts(run_id, task, -1 if index is None else index)
+    if not attempts:
+        raise ValidationError(f"no output recorded for {where}: it has not run yet")
+    row = attempts[-1]
+    if attempt is not None:
+        found = [a for a in attempts if a.attempt == attempt]
+        if not found:
+            have = ", ".join(str(a.attempt) for a in attempts)
+            raise ValidationError(f"{where} has no attempt {attempt} (its attempts: {have})")
+        row = found[0]
+    label = f"{where} (attempt {row.attempt}, {row.state})"
+    if row.cached:
         raise ValidationError(
-            f"task '{task}' of run '{run_id}' has no element {index} (it has {has})"
+            f"no output recorded for {label}: it was reused from the cache, it did not run"
         )
+    text = read_log(info["run_dir"], run_id, task, row.array_index, row.attempt, err)
+    if text is not None:
+        return text
+    if row.started is None:
+        raise ValidationError(f"no output recorded for {label}: it did not run")
+    if row.finished is None:
+        later = ": a local run keeps what an instance wrote when it ends"
+        raise ValidationError(
+            f"no output recorded for {label} yet"
+            + (later if info["executor"] == FOREGROUND else "")
+        )
+    return ""  # it ran and wrote nothing
+
+
+def _instance_where(store: Store, run_id: str, task: str, index: int | None, is_array: bool) -> str:
+    """`task` or `task[index]`, once the index is checked against the task."""
+    if not is_array:
+        if index is not None:
+            raise ValidationError(
+                f"task '{task}' is not an array task: leave out the index"
+            )
+        return f"'{task}'"
+    count = store.expected_counts(run_id).get(task)
+    if index is None:
+        known = f" (0..{count - 1})" if count else ""
+        raise ValidationError(
+            f"task '{task}' is an array task: give the INDEX of an element{known}"
+        )
+    if count is None:
+        raise ValidationError(
+            f"no output recorded for '{task}[{index}]': the task has not fanned out yet"
+        )
+    if not 0 <= index < count:
+        span = f"0..{count - 1}" if count else "none: its fan-out was empty"
+        raise ValidationError(
+            f"task '{task}' of run '{run_id}' has no element {index} (its elements: {span})"
+        )
+    return f"'{task}[{index}]'"
 
 
 # ---------------------------------------------------------------------- status
@@ -289,9 +364,10 @@ class _Head:
         cached: dict[str, int],
         warnings: list[str],
         live: dict[str, Any],
+        elapsed: dict[str, float | None],
     ) -> None:
         self.info, self.tasks, self.summary, self.cached = info, tasks, summary, cached
-        self.warnings = warnings
+        self.warnings, self.elapsed = warnings, elapsed
         self.live = live  # job id -> the scheduler's JobStatus, for a RUNNING cluster run
 
     def doc(self, **lists: Any) -> dict[str, Any]:
@@ -302,6 +378,7 @@ class _Head:
             "cached": self.cached,
             **lists,
             "warnings": self.warnings,
+            "elapsed": self.elapsed,
         }
 
 
@@ -320,6 +397,7 @@ def _status_head(store: Store, run_id: str, task: str | None) -> _Head:
     live: dict[str, Any] = {}
     if info["status"] == RunState.RUNNING.value:
         warnings, live = _liveness(store, info, task, counts)
+    elapsed = _elapsed(store, info, counts)
     return _Head(
         info,
         tasks,
@@ -327,7 +405,69 @@ def _status_head(store: Store, run_id: str, task: str | None) -> _Head:
         {n: cached.get(n, 0) for n in tasks},
         warnings,
         live,
+        {n: elapsed.get(n) for n in tasks},
     )
+
+
+#: the states an instance ends in
+_FINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED", "SKIPPED"})
+
+
+def _elapsed(
+    store: Store, info: dict[str, Any], counts: dict[str, dict[str, int]], now: float | None = None
+) -> dict[str, float]:
+    """task -> seconds from its first start to its last end (to now while it runs)."""
+    import time
+
+    now = time.time() if now is None else now
+    live = info["status"] == RunState.RUNNING.value
+    out: dict[str, float] = {}
+    for task, (first, last) in store.task_times(info["run_id"]).items():
+        running = live and any(s not in _FINAL for s in counts.get(task, {}))
+        end = now if running or last is None else last
+        out[task] = max(0.0, end - first)
+    return out
+
+
+def task_progress(store: Store, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The run's record and, per task, its progress: what `status --watch` shows.
+
+    Each row: task, done (instances in a final state), total (None before the
+    task fans out), failed, finished, elapsed (see `Run.status`: None before it
+    starts), rate (instances that ran, per second of elapsed time; cache hits
+    take no time and are left out) and eta (seconds, None when unknown).  Read
+    from the store by aggregate queries (no scheduler is asked).
+    """
+    info = store.get_run(run_id)
+    order = [n for n, _, _ in store.task_specs(run_id)]
+    by_task = store.status_counts(run_id)
+    expected = store.expected_counts(run_id)
+    counts = {t: {s: n for s, (n, _) in c.items()} for t, c in by_task.items()}
+    elapsed = _elapsed(store, info, counts)
+    rows = []
+    for task in order:
+        states = by_task.get(task, {})
+        done = sum(n for s, (n, _) in states.items() if s in _FINAL)
+        ran = done - sum(c for s, (_, c) in states.items() if s in _FINAL)
+        total = expected.get(task, sum(n for n, _ in states.values()) if states else None)
+        finished = total is not None and done >= total
+        took = elapsed.get(task)
+        rate = ran / took if took and ran else None
+        remaining = None if total is None else total - done
+        eta = remaining / rate if rate and remaining and not finished else None
+        rows.append(
+            {
+                "task": task,
+                "done": done,
+                "total": total,
+                "failed": sum(n for s, (n, _) in states.items() if s == "FAILED"),
+                "finished": finished,
+                "elapsed": took,
+                "rate": rate,
+                "eta": eta,
+            }
+        )
+    return info, rows
 
 
 def _show_live(instances: list[dict[str, Any]], live: dict[str, Any]) -> None:
@@ -342,6 +482,15 @@ def _show_live(instances: list[dict[str, Any]], live: dict[str, Any]) -> None:
                 inst["state"] = "RUNNING"
 
 
+def driver_gone(info: dict[str, Any]) -> bool:
+    """Whether the process running a local run (`info`: its record) is gone."""
+    if info["executor"] != FOREGROUND or info["owner_pid"] is None:
+        return False
+    from .owner import owner_alive
+
+    return not owner_alive(info["owner_host"], info["owner_pid"], info["owner_start"])
+
+
 def _liveness(
     store: Store, info: dict[str, Any], task: str | None, counts: dict[str, dict[str, int]]
 ) -> tuple[list[str], dict[str, Any]]:
@@ -352,11 +501,7 @@ def _liveness(
     """
     run_id = info["run_id"]
     if info["executor"] == FOREGROUND:
-        from .owner import owner_alive
-
-        if info["owner_pid"] is not None and not owner_alive(
-            info["owner_host"], info["owner_pid"], info["owner_start"]
-        ):
+        if driver_gone(info):
             return [
                 f"the process that was running this run (pid {info['owner_pid']} on "
                 f"{info['owner_host']}) is gone; resume it with 'retry {run_id}'"

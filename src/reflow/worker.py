@@ -156,7 +156,7 @@ class _Runner:
         from .results import log_files, write_result_file
 
         work, run_dir = item.work, self.run_dir
-        out, err = log_files(run_dir, work.task, work.index)
+        out, err = log_files(run_dir, item.run_id, work.task, work.index, work.attempt)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         where = f"{work.task}[{work.index}]" if work.index >= 0 else work.task
         header = f"== {stamp} {where} attempt {work.attempt} job {self.job_id}\n"

@@ -30,6 +30,7 @@ from schedulers import PIPELINES, SCHEDULERS, Scheduler, every_scheduler
 from cluster_support import Cluster, SubmitSpy, status_text, wait_final, wait_until
 from reflow import Run, RunState, Workflow
 from reflow.render import render_status
+from reflow.results import log_paths
 from reflow.stores.sqlite import SqliteStore
 
 # --------------------------------------------------------------------------- helpers
@@ -145,7 +146,7 @@ def test_fanout_chain_gather_reaches_success(
         element = scheduler.element_job_id(square_job, k)
         assert by_key[("square", k)] == element
         # logs landed in the run dir; the worker's header names its element
-        log = (run.run_dir / "logs" / "square" / f"{k}.out").read_text()
+        log = log_paths(run.run_dir, run.run_id, "square", k, 1)[0].read_text()
         assert f"job {element}\n" in log
         assert f"square of {items[k]} in {scheduler.title} task {k + scheduler.index_base}" in log
         # the scheduler's own log of the element is where the dispatcher looks for it
@@ -254,6 +255,12 @@ def test_failing_element_shows_traceback_then_retry_succeeds(
     assert "FAILED" in cli.stdout
     assert "Traceback (most recent call last)" in cli.stdout
     assert "RuntimeError: element 1 needs the flag file" in cli.stdout
+    # the job's stderr, on the shared file system, as `logs` shows it
+    logs = ("logs", run.run_id, "work", "1", "--err", "--store-path", str(cluster.store_path))
+    cli = run_script(PIPELINES / "pl_fail.py", *logs)
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.startswith("Traceback (most recent call last)"), cli.stdout
+    assert f"RuntimeError: element 1 needs the flag file {flag}" in cli.stdout
 
     flag.touch()  # fix the cause
     reset = run.retry()
@@ -262,6 +269,10 @@ def test_failing_element_shows_traceback_then_retry_succeeds(
     assert run.outputs("work") == [0, 10, 20]
     assert run.output("done") == 30
     assert calls.take() == {"work": 1, "done": 1}  # the upstream and the good elements stay
+    # the retry's attempt has files of its own; attempt 1's are kept
+    assert run.log("work", 1, err=True) == ""
+    cli = run_script(PIPELINES / "pl_fail.py", *logs, "--attempt", "1")
+    assert f"RuntimeError: element 1 needs the flag file {flag}" in cli.stdout, cli.stderr
 
 
 # ------------------------------------------------------------------ the scheduler ends a job

@@ -464,6 +464,25 @@ class Store(Protocol):
         """
         ...
 
+    # -- logs and times (`logs`, `status`)
+
+    def instance_attempts(self, run_id: str, task: str, index: int) -> list[AttemptRow]:
+        """Every attempt of one instance (index -1: a singleton), by attempt number.
+
+        As `run_attempts` reads them for the whole run; an empty list when the
+        instance has not been written yet.  One look-up in the unique key's index.
+        """
+        ...
+
+    def task_times(self, run_id: str) -> dict[str, tuple[float, float | None]]:
+        """task -> (first start, last end) over every attempt of it that ran, in Unix seconds.
+
+        Cache hits did not run and are left out; a task none of whose instances
+        started is absent; the end is None while no attempt has finished.
+        One aggregate query.
+        """
+        ...
+
     def run_attempts(self, run_id: str) -> list[AttemptRow]:
         """Every attempt of every written instance of the run, current or superseded.
 

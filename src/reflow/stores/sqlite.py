@@ -1593,6 +1593,30 @@ class SqliteStore:
         )
         return [max(0.0, float(r[0])) for r in rows]
 
+    # ------------------------------------------------------------------ logs and times
+
+    def instance_attempts(self, run_id: str, task: str, index: int) -> list[AttemptRow]:
+        """Every attempt of one instance (index -1: a singleton), by attempt number."""
+        rows = self._read(
+            f"SELECT {_ATTEMPT_ROW} FROM instances "
+            "WHERE run_id = ? AND task_name = ? AND array_index = ? ORDER BY attempt",
+            (run_id, task, index),
+        )
+        return [_attempt_row(r) for r in rows]
+
+    def task_times(self, run_id: str) -> dict[str, tuple[float, float | None]]:
+        """task -> (first start, last end) over every attempt that ran (not cache hits)."""
+        rows = self._read(
+            "SELECT task_name, MIN(started_at), MAX(finished_at) FROM instances "
+            "WHERE run_id = ? AND cached_from IS NULL AND started_at IS NOT NULL "
+            "GROUP BY task_name",
+            (run_id,),
+        )
+        return {
+            task: (float(first), None if last is None else float(last))
+            for task, first, last in rows
+        }
+
     def run_attempts(self, run_id: str) -> list[AttemptRow]:
         """Every attempt of every written instance of the run, current or superseded.
 
@@ -1600,15 +1624,11 @@ class SqliteStore:
         one query reads them without sorting.
         """
         rows = self._read(
-            "SELECT task_name, array_index, attempt, current, state, cached_from IS NOT NULL, "
-            "submitted_at, started_at, finished_at, error_text FROM instances "
+            f"SELECT {_ATTEMPT_ROW} FROM instances "
             "WHERE run_id = ? ORDER BY task_name, array_index, attempt",
             (run_id,),
         )
-        return [
-            AttemptRow(t, i, a, bool(cur), st, bool(hit), sub, t0, t1, err)
-            for t, i, a, cur, st, hit, sub, t0, t1, err in rows
-        ]
+        return [_attempt_row(r) for r in rows]
 
     # ------------------------------------------------------------------ health
 
@@ -1656,6 +1676,18 @@ class SqliteStore:
             if rows:
                 found[(task, index, attempt)] = rows[0][0]
         return found
+
+
+#: the columns of an AttemptRow, in its order
+_ATTEMPT_ROW = (
+    "task_name, array_index, attempt, current, state, cached_from IS NOT NULL, "
+    "submitted_at, started_at, finished_at, error_text"
+)
+
+
+def _attempt_row(r: Sequence[Any]) -> AttemptRow:
+    t, i, a, cur, st, hit, sub, t0, t1, err = r
+    return AttemptRow(t, i, a, bool(cur), st, bool(hit), sub, t0, t1, err)
 
 
 def _ranges(items: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
