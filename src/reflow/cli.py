@@ -631,6 +631,7 @@ def _summary_line(run: Run, seconds: float, before: _Snapshot | None = None) -> 
         prog = sys.argv[0] if sys.argv and sys.argv[0] else "pipeline.py"
         line += f"\n  see: python {prog} status {run.run_id} --errors"
         line += f"\n  then: python {prog} retry {run.run_id}"
+        line += f"\n  what a task printed: python {prog} logs {run.run_id} TASK [INDEX]"
     return line
 
 

@@ -254,9 +254,7 @@ def _instance_where(store: Store, run_id: str, task: str, index: int | None, is_
     """`task` or `task[index]`, once the index is checked against the task."""
     if not is_array:
         if index is not None:
-            raise ValidationError(
-                f"task '{task}' is not an array task: leave out the index"
-            )
+            raise ValidationError(f"task '{task}' is not an array task: leave out the index")
         return f"'{task}'"
     count = store.expected_counts(run_id).get(task)
     if index is None:
