@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import codec
 from ..errors import RunNotFoundError, StoreError
-from .base import AttemptRow, HistoryRow, InstanceRow, NewInstance
+from .base import AttemptRow, Health, HistoryRow, InstanceRow, NewInstance
 
 SCHEMA_VERSION = 4
 
@@ -443,7 +443,9 @@ class SqlStore:
         """
         with self._write() as conn:
             row = conn.execute(
-                "SELECT owner_host, owner_pid, owner_start FROM runs WHERE run_id = ?", (run_id,)
+                "SELECT owner_host, owner_pid, owner_start FROM runs WHERE run_id = ?"
+                + self._LOCK_ROWS,
+                (run_id,),
             ).fetchone()
             if row is None:
                 raise RunNotFoundError(self._unknown_run(run_id))
@@ -621,7 +623,7 @@ class SqlStore:
                         r[0]
                         for r in conn.execute(
                             "SELECT id FROM instances WHERE state = 'SUCCESS' AND id IN "
-                            f"({','.join('?' * len(chunk))})",
+                            f"({','.join('?' * len(chunk))})" + self._SHARE_ROWS,
                             chunk,
                         )
                     )
@@ -1298,6 +1300,18 @@ class SqlStore:
         return [_attempt_row(r) for r in rows]
 
     # ------------------------------------------------------------------ health
+
+    def _count(self, health: Health) -> None:
+        """Fill in the runs, instances and lost outputs `check_health` reports."""
+        conn = self.conn
+        health.runs, health.instances = conn.execute(
+            "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM instances)", ()
+        ).fetchone()
+        health.lost_outputs = conn.execute(
+            "SELECT COUNT(*) FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
+            "WHERE i.state = 'SUCCESS' AND COALESCE(i.output, s.output) IS NULL",
+            (),
+        ).fetchone()[0]
 
     def instance_states(
         self, run_id: str, keys: Sequence[tuple[str, int, int]]

@@ -21,6 +21,7 @@ Guarantees every backend gives:
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
@@ -36,6 +37,11 @@ NewInstance = tuple[
     str, str, int, int, str, "str | None", "str | None", "str | None", "str | None",
     "str | None", "float | None", "float | None",
 ]  # fmt: skip
+
+
+def without_password(url: str) -> str:
+    """`url` with the password of its user part, if any, replaced by '***'."""
+    return re.sub(r"^([^:/]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 class InstanceRow(NamedTuple):

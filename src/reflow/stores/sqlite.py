@@ -438,11 +438,5 @@ class SqliteStore(SqlStore):
             if problems != ["ok"]:
                 health.problems = [f"SQLite integrity: {p}" for p in problems]
                 return health
-            health.runs, health.instances = conn.execute(
-                "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM instances)"
-            ).fetchone()
-            health.lost_outputs = conn.execute(
-                "SELECT COUNT(*) FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
-                "WHERE i.state = 'SUCCESS' AND COALESCE(i.output, s.output) IS NULL"
-            ).fetchone()[0]
+            self._count(health)
         return health
