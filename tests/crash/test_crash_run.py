@@ -29,10 +29,15 @@ def _report(crashers: list[RunCrasher]) -> str:
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["inline", "two-workers"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_killed_run_resumes_without_rerunning_or_losing_anything(
-    tmp_path: Path, workers: int
+    tmp_path: Path, workers: int, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    crashers = crash_runs(tmp_path, workers=workers, points=POINTS, seed=workers)
+    """SIGKILL of a driver writing to SQLite, or to PostgreSQL, then `retry`."""
+    stores = request.getfixturevalue("postgres_urls") if backend == "postgres" else None
+    crashers = crash_runs(tmp_path, workers=workers, points=POINTS, seed=workers, stores=stores)
     kills = [k for c in crashers for k in c.kills]
     assert len(kills) >= POINTS, _report(crashers)
     # the kills landed all along the run: before anything was recorded, mid-array, late

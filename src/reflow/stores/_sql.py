@@ -229,6 +229,7 @@ class SqlStore:
         self.last_commit_seconds = 0.0  # how long release() took to commit, the last time
         self._lock = threading.RLock()
         self._touched: set[str] = set()  # runs whose updated_at this transaction has set
+        self._locked: set[str] = set()  # runs whose row this transaction has locked
 
     @property
     def conn(self) -> Any:  # pragma: no cover - every backend gives its own
@@ -289,6 +290,7 @@ class SqlStore:
 
     def _begin(self) -> None:
         self._touched.clear()
+        self._locked.clear()
         try:
             self._retry(lambda: self.conn.execute(self._BEGIN))
         except self._Error as exc:
@@ -335,6 +337,18 @@ class SqlStore:
             self._depth -= 1
             if outer:
                 self._commit()
+
+    def _lock_run(self, conn: Any, run_id: str) -> None:
+        """Take the run's row lock for this transaction, once (where rows can be locked).
+
+        Every write to a run takes it first, so two processes writing one run
+        (a driver holding its transaction, a `cancel` from another terminal) take
+        turns, as SQLite's one writer does, and neither works from rows the other
+        has not committed yet.
+        """
+        if self._LOCK_ROWS and run_id not in self._locked:
+            conn.execute("SELECT 1 FROM runs WHERE run_id = ?" + self._LOCK_ROWS, (run_id,))
+            self._locked.add(run_id)
 
     def _touch(self, conn: Any, run_id: str, now: float) -> None:
         """Note that the run changed: once a transaction (a grouped one spans many writes)."""
@@ -429,6 +443,7 @@ class SqlStore:
         now = _now()
         finished = now if status != "RUNNING" else None
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             conn.execute(
                 "UPDATE runs SET status = ?, updated_at = ?, finished_at = ?"
                 + (", owner_host = NULL, owner_pid = NULL, owner_start = NULL" if release else "")
@@ -582,6 +597,7 @@ class SqlStore:
         """
         now = _now()
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             if reasons:
                 conn.executemany(
                     "INSERT INTO reasons (run_id, task_name, array_index, attempt, reason) "
@@ -668,6 +684,7 @@ class SqlStore:
             return
         now = _now()
         with self._write() as conn:
+            self._lock_run(conn, rows[0][0])
             conn.executemany(
                 "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
                 "identity, parts, output, output_hash, error_text, started_at, finished_at) "
@@ -686,6 +703,7 @@ class SqlStore:
         """
         now = _now()
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             for task, lo, hi in _ranges(items):
                 conn.execute(
                     "UPDATE instances SET state = 'RUNNING', started_at = ?, job_id = ? "
@@ -698,6 +716,7 @@ class SqlStore:
         """Record (task, index, attempt, job id) instances as SUBMITTED, in one transaction."""
         now = _now()
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             conn.executemany(
                 "UPDATE instances SET state = 'SUBMITTED', job_id = ?, submitted_at = ? "
                 "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
@@ -721,6 +740,7 @@ class SqlStore:
         """SUBMITTED instances whose jobs the scheduler reports running become RUNNING."""
         now = _now()
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             conn.executemany(
                 "UPDATE instances SET state = 'RUNNING', started_at = COALESCE(started_at, ?) "
                 "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
@@ -731,6 +751,7 @@ class SqlStore:
     def delete_run(self, run_id: str) -> None:
         """Remove a run and its instances (a dry run leaves nothing behind)."""
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             conn.execute("DELETE FROM reasons WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM instances WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM tasks WHERE run_id = ?", (run_id,))
@@ -739,6 +760,7 @@ class SqlStore:
     def set_dispatcher(self, run_id: str, job_id: str | None) -> None:
         """Record the job id of the run's chained dispatcher (None: no dispatcher queued)."""
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             conn.execute(
                 "UPDATE runs SET dispatcher = ?, updated_at = ? WHERE run_id = ?",
                 (job_id, _now(), run_id),
@@ -747,6 +769,7 @@ class SqlStore:
     def unmark_running(self, run_id: str, items: Sequence[tuple[str, int, int]]) -> None:
         """Put RUNNING instances that never started back to PENDING."""
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             conn.executemany(
                 "UPDATE instances SET state = 'PENDING', started_at = NULL "
                 "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
@@ -772,6 +795,7 @@ class SqlStore:
             return
         now = _now()
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             conn.executemany(
                 "UPDATE instances SET state = ?, output = ?, output_hash = ?, error_text = ?, "
                 "started_at = COALESCE(?, started_at), finished_at = ? "
@@ -800,6 +824,7 @@ class SqlStore:
         now = _now()
         parts_of = dict(parts)
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             conn.executemany(
                 "UPDATE instances SET identity = ?, parts = ? WHERE run_id = ? AND task_name = ? "
                 "AND array_index = ? AND attempt = ? AND identity IS NULL",
@@ -832,6 +857,7 @@ class SqlStore:
         """
         now = _now()
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             conn.executemany(
                 "INSERT INTO instances (run_id, task_name, array_index, attempt, state, job_id, "
                 "submitted_at) VALUES (?,?,?,?,'SUBMITTED',?,?)",
@@ -873,6 +899,7 @@ class SqlStore:
             sql += " AND task_name = ?"
             args.append(task)
         with self._write() as conn:
+            self._lock_run(conn, run_id)
             n = int(conn.execute(sql, args).rowcount)
             if task is None:
                 rows = dict(

@@ -438,5 +438,6 @@ class SqliteStore(SqlStore):
             if problems != ["ok"]:
                 health.problems = [f"SQLite integrity: {p}" for p in problems]
                 return health
+            health.integrity = "SQLite integrity check"
             self._count(health)
         return health
