@@ -16,14 +16,17 @@ import functools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import codec
 from ..errors import RunNotFoundError, StoreError
 from .base import AttemptRow, Health, HistoryRow, InstanceRow, NewInstance
 
 SCHEMA_VERSION = 4
+
+_S = TypeVar("_S", bound="SqlStore")
 
 _SCHEMA = """
 CREATE TABLE meta (
@@ -199,9 +202,10 @@ def _timestamp(value: str | dt.datetime | dt.date | float | None, what: str) -> 
 class SqlStore:
     """The queries and transactions of a store in an SQL database, for a backend to connect.
 
-    A backend sets the class attributes below, opens `conn` (an object with
-    `execute(sql, args)` returning a cursor and `executemany(sql, rows)`, taking
-    `?` placeholders), calls `_start()` in its constructor, and gives
+    A backend sets the class attributes below, gives `_open()` (returning a
+    connection: an object with `execute(sql, args)` returning a cursor,
+    `executemany(sql, rows)` and `close()`, taking `?` placeholders), calls
+    `_start()` in its constructor, and gives
     `_describe_error` (one line for a database error), `_shown` (where the store
     is, as messages name it) and `location`.
     """
@@ -231,10 +235,36 @@ class SqlStore:
         self._touched: set[str] = set()  # runs whose updated_at this transaction has set
         self._locked: set[str] = set()  # runs whose row this transaction has locked
 
+    _conn: Any = None
+
     @property
-    def conn(self) -> Any:  # pragma: no cover - every backend gives its own
+    def conn(self) -> Any:
         """The open connection; the store is opened (and created) on first use."""
+        if self._conn is None:
+            self._conn = self._open()
+            # Python's sqlite3.Connection is in a reference cycle with its statement
+            # cache, so a store dropped without close() would keep its connection (and up
+            # to 16 MiB of page cache) until a full garbage collection: close it as soon
+            # as the store goes (a script calling run_local in a loop stays flat)
+            self._closer = weakref.finalize(self, self._conn.close)
+        return self._conn
+
+    def _open(self) -> Any:  # pragma: no cover - every backend gives its own
+        """Connect (creating or upgrading the store as the backend does)."""
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the connection (committing a held transaction); the store reopens on next use."""
+        self.release()
+        if self._conn is not None:
+            self._closer()
+            self._conn = None
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def _shown(self) -> str:  # pragma: no cover - every backend gives its own

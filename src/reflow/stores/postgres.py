@@ -16,7 +16,6 @@ import contextlib
 import functools
 import re
 import threading
-import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -159,7 +158,6 @@ class PostgresStore(SqlStore):
         self.timeout = timeout
         self.read_only = read_only  # never created, migrated or written (`reflow doctor`)
         self.peek = peek  # read only, and refused if it needs an upgrade (a dry run)
-        self._conn: _Connection | None = None
         self._start()
 
     def __repr__(self) -> str:
@@ -180,27 +178,6 @@ class PostgresStore(SqlStore):
         return self.shown
 
     # ------------------------------------------------------------------ connection
-
-    @property
-    def conn(self) -> _Connection:
-        """The open connection; the store is opened (and created) on first use."""
-        if self._conn is None:
-            self._conn = self._open()
-            self._closer = weakref.finalize(self, self._conn.close)
-        return self._conn
-
-    def close(self) -> None:
-        """Close the connection (committing a held transaction); the store reopens on next use."""
-        self.release()
-        if self._conn is not None:
-            self._closer()
-            self._conn = None
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _open(self) -> _Connection:
         psycopg = _driver()

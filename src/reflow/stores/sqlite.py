@@ -16,7 +16,6 @@ import os
 import re
 import sqlite3
 import time
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +80,6 @@ class SqliteStore(SqlStore):
         # peek: read an existing store of this schema without changing a byte of it and
         # without leaving a file beside it (a dry run); refused if it would need an upgrade
         self.peek = peek
-        self._conn: sqlite3.Connection | None = None
         self._start()
 
     def __repr__(self) -> str:
@@ -102,31 +100,6 @@ class SqliteStore(SqlStore):
     _UnusableError = sqlite3.OperationalError  # read-only, disk full, I/O, locked: say so
 
     # ------------------------------------------------------------------ connection
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        """The open connection; the store is opened (and created) on first use."""
-        if self._conn is None:
-            self._conn = self._open()
-            # Python's sqlite3.Connection is in a reference cycle with its statement
-            # cache, so a store dropped without close() would keep its connection (and up
-            # to 16 MiB of page cache) until a full garbage collection: close it as soon
-            # as the store goes (a script calling run_local in a loop stays flat)
-            self._closer = weakref.finalize(self, self._conn.close)
-        return self._conn
-
-    def close(self) -> None:
-        """Close the connection (committing a held transaction); the store reopens on next use."""
-        self.release()
-        if self._conn is not None:
-            self._closer()
-            self._conn = None
-
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _open(self) -> sqlite3.Connection:
         if self.read_only:
