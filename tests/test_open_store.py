@@ -119,3 +119,14 @@ def test_locations_are_shown_with_home_expanded(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HOME", "/home/someone")
     assert normal_location("~/m.db") == "/home/someone/m.db"
     assert normal_location("postgresql://h/db") == "postgresql://h/db"
+
+
+def test_a_drivers_message_that_quotes_the_url_never_shows_the_password() -> None:
+    pytest.importorskip("psycopg")
+    from reflow.stores.postgres import PostgresStore
+
+    store = PostgresStore("postgresql://al:s3cr3t@db.example/x")
+    quoted = RuntimeError('missing "=" after "postgresql://al:s3cr3t@db.example/x" in conninfo')
+    text = store._describe_error(quoted)
+    assert "s3cr3t" not in text
+    assert text.startswith("cannot use the store postgresql://al:***@db.example/x: missing")

@@ -229,3 +229,23 @@ def test_the_commands_read_a_run_on_postgresql(
     assert code == 0, out + err
     assert "ok: 2 runs, " in out and "ok: every SUCCESS instance has its output" in out
     assert "SQLite" not in out
+
+
+def test_a_dry_run_on_an_empty_database_creates_nothing_and_predicts_the_run(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    predicted = _wf().dry_run(tmp_path / "r", store=postgres_url, n=3)["tasks"]
+    # items runs; what double and total do waits for its output
+    assert {t: (d["run"], d["cached"], d["unknown"]) for t, d in predicted.items()} == {
+        "items": (1, 0, False), "double": (0, 0, True), "total": (0, 0, True),
+    }  # fmt: skip
+    tables = execute(
+        postgres_url,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+    )
+    assert tables == [(0,)]  # the dry run created no store
+    _wf().run_local(tmp_path / "r", store=postgres_url, n=3)
+    again = _wf().dry_run(tmp_path / "r", store=postgres_url, n=3)["tasks"]
+    assert {t: (d["run"], d["cached"]) for t, d in again.items()} == {
+        "items": (0, 1), "double": (0, 3), "total": (0, 1),
+    }  # fmt: skip

@@ -78,7 +78,11 @@ def store_exists(location: str | os.PathLike[str]) -> bool:
         return os.path.exists(os.path.expanduser(text))
     if found["scheme"].lower() == "sqlite":
         return os.path.exists(text[len(found[0]) :])
-    return True  # a server: opening it says whether the store is there
+    if found["scheme"].lower() in _POSTGRES:  # a database without reflow's tables: no store
+        from .postgres import PostgresStore
+
+        return PostgresStore(text, read_only=True).exists()
+    return True  # another kind: opening it says what is wrong
 
 
 def normal_location(location: str | os.PathLike[str]) -> str:

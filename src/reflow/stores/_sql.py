@@ -279,6 +279,13 @@ class SqlStore:
         """Run `fn`, retrying while the database is busy (a backend that waits itself: once)."""
         return fn()
 
+    #: how many values the queries that look up many at once (`_among`) send per query
+    _CHUNK = 500
+
+    def _among(self, expr: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """`expr` is one of `values` (up to `_CHUNK` of them): the SQL and its arguments."""
+        return f"{expr} IN ({','.join('?' * len(values))})", list(values)
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Make every write inside one transaction (committed at the end, or rolled back)."""
@@ -586,12 +593,13 @@ class SqlStore:
         found: dict[str, tuple[int, str]] = {}
         unique = list(dict.fromkeys(identities))
         wanted = set(unique)
-        for i in range(0, len(unique), 500):
-            chunk = unique[i : i + 500]
+        for i in range(0, len(unique), self._CHUNK):
+            chunk = unique[i : i + self._CHUNK]
+            among, args = self._among(_CACHE_KEY, [ident[:_CACHE_KEY_LEN] for ident in chunk])
             rows = self._read(
                 "SELECT identity, id, output_hash FROM instances WHERE cached_from IS NULL "
-                f"AND state = 'SUCCESS' AND {_CACHE_KEY} IN ({','.join('?' * len(chunk))})",
-                [ident[:_CACHE_KEY_LEN] for ident in chunk],
+                f"AND state = 'SUCCESS' AND {among}",
+                args,
             )
             for ident, source, ohash in rows:
                 if ident in wanted:  # the key is a prefix: another identity may share it
@@ -663,14 +671,14 @@ class SqlStore:
                 # id order, so that 100,000 of them are read as a scan, not at random
                 sources = sorted({h[3] for h in hits})
                 alive: set[int] = set()
-                for k in range(0, len(sources), 500):
-                    chunk = sources[k : k + 500]
+                for k in range(0, len(sources), self._CHUNK):
+                    among, args = self._among("id", sources[k : k + self._CHUNK])
                     alive.update(
                         r[0]
                         for r in conn.execute(
-                            "SELECT id FROM instances WHERE state = 'SUCCESS' AND id IN "
-                            f"({','.join('?' * len(chunk))})" + self._SHARE_ROWS,
-                            chunk,
+                            f"SELECT id FROM instances WHERE state = 'SUCCESS' AND {among}"
+                            + self._SHARE_ROWS,
+                            args,
                         )
                     )
                 conn.executemany(

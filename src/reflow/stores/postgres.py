@@ -135,6 +135,11 @@ class PostgresStore(SqlStore):
     _BEGIN = "BEGIN"
     _LOCK_ROWS = " FOR UPDATE"
     _SHARE_ROWS = " FOR KEY SHARE"
+    _CHUNK = 20_000  # one array parameter, however long: one round trip, one plan
+
+    def _among(self, expr: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        kind = "bigint" if values and isinstance(values[0], int) else "text"
+        return f"{expr} = ANY(?::{kind}[])", [list(values)]
 
     def __init__(
         self,
@@ -179,10 +184,10 @@ class PostgresStore(SqlStore):
 
     # ------------------------------------------------------------------ connection
 
-    def _open(self) -> _Connection:
+    def _connect(self) -> Any:
         psycopg = _driver()
         try:
-            raw = psycopg.connect(
+            return psycopg.connect(
                 self.dsn,
                 autocommit=True,  # transactions are begun and committed explicitly
                 connect_timeout=max(1, int(min(self.timeout, 30))),
@@ -190,6 +195,20 @@ class PostgresStore(SqlStore):
             )
         except psycopg.Error as exc:
             raise StoreError(self._describe_error(exc)) from None
+
+    def exists(self) -> bool:
+        """Whether the database (its current schema) holds a reflow store; creates nothing."""
+        raw = self._connect()
+        try:
+            return self._version(_Connection(raw)) is not None
+        except _driver().Error as exc:
+            raise StoreError(self._describe_error(exc)) from None
+        finally:
+            raw.close()
+
+    def _open(self) -> _Connection:
+        psycopg = _driver()
+        raw = self._connect()
         conn = _Connection(raw)
         try:
             if self.read_only or self.peek:
@@ -275,14 +294,26 @@ class PostgresStore(SqlStore):
                 conn.execute("ROLLBACK")
             if isinstance(exc, psycopg.errors.InsufficientPrivilege):
                 raise StoreError(
-                    f"cannot create reflow's tables in {self.shown} ({_first_line(exc)}): "
+                    f"cannot create reflow's tables in {self.shown} ({self._message(exc)}): "
                     "ask the database's owner to open it once with reflow (the tables are "
                     "created on first use), or to grant CREATE on the schema"
                 ) from None
             raise
 
+    def _message(self, exc: BaseException) -> str:
+        """The first line of a driver's message, never with the password in it.
+
+        (libpq quotes a connection string it cannot parse.)
+        """
+        text = str(exc).strip()
+        msg = text.splitlines()[0].strip() if text else type(exc).__name__
+        found = re.match(r"^[^:/]+://[^:/@]*:([^@/]*)@", self.dsn)
+        if found and found[1]:
+            msg = msg.replace(found[1], "***")
+        return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@", r"\1:***@", msg)
+
     def _describe_error(self, exc: BaseException) -> str:
-        msg = _first_line(exc)
+        msg = self._message(exc)
         where = self.shown
         sqlstate = getattr(exc, "sqlstate", None) or ""
         low = msg.lower()
@@ -331,9 +362,3 @@ class PostgresStore(SqlStore):
                 return health
             self._count(health)
         return health
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of a driver's message (libpq adds hints and context below it)."""
-    text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
