@@ -28,6 +28,9 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     for key in list(os.environ):
         if key.startswith("REFLOW_"):
             monkeypatch.delenv(key)
+    # a PostgreSQL store opened by a URL with a password hands it to the processes it
+    # starts (PGPASSWORD): taken back after each test
+    monkeypatch.delenv("PGPASSWORD", raising=False)
     yield
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -31,6 +32,8 @@ _SCHEMA_LOCK = 0x7265666C6F77  # "reflow"
 # password given in a URL this process opened, by the URL without it: `location` never
 # carries a password, so reopening the store by its location (a dry run) finds it here
 _PASSWORDS: dict[str, str] = {}
+# a URL's user part with its password: (scheme://user):(password)@
+_PASSWORD = r"^([^:/]+://[^:/@]*):([^@/]*)@"
 _PASSWORD_LOCK = threading.Lock()
 
 
@@ -114,6 +117,22 @@ def _copy_plan(sql: str) -> tuple[str, tuple[str | None, ...]] | None:
     return f"COPY {found[1]} ({found[2]}) FROM STDIN", tuple(slots)
 
 
+def _export_password(dsn: str) -> None:
+    """Give the processes this one starts the URL's password, as libpq reads it.
+
+    A job this process submits (a chained dispatcher, a task submitted ahead of
+    its inputs) reopens the store by its location, which carries no password,
+    so that no password is ever on a command line or in a job script: it finds
+    this one in its environment (the schedulers pass the submitter's on),
+    unless PGPASSWORD is set already.
+    """
+    from urllib.parse import unquote
+
+    found = re.match(_PASSWORD, dsn)
+    if found and found[2]:
+        os.environ.setdefault("PGPASSWORD", unquote(found[2]))
+
+
 def _driver() -> Any:
     try:
         import psycopg
@@ -153,10 +172,12 @@ class PostgresStore(SqlStore):
         self._Error = psycopg.Error
         self._IntegrityError = psycopg.IntegrityError
         self._UnusableError = psycopg.OperationalError
-        self.shown = without_password(dsn)
+        self.shown = without_password(dsn)  # in messages: the password as ***
+        self.url = re.sub(_PASSWORD, r"\1@", dsn)  # the location: no password at all
         with _PASSWORD_LOCK:
-            if self.shown != dsn:
-                _PASSWORDS[self.shown] = dsn
+            if self.url != dsn:
+                _PASSWORDS[self.url] = dsn
+                _export_password(dsn)
             else:
                 dsn = _PASSWORDS.get(dsn, dsn)
         self.dsn = dsn
@@ -173,10 +194,11 @@ class PostgresStore(SqlStore):
         """The store's URL, as `open_store` takes it, without its password.
 
         A password given in the URL stays in this process (a store opened again by
-        this location here finds it); jobs on other hosts find theirs in
-        ~/.pgpass or PGPASSWORD, as libpq does (docs/postgres.md).
+        this location here finds it) and goes to the processes it starts as
+        PGPASSWORD; jobs elsewhere find theirs in ~/.pgpass or PGPASSWORD, as
+        libpq does (docs/postgres.md).
         """
-        return self.shown
+        return self.url
 
     @property
     def _shown(self) -> str:
@@ -307,9 +329,9 @@ class PostgresStore(SqlStore):
         """
         text = str(exc).strip()
         msg = text.splitlines()[0].strip() if text else type(exc).__name__
-        found = re.match(r"^[^:/]+://[^:/@]*:([^@/]*)@", self.dsn)
-        if found and found[1]:
-            msg = msg.replace(found[1], "***")
+        found = re.match(_PASSWORD, self.dsn)
+        if found and found[2]:
+            msg = msg.replace(found[2], "***")
         return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@", r"\1:***@", msg)
 
     def _describe_error(self, exc: BaseException) -> str:
