@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +47,27 @@ def runs_in(location: str | os.PathLike[str]) -> int:
     if not is_postgres(location) and not Path(location).exists():
         return 0
     return int(execute(location, "SELECT COUNT(*) FROM runs")[0][0])
+
+
+def open_at_once(location: str | os.PathLike[str], processes: int) -> list[tuple[int, str, str]]:
+    """Open the store at `location` from `processes` processes at once, each listing its
+    runs: (exit code, the number of runs printed, stderr) of each."""
+    code = (
+        "import sys\n"
+        "from reflow.stores import open_store\n"
+        "print(len(open_store(sys.argv[1]).list_runs()))\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, os.fspath(location)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    seen = []
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        seen.append((p.returncode, out.strip(), err))
+    return seen

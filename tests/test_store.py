@@ -7,15 +7,13 @@ import os
 import re
 import sqlite3
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 
-from backends import INTEGRITY_ERRORS, execute, is_postgres, runs_in
+from backends import INTEGRITY_ERRORS, execute, is_postgres, open_at_once, runs_in
 from counting import Calls
 from mounts import read_only
 from reflow import Result, Run, RunState, Workflow
@@ -670,24 +668,7 @@ def test_many_processes_opening_a_schema_1_store_at_once_upgrade_it_once(
     # after an upgrade of reflow, every job of a cluster run may open the old store at
     # the same moment: each must wait for the first upgrade and then use it
     _v1_store(store_path)
-    code = (
-        "import sys\n"
-        "from reflow.stores.sqlite import SqliteStore\n"
-        "print(len(SqliteStore(sys.argv[1]).list_runs()))\n"
-    )
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(store_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(8)
-    ]
-    seen = []
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        seen.append((p.returncode, out.strip(), err))
+    seen = open_at_once(store_path, 8)
     assert seen == [(0, "2", "")] * 8
     assert (
         Run(open_store(store_path).list_runs()[0]["run_id"], open_store(store_path)).output("total")

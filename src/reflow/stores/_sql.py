@@ -28,6 +28,14 @@ SCHEMA_VERSION = 4
 
 _S = TypeVar("_S", bound="SqlStore")
 
+
+def run_script(conn: Any, script: str) -> None:
+    """Run each statement of `script` (the schema, a migration) on `conn`, in order."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 _SCHEMA = """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import StoreError
-from ._sql import _MIGRATIONS, _SCHEMA, SCHEMA_VERSION, SqlStore
+from ._sql import _MIGRATIONS, _SCHEMA, SCHEMA_VERSION, SqlStore, run_script
 from .base import Health, without_password
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "postgres_schema"]
@@ -293,9 +293,7 @@ class PostgresStore(SqlStore):
                         f"{self.shown} holds tables but no reflow store (no 'meta' table); it "
                         "was left untouched: use an empty database or schema for the store"
                     )
-                for statement in postgres_schema(_SCHEMA).split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                run_script(conn, postgres_schema(_SCHEMA))
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
@@ -303,9 +301,7 @@ class PostgresStore(SqlStore):
             elif version < SCHEMA_VERSION:
                 # a PostgreSQL store starts at version 4: later upgrades are shared
                 for v in range(max(version, 4) + 1, SCHEMA_VERSION + 1):
-                    for statement in postgres_schema(_MIGRATIONS[v]).split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
+                    run_script(conn, postgres_schema(_MIGRATIONS[v]))
                 conn.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
                     (str(SCHEMA_VERSION),),

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ._sql import _MIGRATIONS, _SCHEMA, OUTPUT_SHOWN_MAX, SCHEMA_VERSION, SqlStore
+from ._sql import _MIGRATIONS, _SCHEMA, OUTPUT_SHOWN_MAX, SCHEMA_VERSION, SqlStore, run_script
 from .base import Health, InstanceRow, NewInstance
 
 __all__ = ["OUTPUT_SHOWN_MAX", "SCHEMA_VERSION", "InstanceRow", "NewInstance", "SqliteStore"]
@@ -341,9 +341,7 @@ class SqliteStore(SqlStore):
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
             ).fetchone()
             if not exists:  # another process may have created it while we waited
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                run_script(conn, _SCHEMA)
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
@@ -361,9 +359,7 @@ class SqliteStore(SqlStore):
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else version
             for v in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[v].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                run_script(conn, _MIGRATIONS[v])
             conn.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
             )
