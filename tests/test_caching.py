@@ -7,7 +7,6 @@ show what ran and what was reused.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -17,11 +16,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from backends import execute
 from counting import Calls
 from reflow import Result, RunState, TaskState, Workflow
 from reflow.identity import compute_identity, identity_template, template_maker
-from reflow.stores.sqlite import SqliteStore
+from reflow.stores import open_store
 from stopping import stopped
+
+
+@pytest.fixture
+def store_path(any_store: str) -> str:
+    """Every test here runs on both backends (an SQLite file, a PostgreSQL schema)."""
+    return any_store
 
 
 def _summary(run: Any) -> dict[str, dict[str, int]]:
@@ -71,7 +77,7 @@ def test_identity_is_built_from_name_version_params_and_upstream_hashes(
 ) -> None:
     wf = pipeline(calls, data_file)
     run = wf.run_local(tmp_path / "r", store=store_path, source="data.csv")
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     rows = {i["task_name"]: i for i in run.status(as_dict=True)["instances"]}  # type: ignore[index]
 
     # full-length SHA-256 identities, and their ingredients are kept for explaining misses
@@ -542,13 +548,12 @@ def test_cache_hits_point_at_the_cached_output_instead_of_copying_it(
     second = wf.run_local(tmp_path / "r", store=store_path, source="data.csv")
     third = wf.run_local(tmp_path / "r", store=store_path, source="data.csv")
 
-    with sqlite3.connect(store_path) as db:
-        rows = {
-            (run_id, task): (rid, output, cached_from)
-            for rid, run_id, task, output, cached_from in db.execute(
-                "SELECT id, run_id, task_name, output, cached_from FROM instances"
-            )
-        }
+    rows = {
+        (run_id, task): (rid, output, cached_from)
+        for rid, run_id, task, output, cached_from in execute(
+            store_path, "SELECT id, run_id, task_name, output, cached_from FROM instances"
+        )
+    }
     for task in ("load", "process", "report"):
         origin_id, origin_output, origin_from = rows[(first.run_id, task)]
         assert origin_output is not None and origin_from is None

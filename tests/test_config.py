@@ -149,6 +149,19 @@ def test_file_values_are_read() -> None:
     assert config.resolved_store_path() == Path("/shared/team/manifest.db")
 
 
+def test_a_store_url_stays_a_url_from_the_file_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "postgresql://alice@db.example:5432/reflow?options=-csearch_path%3Dteam"
+    write_config(f'[defaults]\nstore_path = "{url}"\n')
+    config = load_quietly()
+    assert config.store_path == url and config.resolved_store_path() == url  # not a Path
+    monkeypatch.setenv("REFLOW_STORE_PATH", "postgres://bob@other/db")
+    assert load_quietly().resolved_store_path() == "postgres://bob@other/db"
+    monkeypatch.setenv("REFLOW_STORE_PATH", "~/team.db")  # a path is still a path
+    assert load_quietly().resolved_store_path() == Path("~/team.db").expanduser()
+
+
 def test_explicit_path_argument(tmp_path: Path) -> None:
     write_config('[executor]\nmode = "flux"\n')
     other = tmp_path / "other.toml"

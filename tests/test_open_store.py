@@ -56,13 +56,37 @@ def test_run_local_and_the_run_handle_take_a_path_or_url(tmp_path: Path) -> None
     assert run.store.location == str(tmp_path / "m.db")
 
 
-def test_a_postgresql_url_says_it_is_not_available_and_hides_the_password() -> None:
-    with pytest.raises(StoreError) as caught:
-        open_store("postgresql://alice:s3cret@db.example/reflow")
+def test_a_postgresql_url_opens_the_postgresql_store_which_hides_the_password() -> None:
+    pytest.importorskip("psycopg")
+    from reflow.stores.postgres import PostgresStore
+
+    store = open_store("postgresql://alice:s3cret@127.0.0.1:1/reflow")  # connects on first use
+    assert isinstance(store, PostgresStore)
+    assert store.location == "postgresql://alice@127.0.0.1:1/reflow"
+    assert "s3cret" not in repr(store)
+    with pytest.raises(StoreError) as caught:  # nothing listens on port 1
+        store.list_runs()
     text = str(caught.value)
     assert "\n" not in text
-    assert "not available in this version of reflow" in text
-    assert "s3cret" not in text and "alice:***@db.example" in text
+    assert text.startswith(
+        "cannot reach the PostgreSQL server of the store postgresql://alice:***@127.0.0.1:1/"
+    )
+    assert "s3cret" not in text
+
+
+def test_a_postgresql_url_without_psycopg_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg fails
+    with pytest.raises(StoreError, match=r"pip install 'reflow\[postgres\]'$"):
+        open_store("postgresql://alice:s3cret@db.example/reflow")
+    assert main(["runs", "--store-path", "postgres://alice:s3cret@db.example/reflow"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "error: a PostgreSQL store needs the psycopg driver: pip install 'reflow[postgres]'\n"
+    )
 
 
 def test_an_unknown_kind_of_url_is_one_line_naming_it() -> None:
@@ -73,10 +97,13 @@ def test_an_unknown_kind_of_url_is_one_line_naming_it() -> None:
 def test_the_cli_says_so_in_one_line_without_the_password(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = main(["runs", "--store-path", "postgresql://bob:hunter2@localhost:5432/team"])
+    pytest.importorskip("psycopg")
+    code = main(["runs", "--store-path", "postgresql://bob:hunter2@127.0.0.1:1/team"])
     out, err = capsys.readouterr()
     assert code == 1
-    assert err.count("\n") == 1 and err.startswith("error: cannot open postgresql://bob:***@")
+    assert err.count("\n") == 1 and err.startswith(
+        "error: cannot reach the PostgreSQL server of the store postgresql://bob:***@127.0.0.1:1/"
+    )
     assert "hunter2" not in out + err and "Traceback" not in err
 
 
@@ -92,3 +119,14 @@ def test_locations_are_shown_with_home_expanded(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HOME", "/home/someone")
     assert normal_location("~/m.db") == "/home/someone/m.db"
     assert normal_location("postgresql://h/db") == "postgresql://h/db"
+
+
+def test_a_drivers_message_that_quotes_the_url_never_shows_the_password() -> None:
+    pytest.importorskip("psycopg")
+    from reflow.stores.postgres import PostgresStore
+
+    store = PostgresStore("postgresql://al:s3cr3t@db.example/x")
+    quoted = RuntimeError('missing "=" after "postgresql://al:s3cr3t@db.example/x" in conninfo')
+    text = store._describe_error(quoted)
+    assert "s3cr3t" not in text
+    assert text.startswith("cannot use the store postgresql://al:***@db.example/x: missing")

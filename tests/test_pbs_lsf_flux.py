@@ -797,3 +797,32 @@ def test_packed_fan_out_and_fused_chain_on_every_scheduler(
         assert run.output("last") == 40, name
         jobs = {i["task_name"]: i["job_id"] for i in run.store.instances(run.run_id)}
         assert len(set(jobs.values())) == 1, (name, jobs)
+
+
+@pytest.mark.postgres
+def test_a_cluster_run_on_a_postgresql_store(
+    sims: dict[str, Scheduler], tmp_path: Path, postgres_url: str
+) -> None:
+    """`submit` to a PostgreSQL store: the jobs and the chained dispatchers reopen it by its
+    location, which has no password (they get it from the environment they inherit)."""
+    from reflow.stores import open_store
+
+    sched = sims["pbs-pro"]
+    env = dict(os.environ, **sched.env(), RFTEST_CALLS=str(sched.calls))
+    run_dir = tmp_path / "run-pg"
+    proc = subprocess.run(
+        [sys.executable, str(PIPELINES / "pl_fanout.py"), "submit", "--n", "3", "--run-dir",
+         str(run_dir), "--store-path", postgres_url],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    store = open_store(postgres_url)
+    run = Run(store.list_runs()[0]["run_id"], store)
+    assert _wait_all({"pg": run}) == {"pg": RunState.SUCCESS}, _status(run)
+    assert run.output("total") == 8 and run.outputs("plus") == [1, 2, 5]
+    assert sched.taken() == {"make": 1, "square": 3, "plus": 3, "total": 1}
+    password = re.search(r"://[^:/@]*:([^@/]*)@", postgres_url)
+    assert password is not None
+    for path in run_dir.rglob("*"):  # job scripts, wave files, logs: no password anywhere
+        if path.is_file():
+            assert f":{password[1]}@" not in path.read_text(errors="replace"), path

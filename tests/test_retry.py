@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -14,11 +13,18 @@ from typing import Annotated
 
 import pytest
 
+from backends import execute
 from counting import Calls
 from reflow import ReflowError, Result, Run, RunState, TaskState, Workflow
 from reflow.errors import TaskFailedError
-from reflow.stores.sqlite import SqliteStore
+from reflow.stores import open_store
 from stopping import stopped
+
+
+@pytest.fixture
+def store_path(any_store: str) -> str:
+    """Every test here runs on both backends (an SQLite file, a PostgreSQL schema)."""
+    return any_store
 
 
 def _status(run: Run) -> dict:  # type: ignore[type-arg]
@@ -174,7 +180,7 @@ def test_retry_after_the_fix_reruns_only_what_failed_or_was_skipped(
     assert _status(run)["failed_instances"] == []
     # what had succeeded was kept as it was: first attempts, not cache hits
     assert set(_status(run)["cached"].values()) == {0}
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     assert [a["attempt"] for a in store.attempts(run.run_id, "each", 0)] == [1]
     assert [a["attempt"] for a in store.attempts(run.run_id, "items")] == [1]
 
@@ -186,7 +192,7 @@ def test_retry_keeps_the_earlier_attempts_error_in_the_history(
     run = stopped(_diamond(calls, fixed), tmp_path / "r", store=store_path)
     fixed.touch()
     run.retry()
-    history = SqliteStore(store_path).attempts(run.run_id, "each", 2)
+    history = open_store(store_path).attempts(run.run_id, "each", 2)
     assert [(a["attempt"], a["state"]) for a in history] == [(1, "FAILED"), (2, "SUCCESS")]
     assert "ValueError: item 2 is broken" in history[0]["error_text"]
     assert history[1]["error_text"] is None
@@ -203,7 +209,7 @@ def test_retry_of_a_run_that_still_fails_keeps_it_failed(
     run.retry()
     assert run.state is RunState.FAILED
     assert calls.count("each2") == 1
-    attempts = SqliteStore(store_path).attempts(run.run_id, "each", 2)
+    attempts = open_store(store_path).attempts(run.run_id, "each", 2)
     assert [a["state"] for a in attempts] == ["FAILED", "FAILED"]
 
 
@@ -335,13 +341,12 @@ def test_retry_is_refused_while_another_live_process_drives_the_run(
     fixed = tmp_path / "fixed"
     run = stopped(_diamond(calls, fixed), tmp_path / "r", store=store_path)
     calls.take()
-    with sqlite3.connect(store_path) as db:  # as if our parent process were driving it
-        db.execute(
-            "UPDATE runs SET owner_host = ?, owner_pid = ?, owner_start = NULL, "
-            "status = 'RUNNING' WHERE run_id = ?",
-            (socket.gethostname(), os.getppid(), run.run_id),
-        )
-    db.close()
+    execute(  # as if our parent process were driving it
+        store_path,
+        "UPDATE runs SET owner_host = ?, owner_pid = ?, owner_start = NULL, "
+        "status = 'RUNNING' WHERE run_id = ?",
+        (socket.gethostname(), os.getppid(), run.run_id),
+    )
     fixed.touch()
     with pytest.raises(ReflowError, match=rf"run '{run.run_id}' is being driven by process"):
         run.retry()
@@ -350,7 +355,7 @@ def test_retry_is_refused_while_another_live_process_drives_the_run(
 
 def test_retry_needs_the_workflow(tmp_path: Path, store_path: Path, calls: Calls) -> None:
     run = stopped(_diamond(calls, tmp_path / "fixed"), tmp_path / "r", store=store_path)
-    bare = Run(run.run_id, SqliteStore(store_path))
+    bare = Run(run.run_id, open_store(store_path))
     with pytest.raises(Exception, match=r"retrying run .* needs its workflow"):
         bare.retry()
 
@@ -382,7 +387,7 @@ def test_interrupted_run_is_cancelled_consistent_and_resumable(
         calls("total")
         return sum(xs)
 
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     with pytest.raises(KeyboardInterrupt):
         wf.run_local(tmp_path / "r", store=store)
     assert calls.take() == {"items": 1, "each0": 1, "each1": 1, "each2": 1}
@@ -534,7 +539,7 @@ def test_ctrl_c_during_a_pool_run_leaves_a_resumable_run(
     tmp_path: Path, store_path: Path, calls: Calls, deadline: None
 ) -> None:
     wf = _pool_workflow(slow)
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     try:

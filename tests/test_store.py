@@ -7,20 +7,27 @@ import os
 import re
 import sqlite3
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 
+from backends import INTEGRITY_ERRORS, execute, is_postgres, open_at_once, runs_in
 from counting import Calls
 from mounts import read_only
 from reflow import Result, Run, RunState, Workflow
 from reflow.errors import ReflowError, StoreError
+from reflow.stores import Store, open_store
 from reflow.stores.sqlite import SCHEMA_VERSION, SqliteStore
 from stopping import stopped
+
+
+@pytest.fixture
+def store_path(any_store: str) -> str:
+    """Each test here runs on both backends (an SQLite file, a PostgreSQL schema), but
+    those that say they are SQLite's own (files, journal, the SQLite dumps of old schemas)."""
+    return any_store
 
 
 def _tiny(name: str = "tiny") -> Workflow:
@@ -33,7 +40,7 @@ def _tiny(name: str = "tiny") -> Workflow:
     return wf
 
 
-def _new_run(store: SqliteStore, name: str = "etl") -> str:
+def _new_run(store: Store, name: str = "etl") -> str:
     return store.create_run(
         name, run_dir="/tmp/r", executor="local", params="{}", options="{}",
         tasks=[("a", 0, False, "{}")],
@@ -43,56 +50,64 @@ def _new_run(store: SqliteStore, name: str = "etl") -> str:
 # ---------------------------------------------------------------------- schema
 
 
-def test_schema_version_is_recorded_in_meta(store_path: Path) -> None:
-    SqliteStore(store_path).list_runs()  # opening creates the store
-    with sqlite3.connect(store_path) as db:
-        (value,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+def test_schema_version_is_recorded_in_meta(store_path: str) -> None:
+    open_store(store_path).list_runs()  # opening creates the store
+    ((value,),) = execute(store_path, "SELECT value FROM meta WHERE key = 'schema_version'")
     assert int(value) == SCHEMA_VERSION
 
 
-def test_store_from_a_newer_schema_is_refused_and_left_untouched(store_path: Path) -> None:
-    store = SqliteStore(store_path)
+def test_store_from_a_newer_schema_is_refused_and_left_untouched(
+    store_path: str, tmp_path: Path
+) -> None:
+    store = open_store(store_path)
     _new_run(store)
     store.close()
-    with sqlite3.connect(store_path) as db:
-        db.execute(
-            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),)
-        )
-    db.close()
-    before = store_path.read_bytes()
+    execute(
+        store_path,
+        "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+        (str(SCHEMA_VERSION + 1),),
+    )
+    before = None if is_postgres(store_path) else Path(store_path).read_bytes()
 
     with pytest.raises(StoreError, match=rf"schema version {SCHEMA_VERSION + 1}, newer than"):
-        SqliteStore(store_path).list_runs()
+        open_store(store_path).list_runs()
     with pytest.raises(StoreError, match="upgrade reflow"):
-        _tiny().run_local(store_path.parent / "r", store=store_path)
-    assert store_path.read_bytes() == before
-    # no handle is kept on it: no -wal / -shm files appear beside it
-    assert [p.name for p in store_path.parent.glob("manifest.db*")] == ["manifest.db"]
+        _tiny().run_local(tmp_path / "r", store=store_path)
+    assert runs_in(store_path) == 1
+    if before is not None:  # SQLite: not a byte changed, and no handle is kept on it
+        file = Path(store_path)
+        assert file.read_bytes() == before
+        assert [p.name for p in file.parent.glob("manifest.db*")] == ["manifest.db"]
 
 
-def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(store_path: Path) -> None:
+def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(sqlite_path: Path) -> None:
+    """SQLite only: a file that is something else."""
+    store_path = sqlite_path
     store_path.write_bytes(b"these are my notes, not a database\n" * 200)
     before = store_path.read_bytes()
     with pytest.raises(StoreError, match="is not a reflow store or is corrupt") as caught:
-        SqliteStore(store_path).list_runs()
+        open_store(store_path).list_runs()
     assert "left untouched" in str(caught.value)
     assert isinstance(caught.value, ReflowError)
     assert store_path.read_bytes() == before
     assert sorted(p.name for p in store_path.parent.iterdir()) == ["home", "manifest.db"]
 
 
-def test_another_sqlite_database_is_refused_and_left_untouched(store_path: Path) -> None:
+def test_another_sqlite_database_is_refused_and_left_untouched(sqlite_path: Path) -> None:
+    """SQLite only: a file that is something else."""
+    store_path = sqlite_path
     with sqlite3.connect(store_path) as db:
         db.execute("CREATE TABLE mine (x INTEGER)")
         db.execute("INSERT INTO mine VALUES (1)")
     db.close()
     before = store_path.read_bytes()
     with pytest.raises(StoreError, match="not a reflow store"):
-        SqliteStore(store_path).list_runs()
+        open_store(store_path).list_runs()
     assert store_path.read_bytes() == before
 
 
 def test_a_directory_is_not_a_store(tmp_path: Path) -> None:
+    """SQLite only: a path that is a folder."""
     with pytest.raises(StoreError, match="is a directory"):
         SqliteStore(tmp_path).list_runs()
 
@@ -106,21 +121,13 @@ def _write_config(text: str) -> None:
     config.write_text(text)
 
 
-def _runs_in(path: Path) -> int:
-    if not path.exists():
-        return 0
-    with sqlite3.connect(path) as db:
-        (n,) = db.execute("SELECT COUNT(*) FROM runs").fetchone()
-    db.close()
-    return int(n)
-
-
 def test_default_store_is_under_xdg_cache_home_and_private(tmp_path: Path) -> None:
+    """SQLite only: the default store is a private file."""
     cache = Path(os.environ["XDG_CACHE_HOME"])
     run = _tiny().run_local(tmp_path / "r")
     default = cache / "reflow" / "manifest.db"
     assert run.store.path == default
-    assert _runs_in(default) == 1
+    assert runs_in(default) == 1
     assert stat.S_IMODE(default.stat().st_mode) == 0o600
     assert stat.S_IMODE(default.parent.stat().st_mode) == 0o700
     assert SqliteStore().path == default
@@ -131,7 +138,7 @@ def test_config_store_path_overrides_the_default(tmp_path: Path) -> None:
     _write_config(f'[defaults]\nstore_path = "{configured}"\n')
     run = _tiny().run_local(tmp_path / "r")
     assert run.store.path == configured
-    assert _runs_in(configured) == 1
+    assert runs_in(configured) == 1
     assert not (Path(os.environ["XDG_CACHE_HOME"]) / "reflow" / "manifest.db").exists()
 
 
@@ -144,17 +151,17 @@ def test_environment_overrides_the_config_file(
     monkeypatch.setenv("REFLOW_STORE_PATH", str(from_env))
     run = _tiny().run_local(tmp_path / "r")
     assert run.store.path == from_env
-    assert _runs_in(from_env) == 1 and _runs_in(configured) == 0
+    assert runs_in(from_env) == 1 and runs_in(configured) == 0
     assert SqliteStore().path == from_env
 
 
 def test_explicit_store_overrides_everything(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_path: Path
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_path: str
 ) -> None:
     monkeypatch.setenv("REFLOW_STORE_PATH", str(tmp_path / "env-store.db"))
     _tiny().run_local(tmp_path / "r", store=store_path)
-    _tiny().run_local(tmp_path / "r", store=SqliteStore(store_path))
-    assert _runs_in(store_path) == 2
+    _tiny().run_local(tmp_path / "r", store=open_store(store_path))
+    assert runs_in(store_path) == 2
     assert not (tmp_path / "env-store.db").exists()
 
 
@@ -162,7 +169,7 @@ def test_explicit_store_overrides_everything(
 
 
 def test_run_ids_have_the_documented_form_and_are_unique(store_path: Path) -> None:
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     today = dt.date.today().strftime("%Y%m%d")
     ids = [_new_run(store, "etl") for _ in range(2000)]
     pattern = re.compile(rf"^etl-{today}-[0-9a-f]{{4,}}$")
@@ -178,7 +185,7 @@ def test_run_id_of_a_real_run(tmp_path: Path, store_path: Path) -> None:
 
 
 def test_list_runs_filters_newest_first(store_path: Path) -> None:
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     day = dt.datetime(2026, 3, 10, 12, 0)
     made: dict[str, tuple[str, dt.datetime, str]] = {}
     plan = [  # recorded in another order than their creation times
@@ -192,12 +199,10 @@ def test_list_runs_filters_newest_first(store_path: Path) -> None:
         rid = _new_run(store, name)
         store.set_run_status(rid, status)
         made[rid] = (name, when, status)
-    with sqlite3.connect(store_path) as db:
-        db.executemany(
-            "UPDATE runs SET created_at = ? WHERE run_id = ?",
-            [(when.timestamp(), rid) for rid, (_, when, _) in made.items()],
+    for rid, (_, when, _) in made.items():
+        execute(
+            store_path, "UPDATE runs SET created_at = ? WHERE run_id = ?", (when.timestamp(), rid)
         )
-    db.close()
     newest_first = [rid for rid, _ in sorted(made.items(), key=lambda kv: kv[1][1], reverse=True)]
 
     def ids(**kw: Any) -> list[str]:
@@ -225,7 +230,7 @@ def test_list_runs_filters_newest_first(store_path: Path) -> None:
 
 def test_unknown_run_id_is_a_clear_error(tmp_path: Path, store_path: Path) -> None:
     run = _tiny().run_local(tmp_path / "r", store=store_path)
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     with pytest.raises(KeyError) as caught:
         store.get_run(run.run_id[:-1] + "x")
     assert f"Did you mean '{run.run_id}'?" in str(caught.value)
@@ -260,7 +265,7 @@ def _outputs_workflow(calls: Calls) -> Workflow:
 
 def test_singleton_and_array_outputs(tmp_path: Path, store_path: Path, calls: Calls) -> None:
     run = _outputs_workflow(calls).run_local(tmp_path / "r", store=store_path, on_error="continue")
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     assert store.get_singleton_output(run.run_id, "numbers") == [3, 1, 2]
     assert store.get_singleton_output(run.run_id, "label") == "done"
     assert run.output("label") == "done"
@@ -283,7 +288,7 @@ def test_array_outputs_come_in_index_order(tmp_path: Path, store_path: Path) -> 
         return x
 
     run = wf.run_local(tmp_path / "r", store=store_path)
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     assert store.get_array_outputs(run.run_id, "ident") == list(range(15))
     assert run.outputs("ident") == list(range(15))
     with pytest.raises(StoreError, match="'ident' is an array task: use get_array_outputs"):
@@ -295,26 +300,26 @@ def test_array_outputs_come_in_index_order(tmp_path: Path, store_path: Path) -> 
 # ---------------------------------------------------------------------- integrity
 
 
-def test_one_instance_row_per_run_task_index_and_attempt(tmp_path: Path, store_path: Path) -> None:
+def test_one_instance_row_per_run_task_index_and_attempt(tmp_path: Path, store_path: str) -> None:
     run = _tiny().run_local(tmp_path / "r", store=store_path)
-    with sqlite3.connect(store_path) as db:
-        (count,) = db.execute(
-            "SELECT COUNT(*) FROM instances WHERE run_id = ?", (run.run_id,)
-        ).fetchone()
-        assert count == 1
-        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-            db.execute(
-                "INSERT INTO instances (run_id, task_name, array_index, attempt, state) "
-                "VALUES (?, 'hello', -1, 1, 'PENDING')",
-                (run.run_id,),
-            )
-        # a second attempt is a row of its own
-        db.execute(
-            "INSERT INTO instances (run_id, task_name, array_index, attempt, state, current) "
-            "VALUES (?, 'hello', -1, 2, 'PENDING', 0)",
+    ((count,),) = execute(
+        store_path, "SELECT COUNT(*) FROM instances WHERE run_id = ?", (run.run_id,)
+    )
+    assert count == 1
+    with pytest.raises(INTEGRITY_ERRORS, match=r"(?i)UNIQUE"):
+        execute(
+            store_path,
+            "INSERT INTO instances (run_id, task_name, array_index, attempt, state) "
+            "VALUES (?, 'hello', -1, 1, 'PENDING')",
             (run.run_id,),
         )
-    db.close()
+    # a second attempt is a row of its own
+    execute(
+        store_path,
+        "INSERT INTO instances (run_id, task_name, array_index, attempt, state, current) "
+        "VALUES (?, 'hello', -1, 2, 'PENDING', 0)",
+        (run.run_id,),
+    )
 
 
 def test_a_success_row_cannot_lack_its_output(tmp_path: Path, store_path: Path) -> None:
@@ -325,21 +330,21 @@ def test_a_success_row_cannot_lack_its_output(tmp_path: Path, store_path: Path) 
         raise RuntimeError("no")
 
     run = stopped(wf, tmp_path / "r", store=store_path)
-    with sqlite3.connect(store_path) as db:
-        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
-            db.execute("UPDATE instances SET state = 'SUCCESS' WHERE run_id = ?", (run.run_id,))
-        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
-            db.execute(
-                "UPDATE instances SET state = 'SUCCESS', output = '1' WHERE run_id = ?",
-                (run.run_id,),
-            )  # an output without its hash is no better
-        db.execute(
-            "UPDATE instances SET state = 'SUCCESS', output = '1', output_hash = 'h' "
-            "WHERE run_id = ?",
-            (run.run_id,),
+    with pytest.raises(INTEGRITY_ERRORS, match=r"(?i)CHECK"):
+        execute(
+            store_path, "UPDATE instances SET state = 'SUCCESS' WHERE run_id = ?", (run.run_id,)
         )
-        db.rollback()
-    db.close()
+    with pytest.raises(INTEGRITY_ERRORS, match=r"(?i)CHECK"):
+        execute(
+            store_path,
+            "UPDATE instances SET state = 'SUCCESS', output = '1' WHERE run_id = ?",
+            (run.run_id,),
+        )  # an output without its hash is no better
+    execute(
+        store_path,
+        "UPDATE instances SET state = 'SUCCESS', output = '1', output_hash = 'h' WHERE run_id = ?",
+        (run.run_id,),
+    )
 
 
 # ---------------------------------------------------------------------- status
@@ -423,7 +428,7 @@ def test_cancel_from_elsewhere_stops_a_running_run(
     def each(x: Annotated[int, Result(step="items")]) -> int:
         calls(f"each{x}")
         if x == 1 and not cancelled:  # another terminal runs `cancel` while the run goes
-            store = SqliteStore(store_path)
+            store = open_store(store_path)
             (info,) = store.list_runs()
             assert info["status"] == "RUNNING"
             cancelled.append(Run(info["run_id"], store).cancel())
@@ -452,7 +457,7 @@ def test_cancel_from_elsewhere_stops_a_running_run(
 
 
 def test_cancel_of_one_task(tmp_path: Path, store_path: Path) -> None:
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     rid = _new_run(store)
     run = Run(rid, store)
     with pytest.raises(ReflowError, match=r"has no task 'b'"):
@@ -466,7 +471,9 @@ def test_cancel_of_one_task(tmp_path: Path, store_path: Path) -> None:
 # ---------------------------------------------------------------------- batching
 
 
-def test_writes_are_batched_per_wave_not_per_instance(tmp_path: Path, store_path: Path) -> None:
+def test_writes_are_batched_per_wave_not_per_instance(tmp_path: Path, sqlite_path: Path) -> None:
+    """SQLite only (it counts the statements SQLite traces)."""
+    store_path = sqlite_path
     wf = Workflow("batched")
 
     @wf.job()
@@ -481,7 +488,7 @@ def test_writes_are_batched_per_wave_not_per_instance(tmp_path: Path, store_path
     def chained(x: Annotated[int, Result(step="each")]) -> int:
         return x + 1
 
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     store.list_runs()  # open it before counting
     statements: list[str] = []
     store.conn.set_trace_callback(statements.append)
@@ -499,6 +506,7 @@ def test_writes_are_batched_per_wave_not_per_instance(tmp_path: Path, store_path
 
 
 def test_a_team_store_keeps_the_permissions_its_owner_gave_it(tmp_path: Path) -> None:
+    """SQLite only: a file's permissions."""
     team = tmp_path / "team"
     team.mkdir()
     path = team / "manifest.db"
@@ -548,10 +556,12 @@ def _v1_store(path: Path, version: int = 1) -> Path:
 
 @pytest.mark.parametrize("old", [1, 2, 3])
 def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
-    store_path: Path, tmp_path: Path, old: int
+    sqlite_path: Path, tmp_path: Path, old: int
 ) -> None:
+    """SQLite only: the old schemas are SQLite dumps (a PostgreSQL store starts at 4)."""
+    store_path = sqlite_path
     _v1_store(store_path, old)
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     runs = store.list_runs()
     assert len(runs) == 2 and {r["status"] for r in runs} == {"SUCCESS"}
     with sqlite3.connect(store_path) as db:
@@ -603,6 +613,7 @@ def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
 
 
 def test_a_schema_1_store_that_cannot_be_written_says_how_to_upgrade_it(tmp_path: Path) -> None:
+    """SQLite only: a file on a read-only mount."""
     folder = tmp_path / "ro"
     folder.mkdir()
     store_path = _v1_store(folder / "m.db")
@@ -611,7 +622,7 @@ def test_a_schema_1_store_that_cannot_be_written_says_how_to_upgrade_it(tmp_path
         read_only(folder),
         pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 4.*writable"),
     ):
-        SqliteStore(store_path).list_runs()
+        open_store(store_path).list_runs()
     assert store_path.read_bytes() == before
 
 
@@ -631,14 +642,13 @@ def test_a_long_task_is_seen_running_by_others_while_it_runs(
     def slow(q: Annotated[int, Result(step="quick")]) -> int:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with sqlite3.connect(store_path, timeout=0.2) as db:
-                counts = dict(
-                    db.execute(
-                        "SELECT task_name || ':' || state, COUNT(*) FROM instances "
-                        "WHERE current = 1 GROUP BY task_name, state"
-                    ).fetchall()
+            counts = dict(
+                execute(
+                    store_path,
+                    "SELECT task_name || ':' || state, COUNT(*) FROM instances "
+                    "WHERE current = 1 GROUP BY task_name, state",
                 )
-            db.close()
+            )
             if counts.get("slow:RUNNING"):
                 seen.append(counts)
                 break
@@ -651,41 +661,26 @@ def test_a_long_task_is_seen_running_by_others_while_it_runs(
 
 
 def test_many_processes_opening_a_schema_1_store_at_once_upgrade_it_once(
-    store_path: Path,
+    sqlite_path: Path,
 ) -> None:
+    """SQLite only: its old schema (on PostgreSQL: test_postgres, created once)."""
+    store_path = sqlite_path
     # after an upgrade of reflow, every job of a cluster run may open the old store at
     # the same moment: each must wait for the first upgrade and then use it
     _v1_store(store_path)
-    code = (
-        "import sys\n"
-        "from reflow.stores.sqlite import SqliteStore\n"
-        "print(len(SqliteStore(sys.argv[1]).list_runs()))\n"
-    )
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(store_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(8)
-    ]
-    seen = []
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        seen.append((p.returncode, out.strip(), err))
+    seen = open_at_once(store_path, 8)
     assert seen == [(0, "2", "")] * 8
     assert (
-        Run(SqliteStore(store_path).list_runs()[0]["run_id"], SqliteStore(store_path)).output(
-            "total"
-        )
+        Run(open_store(store_path).list_runs()[0]["run_id"], open_store(store_path)).output("total")
         == 5
     )
 
 
 def test_a_store_dropped_without_close_lets_go_of_its_connection_at_once(
-    store_path: Path,
+    sqlite_path: Path,
 ) -> None:
+    """SQLite only: sqlite3's reference cycle."""
+    store_path = sqlite_path
     # sqlite3.Connection sits in a reference cycle with its statement cache: without
     # this, every run_local of a script looping over runs kept its connection (and its
     # page cache, up to 16 MiB) until the next full garbage collection
@@ -693,7 +688,7 @@ def test_a_store_dropped_without_close_lets_go_of_its_connection_at_once(
 
     gc.disable()
     try:
-        store = SqliteStore(store_path)
+        store = open_store(store_path)
         store.list_runs()
         conn = store.conn
         del store
@@ -709,7 +704,7 @@ def test_a_cache_hit_whose_source_is_gone_is_written_pending_not_success(
     # between a cache look-up and the write of its hits, another process may delete the
     # run a source belongs to (or a retry supersede it): such a hit must not become a
     # SUCCESS pointing nowhere; it is written PENDING and its index returned, to run
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     src_run = _new_run(store, "src")
     store.write_expansion(
         src_run, "a", supersede=[], pending=[(0, 1, "i0", "{}"), (1, 1, "i1", "{}")], hits=[],
@@ -739,7 +734,7 @@ def test_a_driver_holds_its_writes_longer_only_while_commits_are_slow(store_path
     # holds its transaction 50 ms, or ten times the last commit if that is longer
     from reflow.local import _hold_for
 
-    store = SqliteStore(store_path)
+    store = open_store(store_path)
     store.list_runs()
     assert _hold_for(store) == pytest.approx(0.05)
     store.hold()

@@ -88,7 +88,7 @@ class _Key:
     section: str
     name: str
     env: str
-    kind: str  # how values are checked: path, command, program, mode, cpus, time, mem
+    kind: str  # how values are checked: store, path, command, program, mode, cpus, time, mem
     example: str | int  # shown in the example file and in error messages
     default: str  # as documented in the example file
     help: str
@@ -125,7 +125,7 @@ _KEY_LIST: tuple[_Key, ...] = (
         "defaults",
         "store_path",
         env="REFLOW_STORE_PATH",
-        kind="path",
+        kind="store",
         example="/shared/team/manifest.db",
         default="$XDG_CACHE_HOME/reflow/manifest.db (~/.cache/reflow/manifest.db)",
         help="The SQLite manifest that records every run and answers cache look-ups.\n"
@@ -273,6 +273,10 @@ def _expand(value: str) -> str:
 # -- checking values ---------------------------------------------------------
 
 
+# a store given as a URL (`postgresql://...`, `sqlite:///...`), not a path
+_STORE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 class _Invalid(Exception):
     """A value does not fit its key: what is expected, and maybe a "Did you mean" hint."""
 
@@ -284,6 +288,7 @@ class _Invalid(Exception):
 
 _EXPECTED = {
     "path": "a non-empty path",
+    "store": "a non-empty path, or a postgresql:// URL",
     "command": "a non-empty command name or path",
     "program": "a non-empty command name or path",
     "mode": "one of " + ", ".join(MODES) + " (or slurm, pbs, lsf, sge)",
@@ -317,7 +322,9 @@ def _check(kind: str, value: object, *, from_text: bool = False) -> Any:
     text = os.fspath(value).strip()
     if not text:
         raise _Invalid(_EXPECTED[kind])
-    if kind == "path":
+    if kind == "store" and _STORE_URL.match(text):
+        return text  # a URL stays as it is (a Path would fold its '//')
+    if kind in ("path", "store"):
         return Path(_expand(text))
     if kind in ("command", "program"):
         return _expand(text)
@@ -365,7 +372,7 @@ class Config:
     """
 
     # [defaults]
-    store_path: Path | None = None
+    store_path: Path | str | None = None  # a str only for a URL (a PostgreSQL store)
     run_dir: Path | None = None
     # [executor]
     mode: str = "local"
@@ -397,7 +404,7 @@ class Config:
     def __post_init__(self) -> None:
         for key in _KEY_LIST:
             value = getattr(self, key.field)
-            if value is None and key.kind in ("path", "command"):
+            if value is None and key.kind in ("store", "path", "command"):
                 continue
             try:
                 checked = _check(key.kind, value)
@@ -416,12 +423,15 @@ class Config:
         if self.source is not None:
             object.__setattr__(self, "source", Path(self.source))
 
-    def resolved_store_path(self) -> Path:
+    def resolved_store_path(self) -> Path | str:
         """The manifest store to use: `store_path` (REFLOW_STORE_PATH > file), else the default.
 
-        `load_config` has already put ``REFLOW_STORE_PATH`` into `store_path`;
-        the CLI's ``--store-path`` and ``store=`` bypass the config altogether.
+        A path, or a URL as a str (`postgresql://...`).  `load_config` has already
+        put ``REFLOW_STORE_PATH`` into `store_path`; the CLI's ``--store-path`` and
+        ``store=`` bypass the config altogether.
         """
+        if isinstance(self.store_path, str) and _STORE_URL.match(self.store_path):
+            return self.store_path
         if self.store_path is not None:
             return Path(_expand(os.fspath(self.store_path)))
         return default_store_path()

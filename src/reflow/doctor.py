@@ -1,6 +1,6 @@
 """`reflow doctor`: check a store's health; change nothing unless asked (`--fix`).
 
-It checks the SQLite file's integrity and schema version, that every SUCCESS
+It checks the store's schema version (and an SQLite file's integrity), that every SUCCESS
 instance still has its output, finds runs left RUNNING by a process that is
 gone, and result files nobody will ingest.  With `fix=True` it marks runs
 whose driver died as FAILED (their unfinished instances CANCELLED, so
@@ -85,7 +85,8 @@ def _check(view: Store, report: Report) -> tuple[list[tuple[str, str]], list[Pat
         for p in health.problems:
             report.problem(p)
         return [], []
-    report.ok("SQLite integrity check")
+    if health.integrity:  # the backend's own check (SQLite's integrity_check)
+        report.ok(health.integrity)
     runs, instances = health.runs, health.instances
     report.ok(f"{runs} run{'s' if runs != 1 else ''}, {instances} instance rows")
     if health.lost_outputs:

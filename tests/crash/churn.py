@@ -8,7 +8,8 @@ their own.  Every task checks what it receives, so a cache hit that hands a
 task a wrong or empty value fails the run.  Errors go to stderr with their
 traceback; the last line on stdout is a JSON summary.
 
-`verify_store(path)` checks a store such processes left behind.
+`verify_store(location)` checks a store such processes left behind (an SQLite
+file or a PostgreSQL URL: the workload runs on either).
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import argparse
 import hashlib
 import json
 import random
-import sqlite3
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for backends
+
+from backends import execute, is_postgres
 from reflow import Result, RunState, Workflow
 
 wf = Workflow("churn")
@@ -62,34 +65,34 @@ def total(
     return right[2]
 
 
-def verify_store(path: Path) -> dict[str, Any]:
+def verify_store(path: Path | str) -> dict[str, Any]:
     """What a store left by churn processes holds, and what is wrong in it."""
     from reflow import codec
-    from reflow.stores.sqlite import SqliteStore
+    from reflow.stores import open_store
 
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    def query(sql: str) -> list[Any]:
+        return execute(path, sql)
+
     problems: list[str] = []
-    empty = db.execute(
+    empty = query(
         "SELECT i.run_id, i.task_name, i.array_index FROM instances i "
         "LEFT JOIN instances s ON s.id = i.cached_from WHERE i.state = 'SUCCESS' AND "
         "(i.output_hash IS NULL OR (i.cached_from IS NULL AND i.output IS NULL) OR "
         "(i.cached_from IS NOT NULL AND (s.id IS NULL OR s.state <> 'SUCCESS' "
         "OR s.output IS NULL OR s.output_hash <> i.output_hash)))"
-    ).fetchall()
+    )
     if empty:
         problems.append(f"{len(empty)} SUCCESS rows without output, e.g. {empty[:3]}")
-    locked = db.execute(
-        "SELECT COUNT(*) FROM instances WHERE error_text LIKE '%locked%'"
-    ).fetchone()[0]
+    locked = query("SELECT COUNT(*) FROM instances WHERE error_text LIKE '%locked%'")[0][0]
     if locked:
         problems.append(f"{locked} instances failed with a lock error")
-    bad = db.execute(
+    bad = query(
         "SELECT run_id, task_name, array_index, state FROM instances WHERE state <> 'SUCCESS'"
-    ).fetchall()
+    )
     if bad:
         problems.append(f"{len(bad)} instances are not SUCCESS, e.g. {bad[:3]}")
-    runs = db.execute("SELECT run_id, status, params FROM runs").fetchall()
-    with SqliteStore(path) as store:
+    runs = query("SELECT run_id, status, params FROM runs")
+    with open_store(path) as store:
         for run_id, status, params in runs:
             if status != "SUCCESS":
                 problems.append(f"run {run_id} is {status}")
@@ -104,18 +107,17 @@ def verify_store(path: Path) -> dict[str, Any]:
             if got != right:
                 problems.append(f"run {run_id} has wrong outputs")
     counts = dict(
-        db.execute(
+        query(
             "SELECT CASE WHEN cached_from IS NULL THEN 'executed' ELSE 'cached' END, COUNT(*) "
             "FROM instances WHERE state = 'SUCCESS' GROUP BY 1"
-        ).fetchall()
+        )
     )
     # identities computed more than once: processes that raced past each other's cache
-    raced = db.execute(
+    raced = query(
         "SELECT COUNT(*) FROM (SELECT identity FROM instances WHERE state = 'SUCCESS' "
-        "AND cached_from IS NULL GROUP BY identity HAVING COUNT(*) > 1)"
-    ).fetchone()[0]
-    journal = db.execute("PRAGMA journal_mode").fetchone()[0]
-    db.close()
+        "AND cached_from IS NULL GROUP BY identity HAVING COUNT(*) > 1) AS twice"
+    )[0][0]
+    journal = "postgresql" if is_postgres(path) else query("PRAGMA journal_mode")[0][0]
     return {
         "runs": len(runs),
         "executed": counts.get("executed", 0),
@@ -134,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ident", type=int, default=0)
     parser.add_argument("--start-at", type=float, default=0.0, help="time.time() to begin at")
     ns = parser.parse_args(argv)
-    from reflow.stores.sqlite import SqliteStore
+    from reflow.stores import open_store
 
     rng = random.Random(ns.ident)
     root = Path(ns.root)
-    shared_store = SqliteStore(ns.store)
+    shared_store = open_store(ns.store)
     stats = {"runs": 0, "errors": 0, "wrong": 0}
     while time.time() < ns.start_at:  # start together with the others
         time.sleep(0.001)

@@ -109,25 +109,43 @@ def wait_gone(pids: set[int], timeout: float) -> set[int]:
 
 
 class StoreView:
-    """Looks at the store as a bystander takes them (raw SQL; never creates the file)."""
+    """Looks at the store as a bystander takes them (raw SQL; never creates the store).
 
-    def __init__(self, path: Path) -> None:
+    On an SQLite file or a PostgreSQL URL alike.
+    """
+
+    def __init__(self, path: Path | str) -> None:
         self.path = path
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Any = None
+        self.postgres = str(path).startswith(("postgresql://", "postgres://"))
 
-    def _db(self) -> sqlite3.Connection | None:
+    def _db(self) -> Any:
         if self._conn is None:
-            if not self.path.exists() or self.path.stat().st_size == 0:
+            if self.postgres:
+                import psycopg
+
+                self._conn = psycopg.connect(str(self.path), autocommit=True)
+                return self._conn
+            path = Path(self.path)
+            if not path.exists() or path.stat().st_size == 0:
                 return None
-            self._conn = sqlite3.connect(f"file:{self.path}?mode=rw", uri=True, timeout=60)
+            self._conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=60)
         return self._conn
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         db = self._db()
         if db is None:
             return []
+        if self.postgres:
+            import psycopg
+
+            try:
+                cur = db.execute(sql.replace("?", "%s"), args) if args else db.execute(sql)
+                return list(cur.fetchall())
+            except psycopg.errors.UndefinedTable:  # being created this instant
+                return []
         try:
-            return db.execute(sql, args).fetchall()
+            return list(db.execute(sql, args).fetchall())
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):  # being created this instant
                 return []
@@ -202,13 +220,13 @@ class StoreView:
         )
 
 
-def status_text(store: Path, run_id: str) -> str:
+def status_text(store: Path | str, run_id: str) -> str:
     """What `status RUN_ID` prints, by the code the command runs (thread-safe: no stdout)."""
     from reflow.render import render_status
     from reflow.run import status_dict
-    from reflow.stores.sqlite import SqliteStore
+    from reflow.stores import open_store
 
-    with SqliteStore(store) as st:
+    with open_store(store) as st:  # type: ignore[attr-defined]
         return render_status(status_dict(st, run_id))
 
 
@@ -328,13 +346,20 @@ class Crasher:
     """One crash scenario: one store, one run, the kills made and the problems found."""
 
     def __init__(
-        self, root: Path, *, n: int = 1000, task_seconds: float = 0.0, name: str = ""
+        self,
+        root: Path,
+        *,
+        n: int = 1000,
+        task_seconds: float = 0.0,
+        name: str = "",
+        store: str | None = None,
     ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.name = name or root.name
         self.n = n
-        self.store_path = root / "manifest.db"
+        # an SQLite file of its own, or (`store`) a PostgreSQL URL of a store of its own
+        self.store_path: Path | str = store or root / "manifest.db"
         self.run_dir = root / "run"
         self.log = ExecutionLog(root / "executions.log")
         self.store = StoreView(self.store_path)
@@ -472,7 +497,7 @@ class Crasher:
         if run_id is None:
             self.problems.append(f"{self.name}: no run was recorded")
             return
-        from reflow.stores.sqlite import SqliteStore
+        from reflow.stores import open_store
 
         status = self.status()
         if status != "SUCCESS":
@@ -480,7 +505,7 @@ class Crasher:
                 f"{self.name}: run {run_id} ended {status}:\n{status_text(self.store_path, run_id)}"
             )
             return
-        with SqliteStore(self.store_path) as st:
+        with open_store(self.store_path) as st:  # type: ignore[attr-defined]
             work = st.get_array_outputs(run_id, "work")
             total = st.get_singleton_output(run_id, "gather")
         expected = [x * x + 1 for x in range(self.n)]
@@ -617,8 +642,12 @@ def crash_runs(
     n: int = 1000,
     per_run: int = 7,
     task_seconds: tuple[float, ...] = (0.001, 0.0005),
+    stores: Callable[[], str] | None = None,
 ) -> list[RunCrasher]:
     """Kill `run` (then `retry`) at `points` kill points over as many runs as needed.
+
+    `stores()`, if given, makes each scenario's store (a fresh PostgreSQL URL);
+    otherwise each has an SQLite file of its own.
 
     Each run gets an early kill (when `split` ran, or at a random time from
     start), kills at random points in what is left, then late ones (only
@@ -630,7 +659,13 @@ def crash_runs(
     while made < points:
         k = len(crashers)
         ts = task_seconds[k % len(task_seconds)]
-        c = RunCrasher(root / f"w{workers}-{k}", workers=workers, n=n, task_seconds=ts)
+        c = RunCrasher(
+            root / f"w{workers}-{k}",
+            workers=workers,
+            n=n,
+            task_seconds=ts,
+            store=stores() if stores else None,
+        )
         c.env["CRASH_SLOW"] = "split,gather"  # so a kill can land between running and recording
         crashers.append(c)
         plan = ["early"] + ["mid"] * (per_run - 4) + ["all-but-gather", "gather", "end"]

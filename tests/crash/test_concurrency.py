@@ -1,4 +1,5 @@
-"""Eight processes on one store at once, and the journal mode chosen by filesystem type.
+"""Eight processes on one store at once (SQLite and PostgreSQL), and SQLite's journal mode
+chosen by filesystem type.
 
 `benchmarks/concurrency_soak.py` runs the same workload for a full minute and
 prints the figures.
@@ -21,7 +22,7 @@ from reflow.stores.sqlite import SqliteStore
 CHURN = Path(__file__).with_name("churn.py")
 
 
-def churn(store: Path, root: Path, processes: int, seconds: float) -> list[dict[str, object]]:
+def churn(store: Path | str, root: Path, processes: int, seconds: float) -> list[dict[str, object]]:
     """Run `processes` churn processes on `store` at once; their summaries and stderr."""
     start = time.time() + 1.0  # all begin together, on a store none of them created yet
     options = {"--store": store, "--root": root, "--seconds": seconds, "--start-at": start}
@@ -65,6 +66,21 @@ def test_eight_processes_on_one_store(
     assert found["runs"] == sum(int(str(r["runs"])) for r in results)
     assert found["cached"] > 0, found  # the processes did reuse each other's outputs
     assert found["journal_mode"] == journal, found
+
+
+@pytest.mark.postgres
+def test_sixteen_processes_on_one_postgresql_store(tmp_path: Path, postgres_url: str) -> None:
+    """The same workload on PostgreSQL, from 16 processes: no error, no lost update."""
+    results = churn(postgres_url, tmp_path / "runs", processes=16, seconds=8)
+    for r in results:
+        assert r["code"] == 0, r
+        assert r["stderr"] == "", r["stderr"]  # no traceback, no wrong run
+        assert r["errors"] == 0 and r["wrong"] == 0, r
+    assert all(int(str(r["runs"])) > 0 for r in results), results
+    found = verify_store(postgres_url)
+    assert found["problems"] == [], found
+    assert found["runs"] == sum(int(str(r["runs"])) for r in results)
+    assert found["cached"] > 0, found
 
 
 # ---------------------------------------------------------------------- journal mode

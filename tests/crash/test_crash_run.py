@@ -29,10 +29,15 @@ def _report(crashers: list[RunCrasher]) -> str:
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["inline", "two-workers"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_killed_run_resumes_without_rerunning_or_losing_anything(
-    tmp_path: Path, workers: int
+    tmp_path: Path, workers: int, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    crashers = crash_runs(tmp_path, workers=workers, points=POINTS, seed=workers)
+    """SIGKILL of a driver writing to SQLite, or to PostgreSQL, then `retry`."""
+    stores = request.getfixturevalue("postgres_urls") if backend == "postgres" else None
+    crashers = crash_runs(tmp_path, workers=workers, points=POINTS, seed=workers, stores=stores)
     kills = [k for c in crashers for k in c.kills]
     assert len(kills) >= POINTS, _report(crashers)
     # the kills landed all along the run: before anything was recorded, mid-array, late
@@ -85,9 +90,15 @@ def test_status_and_retry_see_a_killed_owner_that_was_not_reaped(tmp_path: Path)
         c.close()
 
 
-def test_two_retries_at_once_drive_a_killed_run_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_two_retries_at_once_drive_a_killed_run_once(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Two `retry`s of one killed run: one drives it, the other refuses (or finds it done)."""
-    c = RunCrasher(tmp_path, workers=2, task_seconds=0.002)
+    store = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    c = RunCrasher(tmp_path, workers=2, task_seconds=0.002, store=store)
     assert c.kill_at(after_commits(200))
     start = len(c.log.lines())  # the killed run's workers are gone by now
     argv = [sys.executable, str(PIPELINE), "retry", str(c.run_id), "--store-path", c.store_path]

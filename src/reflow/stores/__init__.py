@@ -2,8 +2,9 @@
 
 A filesystem path (or a `sqlite:///path` URL) opens the SQLite store
 (`reflow.stores.sqlite.SqliteStore`);
-a `postgresql://` URL names a PostgreSQL store, which this version of reflow
-does not have yet.
+a `postgresql://` (or `postgres://`) URL the PostgreSQL store
+(`reflow.stores.postgres.PostgresStore`, with the `reflow[postgres]` extra).
+Both run the queries of `reflow.stores._sql.SqlStore`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 
 from ..errors import StoreError
 from .base import Health, HistoryRow, InstanceRow, NewInstance, Store
+from .base import without_password as _without_password
 
 __all__ = [
     "Health", "HistoryRow", "InstanceRow", "NewInstance", "Store", "normal_location", "open_store",
@@ -21,11 +23,6 @@ __all__ = [
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _POSTGRES = ("postgresql", "postgres")
-
-
-def _without_password(url: str) -> str:
-    """`url` with the password of its user part, if any, replaced by '***'."""
-    return re.sub(r"^([^:/]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 def open_store(
@@ -55,14 +52,19 @@ def open_store(
 
                 return SqliteStore(text[len(found[0]) :] or None, read_only=read_only, peek=peek)
             if scheme in _POSTGRES:
-                raise StoreError(
-                    f"cannot open {shown}: PostgreSQL stores are not available in this version "
-                    "of reflow yet; use a path to an SQLite file"
-                )
+                from .postgres import PostgresStore
+
+                return PostgresStore(text, read_only=read_only, peek=peek)
             raise StoreError(
                 f"cannot open {shown}: '{scheme}://' is not a kind of store reflow knows; "
-                "use a path to an SQLite file"
+                "use a path to an SQLite file or a postgresql:// URL"
             )
+    else:
+        from ..config import load_config
+
+        configured = load_config().resolved_store_path()
+        if isinstance(configured, str) and _URL.match(configured):
+            return open_store(configured, read_only=read_only, peek=peek)
     from .sqlite import SqliteStore
 
     return SqliteStore(location, read_only=read_only, peek=peek)
@@ -76,7 +78,11 @@ def store_exists(location: str | os.PathLike[str]) -> bool:
         return os.path.exists(os.path.expanduser(text))
     if found["scheme"].lower() == "sqlite":
         return os.path.exists(text[len(found[0]) :])
-    return True  # a server: opening it says whether the store is there
+    if found["scheme"].lower() in _POSTGRES:  # a database without reflow's tables: no store
+        from .postgres import PostgresStore
+
+        return PostgresStore(text, read_only=True).exists()
+    return True  # another kind: opening it says what is wrong
 
 
 def normal_location(location: str | os.PathLike[str]) -> str:

@@ -21,6 +21,7 @@ Guarantees every backend gives:
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
@@ -36,6 +37,11 @@ NewInstance = tuple[
     str, str, int, int, str, "str | None", "str | None", "str | None", "str | None",
     "str | None", "float | None", "float | None",
 ]  # fmt: skip
+
+
+def without_password(url: str) -> str:
+    """`url` with the password of its user part, if any, replaced by '***'."""
+    return re.sub(r"^([^:/]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 class InstanceRow(NamedTuple):
@@ -104,11 +110,13 @@ class Health(Record):
     `schema_version`: the store's (0: not a reflow store at all);
     `supported_version`: the newest this reflow understands; `problems`: what
     is wrong with the store itself ("not a reflow store", integrity errors);
-    `lost_outputs`: SUCCESS instances whose output is gone.
+    `lost_outputs`: SUCCESS instances whose output is gone; `integrity`: the
+    backend's own integrity check that passed, by name (None: it has none).
     """
 
     __slots__ = (
-        "instances", "lost_outputs", "problems", "runs", "schema_version", "supported_version",
+        "instances", "integrity", "lost_outputs", "problems", "runs", "schema_version",
+        "supported_version",
     )  # fmt: skip
 
     def __init__(
@@ -123,6 +131,7 @@ class Health(Record):
         self.schema_version, self.supported_version = schema_version, supported_version
         self.problems: list[str] = [] if problems is None else problems
         self.runs, self.instances, self.lost_outputs = runs, instances, lost_outputs
+        self.integrity: str | None = None
 
 
 class Store(Protocol):
