@@ -243,7 +243,8 @@ def _protected(
     store: Store, plan: Plan, ids: list[str], moved: dict[SourceKey, list[SourceKey]]
 ) -> list[Path]:
     """Paths that outputs of kept runs name (their own, and those moved into them)."""
-    dirs = {step.run["run_dir"] for step in plan.runs}
+    # as recorded and as resolved: an output may spell its run dir either way
+    dirs = {d for step in plan.runs for d in (step.run["run_dir"], str(_real(step.run["run_dir"])))}
     # an output names a path as JSON text: look for each run dir as the JSON spells it
     fragments = [json.dumps(d, ensure_ascii=False)[1:-1] for d in dirs]
     found = [p for text in store.outputs_naming(fragments, ids) for p in _named_paths(text)]
@@ -256,8 +257,8 @@ def _collect_files(step: RunPlan, plan: Plan, protected: list[Path]) -> None:
     run_id, run_dir = step.run["run_id"], _real(step.run["run_dir"])
     candidates = [_real(run_files(run_dir, run_id, kind)) for kind in _PER_RUN]
     for (owner, *_), named in plan.paths.items():
-        if owner == run_id:
-            candidates.extend(_real(p) for p in named)
+        if owner == run_id:  # a relative path says nothing of where it was: left alone
+            candidates.extend(_real(p) for p in named if p.is_absolute())
     for path in candidates:
         if not _inside(path, run_dir) or any(_overlaps(path, p) for p in protected):
             continue
