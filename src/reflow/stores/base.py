@@ -143,12 +143,13 @@ class RunExport(NamedTuple):
 
     `run`: every column of its record as stored (times in Unix seconds);
     `tasks`: (name, position, is_array, spec, expected); `instances`: every
-    attempt, the `EXPORT_COLUMNS` values of each, in (task, index, attempt)
-    order; `sources`: for each instance, the key of the row whose output it
-    reuses (None for a row that owns its output or has none); `source_outputs`:
-    the output text of each source in another run, by key (so that a copy can
-    keep the output when that run is not in the destination); `reasons`:
-    (task, index, attempt, reason).
+    attempt, the `EXPORT_COLUMNS` values of each, in the order they were
+    written (a cache source before the hits that reuse it); `sources`: for
+    each instance, the key of the row whose output it reuses (None for a row
+    that owns its output or has none); `source_outputs`: the output text of
+    each source in another run, by key (so that a copy can keep the output
+    when that run is not in the destination); `reasons`: (task, index,
+    attempt, reason).
     """
 
     run: dict[str, Any]

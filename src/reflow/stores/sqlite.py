@@ -1728,7 +1728,7 @@ class SqliteStore:
                 "i.started_at, i.finished_at, s.run_id, s.task_name, s.array_index, s.attempt, "
                 "CASE WHEN s.run_id <> i.run_id THEN s.output END "
                 "FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
-                "WHERE i.run_id = ? ORDER BY i.task_name, i.array_index, i.attempt",
+                "WHERE i.run_id = ? ORDER BY i.id",
                 (run_id,),
             ).fetchall()
             reasons = [
@@ -1773,16 +1773,18 @@ class SqliteStore:
                 "VALUES (?,?,?,?,?,?)",
                 [(run_id, n, p, int(a), spec, e) for n, p, a, spec, e in exported.tasks],
             )
+            # in the order the rows were written (a cache source before its hits), each
+            # hit in the run pointed at its source's new row by key, in the same statement
             insert = (
                 "INSERT INTO instances (run_id, task_name, array_index, attempt, current, state, "
                 "identity, parts, output, output_hash, error_text, job_id, submitted_at, "
-                "started_at, finished_at, cached_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                "started_at, finished_at, cached_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                "COALESCE(?, (SELECT COALESCE(s.cached_from, s.id) FROM instances s "
+                "WHERE s.run_id = ? AND s.task_name = ? AND s.array_index = ? AND s.attempt = ?)))"
             )
-            pairs = list(zip(exported.instances, exported.sources, strict=True))
-            conn.executemany(insert, [(run_id, *r, None) for r, src in pairs if src is None])
-            hits = [(r, src) for r, src in pairs if src is not None]
             found: dict[SourceKey, int] = {}
-            for source_run in sorted({src[0] for _, src in hits}):
+            elsewhere = {src[0] for src in exported.sources if src and src[0] != run_id}
+            for source_run in sorted(elsewhere):
                 for rid, root, t, i, a in conn.execute(
                     "SELECT id, cached_from, task_name, array_index, attempt FROM instances "
                     "WHERE run_id = ?",
@@ -1790,7 +1792,14 @@ class SqliteStore:
                 ):
                     found[(source_run, t, i, a)] = rid if root is None else root
             written = []
-            for r, src in hits:
+            nokey = (None, None, None, None)
+            for r, src in zip(exported.instances, exported.sources, strict=True):
+                if src is None:
+                    written.append((run_id, *r, None, *nokey))
+                    continue
+                if src[0] == run_id:
+                    written.append((run_id, *r, None, *src))
+                    continue
                 target = found.get(src)
                 if target is None and r[5] is not None:  # the same identity's output, if here
                     same = conn.execute(
@@ -1801,7 +1810,7 @@ class SqliteStore:
                     ).fetchone()
                     target = None if same is None else same[0]
                 if target is not None:
-                    written.append((run_id, *r, target))
+                    written.append((run_id, *r, target, *nokey))
                     continue
                 if src not in exported.source_outputs:
                     raise StoreError(
@@ -1810,7 +1819,7 @@ class SqliteStore:
                     )
                 owned = list(r)
                 owned[7] = exported.source_outputs[src]
-                written.append((run_id, *owned, None))
+                written.append((run_id, *owned, None, *nokey))
                 kept_by_value += 1
             conn.executemany(insert, written)
             conn.executemany(
