@@ -310,3 +310,19 @@ def test_gc_keeps_a_file_that_a_kept_run_wrote_again_in_a_shared_run_dir(tmp_pat
     assert new.outputs("square") == [shared / "p-0.txt"]
     assert (shared / "p-0.txt").read_text() == "0"
     store.close()
+
+
+def test_a_pipeline_scripts_gc_forgets_only_its_own_workflows_runs(
+    history: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reflow.cli import workflow_cli
+
+    path, ids = history
+    assert workflow_cli(workflow("wb"), ["gc", "--keep-last", "0", "--store-path", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(f"forgot run {ids[3]} ")
+    store = open_store(path)
+    assert [r["run_id"] for r in store.list_runs()] == ids[2::-1]
+    store.close()
+    # a workflow without runs is nothing to forget, not a mistake
+    assert workflow_cli(workflow("wc"), ["gc", "--keep-last", "0", "--store-path", str(path)]) == 0
+    assert capsys.readouterr().out == "nothing to forget\n"

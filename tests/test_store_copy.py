@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -72,38 +73,44 @@ def test_copy_copies_every_run_and_reads_back_the_same(
     dst.close()
 
 
-def test_copying_again_adds_nothing(
-    source: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def copied(source: tuple[Path, list[str]], tmp_path: Path) -> tuple[Path, list[str], Path]:
+    """`source`, copied once into dst.db."""
     src_path, ids = source
-    dst_path = tmp_path / "dst.db"
-    copy_store(str(src_path), str(dst_path), echo=lambda _: None)
-    before = sqlite3.connect(dst_path).execute("SELECT COUNT(*) FROM instances").fetchone()
+    copy_store(str(src_path), str(tmp_path / "dst.db"), echo=lambda _: None)
+    return src_path, ids, tmp_path / "dst.db"
+
+
+def _count(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM instances").fetchone()[0])
+
+
+def test_copying_again_adds_nothing(
+    copied: tuple[Path, list[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    src_path, ids, dst_path = copied
+    before = _count(dst_path)
     assert main(["store", "copy", str(src_path), str(dst_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"skipped run {ids[0]}: already in {dst_path} with the same content"
     assert out[-2].startswith("copied 0 runs (0 instances) from ")
     assert out[-2].endswith("; skipped 3 already there")
-    after = sqlite3.connect(dst_path).execute("SELECT COUNT(*) FROM instances").fetchone()
-    assert after == before
+    assert _count(dst_path) == before
 
 
 def test_a_run_with_the_same_id_and_other_content_is_refused_before_anything_is_written(
-    source: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    copied: tuple[Path, list[str], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src_path, ids = source
-    dst_path = tmp_path / "dst.db"
-    copy_store(str(src_path), str(dst_path), echo=lambda _: None)
-    with sqlite3.connect(dst_path) as db:
-        db.execute("DELETE FROM runs WHERE run_id = ?", (ids[2],))  # one run not there any more
-        db.execute("DELETE FROM instances WHERE run_id = ?", (ids[2],))
-        db.execute("DELETE FROM tasks WHERE run_id = ?", (ids[2],))
-        db.execute("DELETE FROM reasons WHERE run_id = ?", (ids[2],))
+    src_path, ids, dst_path = copied
+    dst = open_store(dst_path)
+    dst.forget_runs([ids[2]])  # one run not there any more: it would be copied
+    dst.close()
+    with contextlib.closing(sqlite3.connect(dst_path)) as db, db:
         db.execute(
             "UPDATE instances SET state = 'FAILED' WHERE run_id = ? AND task_name = 'total'",
             (ids[1],),
         )
-    db.close()
     assert main(["store", "copy", str(src_path), str(dst_path)]) == 2
     err = capsys.readouterr().err
     assert err == (
