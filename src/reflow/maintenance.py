@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +177,19 @@ def _inside(path: Path, folder: Path) -> bool:
     return path != folder and folder in path.parents
 
 
-def _overlaps(a: Path, b: Path) -> bool:
-    return a == b or a in b.parents or b in a.parents
+class _Kept:
+    """Paths kept runs name: is a path one of them, inside one, or a folder holding one?
+
+    Sets of the paths and of their folders, so that each question costs the
+    depth of the path, not the number of kept paths.
+    """
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self.paths = set(paths)
+        self.folders = {f for p in self.paths for f in p.parents}
+
+    def touches(self, path: Path) -> bool:
+        return path in self.folders or any(p in self.paths for p in (path, *path.parents))
 
 
 def _real(path: Path | str) -> Path:
@@ -221,7 +232,7 @@ def plan_forgetting(
     by_id = {step.run["run_id"]: step for step in plan.runs}
     for m in plan.moved:
         by_id[m.source[0]].output_bytes -= m.output_bytes
-    protected = _protected(store, plan, ids, moved_keys)
+    protected = _Kept(_protected(store, plan, ids, moved_keys))
     for step in plan.runs:
         _collect_files(step, plan, protected)
     return plan
@@ -253,14 +264,14 @@ def _protected(
     return [_real(p) for p in found]
 
 
-def _collect_files(step: RunPlan, plan: Plan, protected: list[Path]) -> None:
+def _collect_files(step: RunPlan, plan: Plan, protected: _Kept) -> None:
     run_id, run_dir = step.run["run_id"], _real(step.run["run_dir"])
     candidates = [_real(run_files(run_dir, run_id, kind)) for kind in _PER_RUN]
     for (owner, *_), named in plan.paths.items():
         if owner == run_id:  # a relative path says nothing of where it was: left alone
             candidates.extend(_real(p) for p in named if p.is_absolute())
     for path in candidates:
-        if not _inside(path, run_dir) or any(_overlaps(path, p) for p in protected):
+        if not _inside(path, run_dir) or protected.touches(path):
             continue
         if path.exists() or path.is_symlink():
             step.files.update(_sizes(path))
@@ -275,11 +286,11 @@ def forget(store: Store, plan: Plan) -> Plan:
     ids = [step.run["run_id"] for step in plan.runs]
     plan.moved = store.forget_runs(ids)
     # a run started since the plan may have reused an output that had to move: its files stay
-    protected = [_real(p) for m in plan.moved for p in plan.paths.get(m.source, ())]
+    protected = _Kept(_real(p) for m in plan.moved for p in plan.paths.get(m.source, ()))
     for step in plan.runs:
         run_dir = _real(step.run["run_dir"])
         for path in list(step.files):
-            if any(_overlaps(path, p) for p in protected):
+            if protected.touches(path):
                 del step.files[path]
                 continue
             with contextlib.suppress(FileNotFoundError):
