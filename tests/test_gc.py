@@ -326,3 +326,20 @@ def test_a_pipeline_scripts_gc_forgets_only_its_own_workflows_runs(
     # a workflow without runs is nothing to forget, not a mistake
     assert workflow_cli(workflow("wc"), ["gc", "--keep-last", "0", "--store-path", str(path)]) == 0
     assert capsys.readouterr().out == "nothing to forget\n"
+
+
+def test_gc_never_forgets_a_run_in_flight(
+    history: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, ids = history
+    store = open_store(path)
+    store.claim_run(ids[0], current_owner(), alive=lambda *_: False)  # this process drives it
+    store.close()
+    assert main(_gc(path, "--keep-last", "0")) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"kept run {ids[0]}: still running"
+    assert out[-1].startswith("total: forgot 3 runs (1 kept), ")
+    store = open_store(path)
+    assert [r["run_id"] for r in store.list_runs()] == [ids[0]]
+    assert store.get_array_outputs(ids[0], "square")[1] == path.parent / "r0" / "p-1.txt"
+    store.close()

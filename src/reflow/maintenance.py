@@ -335,7 +335,7 @@ def render(plan: Plan, *, dry_run: bool) -> list[str]:
     forgot, keep, remove = (
         ("would forget", "would keep", "would remove") if dry_run else ("forgot", "kept", "removed")
     )
-    lines = [f"{spared}: in flight, kept" for spared in plan.spared]
+    lines = [f"kept run {spared}: still running" for spared in plan.spared]
     if not plan.runs:
         return [*lines, "nothing to forget"]
     for step in plan.runs:
