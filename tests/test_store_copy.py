@@ -224,3 +224,41 @@ def test_copy_refuses_bad_input_with_one_line(
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "d.db").exists()
+
+
+# ---------------------------------------------------------------------- the store methods
+
+
+def test_outputs_naming_takes_its_fragments_literally(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "m.db")
+    odd = workflow("wa").run_local(tmp_path / "a%b_c", store=store, n=1, tag="p")
+    # a run dir that the LIKE pattern a%b_c would match, were it not escaped
+    workflow("wa").run_local(tmp_path / "aXbYc", store=store, n=1, tag="q")
+    found = store.outputs_naming([str(tmp_path / "a%b_c")], [])
+    assert found == [f'{{"$path":"{tmp_path}/a%b_c/p-0.txt"}}']
+    assert store.outputs_naming([str(tmp_path / "a%b_c")], [odd.run_id]) == []
+    assert len(store.outputs_naming([str(tmp_path / "aXbYc")], [])) == 1
+    store.close()
+
+
+def test_forget_runs_inside_a_transaction_moves_outputs_and_ignores_unknown_ids(
+    tmp_path: Path,
+) -> None:
+    store = open_store(tmp_path / "m.db")
+    first = workflow("wa").run_local(tmp_path / "r", store=store, n=2, tag="p")
+    second = workflow("wa").run_local(tmp_path / "r", store=store, n=2, tag="p")
+    third = workflow("wa").run_local(tmp_path / "r", store=store, n=2, tag="p")
+    refs = store.references_into([first.run_id])
+    assert {r.hit[0] for r in refs} == {second.run_id, third.run_id} and len(refs) == 8
+    with store.transaction():  # joins it: the foreign keys stay checked
+        moved = store.forget_runs([first.run_id, "wa-nope"])
+    assert [(m.source[1], m.into[0], m.repointed) for m in moved] == [
+        ("items", second.run_id, 1),
+        ("square", second.run_id, 1),
+        ("square", second.run_id, 1),
+        ("total", second.run_id, 1),
+    ]
+    assert third.outputs("square") == [tmp_path / "r" / "p-0.txt", tmp_path / "r" / "p-1.txt"]
+    assert store.history_rows(third.run_id, "square")[0].source_run == second.run_id
+    assert store.references_into([second.run_id])[0].hit[0] == third.run_id
+    store.close()
