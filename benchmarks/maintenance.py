@@ -1,9 +1,9 @@
 """Benchmark: `reflow store copy` and `reflow gc --keep-last 10` on a store of 100 runs.
 
-    python benchmarks/maintenance.py [--runs 100] [--dst URL] [--keep-last 10]
+    python benchmarks/maintenance.py [--runs 100] [--width 1000] [--dst URL] [--keep-last 10]
 
-Builds a store of `--runs` runs of three workflows (a fan-out of 200 with
-Path outputs in the run dir, one of 50, a chain of three), the parameters
+Builds a store of `--runs` runs of three workflows (a fan-out of `--width`
+with Path outputs in the run dir, one of 50, a chain of three), the parameters
 changing every few runs so that most runs reuse much of the runs before
 (cache hits across runs), then times, each once, printing counts, sizes and
 seconds:
@@ -77,7 +77,7 @@ def workflows() -> list[Workflow]:
     return [wide, small, chain]
 
 
-def build(store_path: Path, base: Path, runs: int) -> float:
+def build(store_path: Path, base: Path, runs: int, width: int = 1000) -> float:
     started = time.perf_counter()
     store = open_store(store_path)
     flows = workflows()
@@ -86,7 +86,7 @@ def build(store_path: Path, base: Path, runs: int) -> float:
         salt = k // 9  # the same parameters for three runs of each workflow in a row
         folder = base / f"run{k}"
         if wf.name == "bench-wide":
-            wf.run_local(folder, store=store, n=200, salt=salt)
+            wf.run_local(folder, store=store, n=width, salt=salt)
         elif wf.name == "bench-small":
             wf.run_local(folder, store=store, n=50, salt=salt)
         else:
@@ -122,13 +122,14 @@ def files_under(base: Path) -> tuple[int, int]:
 def main_() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--width", type=int, default=1000, help="the wide fan-out's elements")
     parser.add_argument("--dst", help="the copy's destination (default: an SQLite file)")
     parser.add_argument("--keep-last", type=int, default=10)
     ns = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         src = base / "src.db"
-        built = build(src, base / "dirs", ns.runs)
+        built = build(src, base / "dirs", ns.runs, ns.width)
         store = open_store(src)
         instances = sum(sum(sum(s.values()) for s in store.summary(r["run_id"]).values())
                         for r in store.list_runs())  # fmt: skip

@@ -322,7 +322,7 @@ def _bytes(n: int) -> str:
 
 
 def _count(n: int, what: str) -> str:
-    return f"{n} {what}{'s' if n != 1 else ''}"
+    return f"{n:,} {what}{'s' if n != 1 else ''}"
 
 
 def _key(key: SourceKey) -> str:

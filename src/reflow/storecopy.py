@@ -119,7 +119,7 @@ def _copy(src: Store, dst: Store, echo: Callable[[str], None]) -> CopyReport:
         report.instances += len(exported.instances)
         expected[run_id] = fingerprint(exported)
         del wanted[run_id]
-        echo(f"copied run {run_id}: {len(exported.instances)} instances")
+        echo(f"copied run {run_id}: {len(exported.instances):,} instances")
 
     for run in runs:
         copy_one(run["run_id"], set())
@@ -130,12 +130,12 @@ def _copy(src: Store, dst: Store, echo: Callable[[str], None]) -> CopyReport:
     _verify(dst, expected, report)
     total = len(report.copied)
     echo(
-        f"copied {total} run{'s' if total != 1 else ''} ({report.instances} instances) "
+        f"copied {total} run{'s' if total != 1 else ''} ({report.instances:,} instances) "
         f"from {src.location} to {dst.location}; skipped {len(report.skipped)} already there"
         + (f"; left {len(report.left)} still running" if report.left else "")
     )
     echo(
-        f"verified: {len(expected)} runs, {report.verified} instances, the same counts and "
+        f"verified: {len(expected)} runs, {report.verified:,} instances, the same counts and "
         "digests on both sides"
     )
     return report

@@ -1931,8 +1931,9 @@ class SqliteStore:
         """Foreign keys unchecked for the statements inside (when no transaction is open).
 
         SQLite looks for the rows pointing at each row it deletes; with no index
-        on `cached_from` that is a scan of every instance per deleted row, so
-        `forget_runs` checks the one reference that matters, `cached_from`,
+        on `cached_from` that is a scan of every instance per deleted row (two
+        runs of 10,001 rows in a store of 50,000: 319 s checked, 0.34 s not),
+        so `forget_runs` checks the one reference that matters, `cached_from`,
         itself, once, before it commits.  (PostgreSQL: an index on cached_from.)
         """
         with self._lock:
