@@ -10,7 +10,7 @@ seconds:
 
 - `store copy SRC DST` (DST: `--dst`, a path or URL as `--store-path` takes;
   default a new SQLite file beside SRC), then the same copy again (idempotent:
-  it only compares);
+  it only compares), then DST back into a new SQLite file;
 - `gc --keep-last N --dry-run`, then `gc --keep-last N`, on the copy.
 """
 
@@ -145,6 +145,10 @@ def main_() -> None:
         print(f"  {lines[-1]}")
         took, lines = timed(["store", "copy", str(src), dst])
         print(f"store copy again: {took:.2f} s; {lines[-2]}")
+        back = str(base / "back.db")  # the other way: from the copy into a new SQLite file
+        took, lines = timed(["store", "copy", dst, back])
+        print(f"store copy back: {took:.2f} s; {lines[-2]}")
+        print(f"  {lines[-1]}")
         for dry in (True, False):
             argv = ["gc", "--keep-last", str(ns.keep_last), "--store-path", dst]
             took, lines = timed([*argv, "--dry-run"] if dry else argv)
