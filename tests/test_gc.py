@@ -77,15 +77,20 @@ _STEP = st.tuples(
 )
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     steps=st.lists(_STEP, min_size=1, max_size=5),
     keep_last=st.integers(0, 2),
     only=st.sampled_from([None, "wa"]),
+    named=st.lists(st.integers(0, 4), max_size=3),
 )
 def test_gc_keeps_everything_a_kept_run_reads_and_nothing_of_a_forgotten_one(
-    steps: list[tuple[str, int, str, str, bool, bool, bool]], keep_last: int, only: str | None
+    steps: list[tuple[str, int, str, str, bool, bool, bool]],
+    keep_last: int,
+    only: str | None,
+    named: list[int],
 ) -> None:
+    """gc --keep-last [--workflow wa], or runs --delete of the runs `named` (by position)."""
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         store = open_store(base / "m.db")
@@ -103,7 +108,13 @@ def test_gc_keeps_everything_a_kept_run_reads_and_nothing_of_a_forgotten_one(
         FAIL["total"] = False
         if only is not None and not any(r.startswith("wa-") for r in runs):
             only = None
-        forgotten, kept, _ = select_runs(store, keep_last=keep_last, older_than=None, workflow=only)
+        if named:
+            order = list(runs)
+            forgotten, kept = runs_to_delete(store, [order[k % len(order)] for k in named])
+        else:
+            forgotten, kept, _ = select_runs(
+                store, keep_last=keep_last, older_than=None, workflow=only
+            )
         before = {r["run_id"]: _snapshot(store, r["run_id"]) for r in kept}
         gone_files = {
             p
