@@ -11,7 +11,7 @@ import pytest
 
 from reflow import RunState
 from reflow.cli import main
-from reflow.errors import ReflowError
+from reflow.errors import ReflowError, ValidationError
 from reflow.storecopy import copy_store, fingerprint
 from reflow.stores import Store, open_store
 from reflow.stores.sqlite import SqliteStore
@@ -262,3 +262,22 @@ def test_forget_runs_inside_a_transaction_moves_outputs_and_ignores_unknown_ids(
     assert store.history_rows(third.run_id, "square")[0].source_run == second.run_id
     assert store.references_into([second.run_id])[0].hit[0] == third.run_id
     store.close()
+
+
+def test_a_run_still_running_is_left_for_the_next_copy(
+    source: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    from reflow.owner import current_owner
+
+    src_path, ids = source
+    src = open_store(src_path)
+    src.claim_run(ids[2], current_owner(), alive=lambda *_: False)  # this process drives it
+    src.close()
+    lines: list[str] = []
+    report = copy_store(f"sqlite://{src_path}", str(tmp_path / "dst.db"), echo=lines.append)
+    assert report.left == [ids[2]] and report.copied == ids[:2]
+    assert f"left run {ids[2]}: still running; copy again when it has finished" in lines
+    assert lines[-2].endswith("; skipped 0 already there; left 1 still running")
+    assert lines[-1].startswith("verified: 2 runs, 11 instances")
+    with pytest.raises(ValidationError, match="are the same store"):
+        copy_store(f"sqlite://{src_path}", str(src_path))

@@ -512,8 +512,8 @@ def _script_parser(
 def _console_parser() -> _Parser:
     parser = _Parser(
         prog="reflow",
-        description="reflow's store-level commands: list, inspect "
-        "and cancel runs without the pipeline script, and show the configuration.",
+        description="reflow's store-level commands: list, inspect, cancel and forget runs "
+        "without the pipeline script, copy stores, and show the configuration.",
     )
     parser.add_argument("--version", action="version", version=_version())
     _store_option(parser, top=True)

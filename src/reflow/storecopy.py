@@ -49,13 +49,21 @@ class CopyReport(Record):
         self.verified = 0  # instances compared by the verification
 
 
+def _file_of(location: str) -> str | None:
+    """The file an SQLite store's location names (a path or sqlite:///path); None for a server."""
+    if location.lower().startswith("sqlite://"):
+        return location[len("sqlite://") :]
+    return None if "://" in location else location
+
+
 def _same_store(src: str, dst: str) -> bool:
     if src == dst:
         return True
-    if "://" in src or "://" in dst or not os.path.exists(dst):
+    a, b = _file_of(src), _file_of(dst)
+    if a is None or b is None or not os.path.exists(b):
         return False
     try:
-        return os.path.samefile(src, dst)
+        return os.path.samefile(a, b)
     except OSError:
         return False
 
@@ -88,8 +96,14 @@ def _copy(src: Store, dst: Store, echo: Callable[[str], None]) -> CopyReport:
     there = {r["run_id"] for r in dst.list_runs()}
     expected: dict[str, tuple[int, str]] = {}
     different = []
+    left = {  # still being written: copied (or compared) once it has finished
+        r["run_id"]
+        for r in runs
+        if r["status"] == "RUNNING" and in_flight(src.get_run(r["run_id"]))
+    }
+    report.left = sorted(left)
     for run in runs:  # compare first, so that a conflict writes nothing
-        if run["run_id"] in there:
+        if run["run_id"] in there and run["run_id"] not in left:
             mine = fingerprint(src.export_run(run["run_id"]))
             if mine != fingerprint(dst.export_run(run["run_id"])):
                 different.append(run["run_id"])
@@ -100,18 +114,14 @@ def _copy(src: Store, dst: Store, echo: Callable[[str], None]) -> CopyReport:
             f"{', '.join(different)}; nothing was copied (forget them in the destination "
             "with 'runs --delete' to copy them again)"
         )
-    report.skipped = [r["run_id"] for r in runs if r["run_id"] in there]
-    wanted = {r["run_id"]: r for r in runs if r["run_id"] not in there}
+    report.skipped = [r["run_id"] for r in runs if r["run_id"] in there and r["run_id"] not in left]
+    wanted = {r["run_id"]: r for r in runs if r["run_id"] not in there | left}
 
     def copy_one(run_id: str, visiting: set[str]) -> None:
         if run_id not in wanted or run_id in visiting:
             return
         visiting.add(run_id)
         exported = src.export_run(run_id)
-        if in_flight(exported.run):
-            report.left.append(run_id)
-            del wanted[run_id]
-            return
         for source in sorted({k[0] for k in exported.sources if k and k[0] != run_id}):
             copy_one(source, visiting)  # its sources first, so its hits point at them
         report.by_value += dst.import_run(exported)
