@@ -354,3 +354,48 @@ def test_gc_never_forgets_a_run_in_flight(
     assert [r["run_id"] for r in store.list_runs()] == [ids[0]]
     assert store.get_array_outputs(ids[0], "square")[1] == path.parent / "r0" / "p-1.txt"
     store.close()
+
+
+def _folder_workflow(name: str) -> Workflow:
+    """One task that writes into `<run dir>/out/` and returns the folder as its output."""
+    wf = Workflow(name)
+
+    @wf.job()
+    def write(tag: str, run_dir: RunDir = RunDir()) -> Path:
+        folder = Path(run_dir) / "out"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{tag}.txt").write_text(tag)
+        return folder
+
+    return wf
+
+
+def _unnamed_workflow(name: str) -> Workflow:
+    """One task that writes into `<run dir>/out/` and returns only the file's name."""
+    wf = Workflow(name)
+
+    @wf.job()
+    def write(tag: str, run_dir: RunDir = RunDir()) -> str:
+        folder = Path(run_dir) / "out"
+        folder.mkdir(exist_ok=True)
+        (folder / f"{tag}.txt").write_text(tag)
+        return f"{tag}.txt"
+
+    return wf
+
+
+def test_gc_removes_a_folder_output_only_where_no_kept_run_shares_the_run_dir(
+    tmp_path: Path,
+) -> None:
+    store = open_store(tmp_path / "m.db")
+    _folder_workflow("wf").run_local(tmp_path / "alone", store=store, tag="a")
+    _folder_workflow("wf").run_local(tmp_path / "shared", store=store, tag="b")
+    _unnamed_workflow("wg").run_local(tmp_path / "shared", store=store, tag="c")  # kept
+    _folder_workflow("wf").run_local(tmp_path / "new", store=store, tag="d")  # kept
+    forgotten, kept, _ = select_runs(store, keep_last=1, older_than=None, workflow="wf")
+    assert len(forgotten) == 2
+    collect(store, forgotten, kept, [], dry_run=False, echo=lambda _: None)
+    assert not (tmp_path / "alone" / "out").exists()
+    # the kept run of wg wrote c.txt into the same folder, naming no path: all of it stays
+    assert sorted(p.name for p in (tmp_path / "shared" / "out").iterdir()) == ["b.txt", "c.txt"]
+    store.close()

@@ -233,8 +233,13 @@ def plan_forgetting(
     for m in plan.moved:
         by_id[m.source[0]].output_bytes -= m.output_bytes
     protected = _Kept(_protected(store, plan, ids, moved_keys))
+    named: dict[str, list[Path]] = {}
+    for (owner, *_), paths in plan.paths.items():
+        # a relative path says nothing of where it was: left alone
+        named.setdefault(owner, []).extend(_real(p) for p in paths if p.is_absolute())
+    shared = {_real(r["run_dir"]) for r in kept}
     for step in plan.runs:
-        _collect_files(step, plan, protected)
+        _collect_files(step, named.get(step.run["run_id"], []), protected, shared)
     return plan
 
 
@@ -261,15 +266,23 @@ def _protected(
     found = [p for text in store.outputs_naming(fragments, ids) for p in _named_paths(text)]
     for key in moved:
         found.extend(plan.paths.get(key, ()))
+    # the folders of kept runs that share a run dir with a forgotten one
+    for run in plan.kept:
+        if run["run_dir"] in dirs:
+            found.extend(run_files(run["run_dir"], run["run_id"], kind) for kind in _PER_RUN)
     return [_real(p) for p in found]
 
 
-def _collect_files(step: RunPlan, plan: Plan, protected: _Kept) -> None:
+def _collect_files(step: RunPlan, named: list[Path], protected: _Kept, shared: set[Path]) -> None:
+    """The files of `step`'s run: its per-run folders, and what its outputs name in its run dir.
+
+    In a run dir a kept run uses too (`shared`), a folder an output names is
+    left whole: it may hold what the kept run wrote without naming it.
+    """
     run_id, run_dir = step.run["run_id"], _real(step.run["run_dir"])
     candidates = [_real(run_files(run_dir, run_id, kind)) for kind in _PER_RUN]
-    for (owner, *_), named in plan.paths.items():
-        if owner == run_id:  # a relative path says nothing of where it was: left alone
-            candidates.extend(_real(p) for p in named if p.is_absolute())
+    in_shared = run_dir in shared
+    candidates.extend(p for p in named if not (in_shared and p.is_dir() and not p.is_symlink()))
     for path in candidates:
         if not _inside(path, run_dir) or protected.touches(path):
             continue
