@@ -356,30 +356,16 @@ def test_gc_never_forgets_a_run_in_flight(
     store.close()
 
 
-def _folder_workflow(name: str) -> Workflow:
-    """One task that writes into `<run dir>/out/` and returns the folder as its output."""
+def _folder_workflow(name: str, *, named: bool = True) -> Workflow:
+    """One task that writes into `<run dir>/out/` and returns the folder (`named`) or not."""
     wf = Workflow(name)
 
     @wf.job()
-    def write(tag: str, run_dir: RunDir = RunDir()) -> Path:
+    def write(tag: str, run_dir: RunDir = RunDir()) -> Path | str:
         folder = Path(run_dir) / "out"
         folder.mkdir(exist_ok=True)
         (folder / f"{tag}.txt").write_text(tag)
-        return folder
-
-    return wf
-
-
-def _unnamed_workflow(name: str) -> Workflow:
-    """One task that writes into `<run dir>/out/` and returns only the file's name."""
-    wf = Workflow(name)
-
-    @wf.job()
-    def write(tag: str, run_dir: RunDir = RunDir()) -> str:
-        folder = Path(run_dir) / "out"
-        folder.mkdir(exist_ok=True)
-        (folder / f"{tag}.txt").write_text(tag)
-        return f"{tag}.txt"
+        return folder if named else f"{tag}.txt"
 
     return wf
 
@@ -390,7 +376,7 @@ def test_gc_removes_a_folder_output_only_where_no_kept_run_shares_the_run_dir(
     store = open_store(tmp_path / "m.db")
     _folder_workflow("wf").run_local(tmp_path / "alone", store=store, tag="a")
     _folder_workflow("wf").run_local(tmp_path / "shared", store=store, tag="b")
-    _unnamed_workflow("wg").run_local(tmp_path / "shared", store=store, tag="c")  # kept
+    _folder_workflow("wg", named=False).run_local(tmp_path / "shared", store=store, tag="c")
     _folder_workflow("wf").run_local(tmp_path / "new", store=store, tag="d")  # kept
     forgotten, kept, _ = select_runs(store, keep_last=1, older_than=None, workflow="wf")
     assert len(forgotten) == 2
