@@ -195,10 +195,56 @@ def _add_store_commands(sub: Any, *, in_script: bool) -> None:
         help="only runs in this state: " + ", ".join(_STATES),
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--delete",
+        nargs="+",
+        metavar="RUN_ID",
+        help="forget these runs instead (as 'gc' does: rows, outputs and files only they use)",
+    )
     _store_option(p)
+    _add_gc_command(sub, in_script=in_script)
     _add_why_command(sub)
     _add_logs_command(sub)
     _add_report_command(sub)
+
+
+def _add_gc_command(sub: Any, *, in_script: bool) -> None:
+    p = sub.add_parser(
+        "gc",
+        help="forget old runs, and the outputs and files only they use",
+        description="Forget old runs: their rows, the cached outputs and the run-dir files only "
+        "they use. An output a kept run reuses is kept (moved into the kept run); a run still "
+        "running is never forgotten. Prints what it removed, with sizes.",
+    )
+    p.add_argument(
+        "--keep-last",
+        type=lambda t: _whole(t, 0, "a whole number", "a number"),
+        metavar="N",
+        help="forget all but the N newest runs of each workflow",
+    )
+    p.add_argument(
+        "--older-than",
+        type=_age,
+        metavar="AGE",
+        help="forget runs created more than AGE ago: 45s, 90m, 12h, 30d, 2w (with --keep-last: "
+        "runs that are both)",
+    )
+    p.add_argument(
+        "--workflow",
+        metavar="W",
+        help="only runs of workflow W" + (" (default: this script's)" if in_script else ""),
+    )
+    p.add_argument("--dry-run", action="store_true", help="print what would go; change nothing")
+    _store_option(p)
+
+
+def _age(text: str) -> float:
+    from .maintenance import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_why_command(sub: Any) -> None:
@@ -466,8 +512,8 @@ def _script_parser(
 def _console_parser() -> _Parser:
     parser = _Parser(
         prog="reflow",
-        description="reflow's store-level commands: list, inspect "
-        "and cancel runs without the pipeline script, and show the configuration.",
+        description="reflow's store-level commands: list, inspect, cancel and forget runs "
+        "without the pipeline script, copy stores, and show the configuration.",
     )
     parser.add_argument("--version", action="version", version=_version())
     _store_option(parser, top=True)
@@ -483,6 +529,21 @@ def _console_parser() -> _Parser:
         action="store_true",
         help="write a fully commented example config file if there is none",
     )
+    p = sub.add_parser(
+        "store",
+        help="work on whole stores (copy)",
+        description="Work on whole stores.",
+    )
+    store_sub = p.add_subparsers(dest="store_command", metavar="ACTION", parser_class=_Parser)
+    p = store_sub.add_parser(
+        "copy",
+        help="copy every run of one store into another",
+        description="Copy every run, instance (all attempts), reason and cached output of SRC "
+        "into DST (created if needed). Runs already in DST with the same content are skipped; "
+        "copying again adds nothing. Verified at the end by counts and digests.",
+    )
+    p.add_argument("src", metavar="SRC", help="the store to copy: a path or a URL")
+    p.add_argument("dst", metavar="DST", help="the store to copy into: a path or a URL")
     p = sub.add_parser(
         "doctor",
         help="check the store's health (changes nothing unless --fix)",
@@ -869,6 +930,39 @@ def _cmd_runs(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> in
     return EXIT_OK
 
 
+def _cmd_gc(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> int:
+    from .maintenance import collect, select_runs
+
+    store = _store(ns, cfg)
+    forgotten, kept, spared = select_runs(
+        store,
+        keep_last=ns.keep_last,
+        older_than=ns.older_than,
+        workflow=ns.workflow or graph_name,
+        must_exist=ns.workflow is not None,
+    )
+    collect(store, forgotten, kept, spared, dry_run=ns.dry_run)
+    return EXIT_OK
+
+
+def _cmd_delete(ns: argparse.Namespace, cfg: Config) -> int:
+    from .maintenance import collect, runs_to_delete
+
+    store = _store(ns, cfg)
+    forgotten, kept = runs_to_delete(store, ns.delete)
+    collect(store, forgotten, kept, [], dry_run=False)
+    return EXIT_OK
+
+
+def _cmd_store(ns: argparse.Namespace) -> int:
+    from .storecopy import copy_store
+
+    if ns.store_command is None:
+        raise _UsageError("say what to do with the store: 'reflow store copy SRC DST'")
+    copy_store(ns.src, ns.dst)
+    return EXIT_OK
+
+
 def _cmd_dag(graph: Graph, fmt: str) -> int:
     from .render import render_dag
 
@@ -1046,10 +1140,14 @@ def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) 
 
     path = _store_location(ns, cfg)
     if not store_exists(path):  # looking must not create a store (a mistyped --store-path)
-        if ns.command == "runs":
+        if ns.command == "runs" and not ns.delete:
             print(f"no runs: there is no store at {path} yet")
             return EXIT_OK
-        ids = getattr(ns, "run_ids", None) or [getattr(ns, "run_id", None)]
+        ids = (
+            getattr(ns, "run_ids", None)
+            or getattr(ns, "delete", None)
+            or [getattr(ns, "run_id", None)]
+        )
         named = ", ".join(f"'{i}'" for i in ids if i)
         head = f"no run {named}: " if named else ""
         raise ValidationError(
@@ -1065,6 +1163,10 @@ def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) 
         return _cmd_report(ns, cfg)
     if ns.command == "why":
         return _cmd_why(ns, cfg)
+    if ns.command == "gc":
+        return _cmd_gc(ns, cfg, graph_name)
+    if ns.delete:
+        return _cmd_delete(ns, cfg)
     return _cmd_runs(ns, cfg, graph_name)
 
 
@@ -1080,6 +1182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_config(ns)
         if ns.command == "doctor":
             return _cmd_doctor(ns, _config())
+        if ns.command == "store":
+            return _cmd_store(ns)
         return _store_command(ns, _config(), None)
 
     return _guard(body)

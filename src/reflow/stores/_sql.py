@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import functools
 import os
+import re
 import threading
 import time
 import weakref
@@ -22,7 +23,17 @@ from typing import Any, TypeVar
 
 from .. import codec
 from ..errors import RunNotFoundError, StoreError
-from .base import AttemptRow, Health, HistoryRow, InstanceRow, NewInstance
+from .base import (
+    AttemptRow,
+    Health,
+    HistoryRow,
+    InstanceRow,
+    Moved,
+    NewInstance,
+    Reference,
+    RunExport,
+    SourceKey,
+)
 
 SCHEMA_VERSION = 4
 
@@ -220,6 +231,8 @@ class SqlStore:
 
     #: the statement that opens a write transaction
     _BEGIN = "BEGIN"
+    #: the statement that opens a read transaction whose queries all see one state
+    _SNAPSHOT_BEGIN = "BEGIN"
     #: appended to a SELECT whose rows the transaction then relies on: they stay as read
     #: until it commits (SQLite has one writer at a time and needs none)
     _LOCK_ROWS = ""
@@ -1401,6 +1414,256 @@ class SqlStore:
                 found[(task, index, attempt)] = rows[0][0]
         return found
 
+    # ------------------------------------------------------------------ maintenance
+    # `gc`, `runs --delete` and `store copy` (reflow.maintenance, reflow.storecopy), in
+    # SQL both backends run as it is; `_checks_deferred` is each backend's own.
+
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Any]:
+        """A read transaction, so that several queries see one state of the store."""
+        with self._lock:
+            conn = self.conn
+            outer = not self._depth and self._held_since is None
+            if outer:
+                self._retry(lambda: conn.execute(self._SNAPSHOT_BEGIN))
+            try:
+                yield conn
+            finally:
+                if outer:
+                    conn.execute("COMMIT")
+
+    def export_run(self, run_id: str) -> RunExport:
+        """Everything of the run, read in one snapshot; its cache sources named by key."""
+        with self._snapshot() as conn:
+            row = conn.execute(
+                f"SELECT {_columns(_RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError(self._unknown_run(run_id))
+            tasks = [
+                (r[0], r[1], bool(r[2]), r[3], r[4])
+                for r in conn.execute(
+                    "SELECT task_name, position, is_array, spec, expected FROM tasks "
+                    "WHERE run_id = ? ORDER BY position",
+                    (run_id,),
+                )
+            ]
+            rows = conn.execute(
+                "SELECT i.task_name, i.array_index, i.attempt, i.current, i.state, i.identity, "
+                "i.parts, i.output, i.output_hash, i.error_text, i.job_id, i.submitted_at, "
+                "i.started_at, i.finished_at, s.run_id, s.task_name, s.array_index, s.attempt, "
+                "CASE WHEN s.run_id <> i.run_id THEN s.output END "
+                "FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
+                "WHERE i.run_id = ? ORDER BY i.id",
+                (run_id,),
+            ).fetchall()
+            reasons = [
+                (r[0], r[1], r[2], r[3])
+                for r in conn.execute(
+                    "SELECT task_name, array_index, attempt, reason FROM reasons "
+                    "WHERE run_id = ? ORDER BY task_name, array_index, attempt",
+                    (run_id,),
+                )
+            ]
+        sources: list[SourceKey | None] = []
+        source_outputs: dict[SourceKey, str] = {}
+        for r in rows:
+            key = None if r[14] is None else (r[14], r[15], r[16], r[17])
+            sources.append(key)
+            if key is not None and r[18] is not None:
+                source_outputs[key] = r[18]
+        return RunExport(
+            dict(zip(_RUN_COLUMNS, row, strict=True)),
+            tasks,
+            [tuple(r[:14]) for r in rows],
+            sources,
+            source_outputs,
+            reasons,
+        )
+
+    def import_run(self, exported: RunExport) -> int:
+        """Write an exported run in one transaction, its cache hits pointed at rows here."""
+        run = exported.run
+        run_id = run["run_id"]
+        kept_by_value = 0
+        with self._write() as conn:
+            if conn.execute(
+                "SELECT 1 FROM runs WHERE run_id = ?" + self._LOCK_ROWS, (run_id,)
+            ).fetchone():
+                raise StoreError(f"run '{run_id}' is in the store {self._shown} already")
+            conn.execute(
+                f"INSERT INTO runs ({_columns(_RUN_COLUMNS)}) "
+                f"VALUES ({','.join('?' * len(_RUN_COLUMNS))})",
+                [run[c] for c in _RUN_COLUMNS],
+            )
+            conn.executemany(
+                "INSERT INTO tasks (run_id, task_name, position, is_array, spec, expected) "
+                "VALUES (?,?,?,?,?,?)",
+                [(run_id, n, p, int(a), spec, e) for n, p, a, spec, e in exported.tasks],
+            )
+            # in the order the rows were written (a cache source before its hits), each
+            # hit in the run pointed at its source's new row by key, in the same statement
+            insert = (
+                "INSERT INTO instances (run_id, task_name, array_index, attempt, current, state, "
+                "identity, parts, output, output_hash, error_text, job_id, submitted_at, "
+                "started_at, finished_at, cached_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                "COALESCE(?, (SELECT COALESCE(s.cached_from, s.id) FROM instances s "
+                "WHERE s.run_id = ? AND s.task_name = ? AND s.array_index = ? AND s.attempt = ?)))"
+            )
+            found: dict[SourceKey, int] = {}
+            elsewhere = {src[0] for src in exported.sources if src and src[0] != run_id}
+            for source_run in sorted(elsewhere):
+                for rid, root, t, i, a in conn.execute(
+                    "SELECT id, cached_from, task_name, array_index, attempt FROM instances "
+                    "WHERE run_id = ?",
+                    (source_run,),
+                ):
+                    found[(source_run, t, i, a)] = rid if root is None else root
+            written = []
+            nokey = (None, None, None, None)
+            for r, src in zip(exported.instances, exported.sources, strict=True):
+                if src is None:
+                    written.append((run_id, *r, None, *nokey))
+                    continue
+                if src[0] == run_id:
+                    written.append((run_id, *r, None, *src))
+                    continue
+                target = found.get(src)
+                if target is None and r[5] is not None:  # the same identity's output, if here
+                    same = conn.execute(
+                        "SELECT id FROM instances WHERE cached_from IS NULL AND state = 'SUCCESS' "
+                        f"AND {_CACHE_KEY} = ? AND identity = ? AND output_hash = ? "
+                        "ORDER BY id LIMIT 1",
+                        (r[5][:_CACHE_KEY_LEN], r[5], r[8]),
+                    ).fetchone()
+                    target = None if same is None else same[0]
+                if target is not None:
+                    written.append((run_id, *r, target, *nokey))
+                    continue
+                if src not in exported.source_outputs:
+                    raise StoreError(
+                        f"run '{run_id}': the output that {r[0]}[{r[1]}] reuses from run "
+                        f"'{src[0]}' is neither in the export nor in {self._shown}"
+                    )
+                owned = list(r)
+                owned[7] = exported.source_outputs[src]
+                written.append((run_id, *owned, None, *nokey))
+                kept_by_value += 1
+            conn.executemany(insert, written)
+            conn.executemany(
+                "INSERT INTO reasons (run_id, task_name, array_index, attempt, reason) "
+                "VALUES (?,?,?,?,?)",
+                [(run_id, *r) for r in exported.reasons],
+            )
+        return kept_by_value
+
+    def _references(
+        self, conn: Any, run_ids: Sequence[str]
+    ) -> list[tuple[int, int, SourceKey, SourceKey, str | None]]:
+        """(source id, hit id, source key, hit key, source output) of rows of other runs
+        reusing rows of `run_ids`, by source id then hit id."""
+        wanted = list(dict.fromkeys(run_ids))
+        inside = set(wanted)
+        found = []
+        for k in range(0, len(wanted), 500):
+            chunk = wanted[k : k + 500]
+            # hits first: every hit is read once and its source found by its primary key
+            # (there is no index on cached_from to go the other way)
+            for r in conn.execute(
+                "SELECT s.id, h.id, s.run_id, s.task_name, s.array_index, s.attempt, h.run_id, "
+                "h.task_name, h.array_index, h.attempt, s.output "
+                "FROM instances h CROSS JOIN instances s "
+                "WHERE h.cached_from IS NOT NULL AND s.id = h.cached_from "
+                f"AND s.run_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                if r[6] not in inside:
+                    found.append(
+                        (r[0], r[1], (r[2], r[3], r[4], r[5]), (r[6], r[7], r[8], r[9]), r[10])
+                    )
+        return sorted(found, key=lambda f: (f[0], f[1]))
+
+    def references_into(self, run_ids: Sequence[str]) -> list[Reference]:
+        """Rows of other runs that reuse the output of a row of `run_ids`, by source then hit."""
+        with self._snapshot() as conn:
+            refs = self._references(conn, run_ids)
+        return [Reference(s, h, _utf8_size(out)) for _, _, s, h, out in refs]
+
+    def outputs_naming(self, fragments: Sequence[str], excluding: Sequence[str]) -> list[str]:
+        """Stored output texts of rows outside `excluding` that contain one of `fragments`."""
+        outside = set(excluding)
+        texts: list[str] = []
+        wanted = sorted(set(fragments))
+        for k in range(0, len(wanted), 50):
+            chunk = wanted[k : k + 50]
+            patterns = ["%" + re.sub(r"([%_!])", r"!\1", f) + "%" for f in chunk]
+            texts.extend(
+                out
+                for run_id, out in self._read(
+                    "SELECT run_id, output FROM instances WHERE output IS NOT NULL AND ("
+                    + " OR ".join(["output LIKE ? ESCAPE '!'"] * len(chunk))
+                    + ")",
+                    patterns,
+                )
+                if run_id not in outside
+            )
+        return texts
+
+    def forget_runs(self, run_ids: Sequence[str]) -> list[Moved]:
+        """Remove the runs and their rows in one transaction, moving outputs others reuse."""
+        wanted = list(dict.fromkeys(run_ids))
+        moved: list[Moved] = []
+        with self._checks_deferred(), self._write() as conn:
+            refs = self._references(conn, wanted)
+            by_source: dict[int, list[tuple[int, SourceKey, SourceKey, str | None]]] = {}
+            for sid, hid, skey, hkey, out in refs:
+                by_source.setdefault(sid, []).append((hid, skey, hkey, out))
+            for sid, hits in by_source.items():
+                root, skey, hkey, out = hits[0]  # the first by id: the oldest reuse
+                conn.execute(
+                    "UPDATE instances "
+                    "SET output = (SELECT s.output FROM instances s WHERE s.id = ?), "
+                    "parts = COALESCE(parts, (SELECT s.parts FROM instances s WHERE s.id = ?)), "
+                    "cached_from = NULL WHERE id = ?",
+                    (sid, sid, root),
+                )
+                conn.executemany(
+                    "UPDATE instances SET cached_from = ? WHERE id = ?",
+                    [(root, h[0]) for h in hits[1:]],
+                )
+                moved.append(Moved(skey, hkey, len(hits) - 1, _utf8_size(out)))
+            for where in ("reasons", "hits", "instances", "tasks", "runs"):
+                table = "instances" if where == "hits" else where
+                extra = " AND cached_from IS NOT NULL" if where == "hits" else ""
+                # a run's hits go before any cache source they point at
+                for k in range(0, len(wanted), 500):
+                    chunk = wanted[k : k + 500]
+                    conn.execute(
+                        f"DELETE FROM {table} WHERE run_id IN ({','.join('?' * len(chunk))})"
+                        + extra,
+                        chunk,
+                    )
+            dangling = conn.execute(
+                "SELECT COUNT(*) FROM instances h WHERE h.cached_from IS NOT NULL "
+                "AND NOT EXISTS (SELECT 1 FROM instances s WHERE s.id = h.cached_from)"
+            ).fetchone()[0]
+            if dangling:  # pragma: no cover - the moves above leave none; refuse rather than lose
+                raise StoreError(
+                    f"forgetting {len(wanted)} runs would leave {dangling} cached outputs "
+                    "without their source; nothing was removed"
+                )
+        return moved
+
+    @contextlib.contextmanager
+    def _checks_deferred(self) -> Iterator[None]:
+        """Around `forget_runs`: what the backend needs to delete many rows fast.
+
+        Nothing here: PostgreSQL checks each deleted row's references through the
+        index on `cached_from` it keeps; SQLite has no such index and turns its
+        foreign-key checks off instead (`forget_runs` checks the one that matters).
+        """
+        yield
+
 
 #: the columns of an AttemptRow, in its order
 _ATTEMPT_ROW = (
@@ -1476,3 +1739,7 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:  # no passwd entry, e.g. in a container
         return str(os.getuid())
+
+
+def _utf8_size(text: str | None) -> int:
+    return 0 if text is None else len(text.encode("utf-8", "surrogatepass"))

@@ -28,7 +28,10 @@ from typing import Any, NamedTuple, Protocol
 
 from ..records import Record
 
-__all__ = ["AttemptRow", "Health", "HistoryRow", "InstanceRow", "NewInstance", "Store"]
+__all__ = [
+    "EXPORT_COLUMNS", "AttemptRow", "Health", "HistoryRow", "InstanceRow", "Moved", "NewInstance",
+    "Reference", "RunExport", "Store",
+]  # fmt: skip
 
 
 #: an instance written after its task expanded: (run id, task, index, attempt, state,
@@ -132,6 +135,60 @@ class Health(Record):
         self.problems: list[str] = [] if problems is None else problems
         self.runs, self.instances, self.lost_outputs = runs, instances, lost_outputs
         self.integrity: str | None = None
+
+
+#: the columns of an exported instance row (`RunExport.instances`), in their order
+EXPORT_COLUMNS = (
+    "task_name", "array_index", "attempt", "current", "state", "identity", "parts", "output",
+    "output_hash", "error_text", "job_id", "submitted_at", "started_at", "finished_at",
+)  # fmt: skip
+
+#: where a cache hit's output lives: (run id, task, array index, attempt) of its source row
+SourceKey = tuple[str, str, int, int]
+
+
+class RunExport(NamedTuple):
+    """Everything a store holds of one run, independent of the store's row ids.
+
+    `run`: every column of its record as stored (times in Unix seconds);
+    `tasks`: (name, position, is_array, spec, expected); `instances`: every
+    attempt, the `EXPORT_COLUMNS` values of each, in the order they were
+    written (a cache source before the hits that reuse it); `sources`: for
+    each instance, the key of the row whose output it reuses (None for a row
+    that owns its output or has none); `source_outputs`: the output text of
+    each source in another run, by key (so that a copy can keep the output
+    when that run is not in the destination); `reasons`: (task, index,
+    attempt, reason).
+    """
+
+    run: dict[str, Any]
+    tasks: list[tuple[str, int, bool, str, int | None]]
+    instances: list[tuple[Any, ...]]
+    sources: list[SourceKey | None]
+    source_outputs: dict[SourceKey, str]
+    reasons: list[tuple[str, int, int, str]]
+
+
+class Reference(NamedTuple):
+    """A row outside some runs that reuses the output of a row inside them (a cache hit).
+
+    `source`: the (run id, task, index, attempt) whose output is reused;
+    `hit`: the reusing row's; `output_bytes`: the size of the source's stored
+    output text, in UTF-8 bytes.
+    """
+
+    source: SourceKey
+    hit: SourceKey
+    output_bytes: int
+
+
+class Moved(NamedTuple):
+    """An output `forget_runs` kept by moving it from a forgotten row into a kept one."""
+
+    source: SourceKey
+    into: SourceKey
+    repointed: int  # other kept rows that now reuse it from `into`
+    output_bytes: int
 
 
 class Store(Protocol):
@@ -516,4 +573,48 @@ class Store(Protocol):
         self, run_id: str, keys: Sequence[tuple[str, int, int]]
     ) -> dict[tuple[str, int, int], str]:
         """The state of each (task, index, attempt) of the run that has a row."""
+        ...
+
+    # -- maintenance (`gc`, `runs --delete`, `store copy`)
+
+    def export_run(self, run_id: str) -> RunExport:
+        """Everything of the run (record, tasks, every attempt, reasons), read in one snapshot.
+
+        RunNotFoundError if there is no such run.  The export names cache
+        sources by their key, never by this store's row ids.
+        """
+        ...
+
+    def import_run(self, exported: RunExport) -> int:
+        """Write an exported run, all of it or nothing, in one transaction.
+
+        Returns how many cache hits were written owning their output (below).
+        A StoreError if a run with its id exists already (nothing is written).
+        Each cache hit points at its source's row here: the row with the
+        source's key, else a successful row of the same identity and output
+        hash that owns its output; if neither is here, the hit is written
+        owning the source's output (from `source_outputs`), so that no SUCCESS
+        row is ever without its output.
+        """
+        ...
+
+    def references_into(self, run_ids: Sequence[str]) -> list[Reference]:
+        """Rows of other runs that reuse the output of a row of `run_ids`, by source then hit."""
+        ...
+
+    def outputs_naming(self, fragments: Sequence[str], excluding: Sequence[str]) -> list[str]:
+        """The stored output texts, of rows outside the runs `excluding`, containing any of
+        `fragments` (plain substrings; a backend may also return a few texts that do not)."""
+        ...
+
+    def forget_runs(self, run_ids: Sequence[str]) -> list[Moved]:
+        """Remove the runs and all their rows (instances, tasks, reasons) in one transaction.
+
+        Never an output another run reuses: for each forgotten row that rows of
+        other runs reuse, the first of those (by row id) receives its output
+        and its identity's ingredients and becomes the cache source of that
+        identity; the others are pointed at it.  So every kept row reads the
+        same output as before and the cache keeps serving the identity.
+        Returns what was moved.  Unknown ids are ignored.
+        """
         ...
