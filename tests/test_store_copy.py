@@ -326,3 +326,16 @@ def test_copy_to_postgresql_and_back_and_gc_there(
     assert RAN == []
     for s in (src, pg, dst):
         s.close()
+
+
+@pytest.mark.postgres
+def test_a_url_in_a_message_about_a_missing_store_has_no_password(
+    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty database as SRC (or to `runs`): the line shows *** for its password."""
+    assert main(["store", "copy", postgres_url, str(tmp_path / "d.db")]) == 2
+    err = capsys.readouterr().err
+    assert "there is no store at postgresql://reflow:***@" in err and ":reflow@" not in err
+    assert main(["runs", "--store-path", postgres_url]) == 0
+    out = capsys.readouterr().out
+    assert "there is no store at postgresql://reflow:***@" in out and ":reflow@" not in out

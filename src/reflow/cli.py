@@ -1137,11 +1137,12 @@ def workflow_cli(
 
 def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> int:
     from .stores import store_exists
+    from .stores.base import without_password
 
     path = _store_location(ns, cfg)
     if not store_exists(path):  # looking must not create a store (a mistyped --store-path)
         if ns.command == "runs" and not ns.delete:
-            print(f"no runs: there is no store at {path} yet")
+            print(f"no runs: there is no store at {without_password(path)} yet")
             return EXIT_OK
         ids = (
             getattr(ns, "run_ids", None)
@@ -1151,7 +1152,8 @@ def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) 
         named = ", ".join(f"'{i}'" for i in ids if i)
         head = f"no run {named}: " if named else ""
         raise ValidationError(
-            f"{head}there is no store at {path}: check --store-path or REFLOW_STORE_PATH"
+            f"{head}there is no store at {without_password(path)}: check --store-path or "
+            "REFLOW_STORE_PATH"
         )
     if ns.command == "status":
         return _cmd_status(ns, cfg)
