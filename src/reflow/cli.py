@@ -563,10 +563,11 @@ def _console_parser() -> _Parser:
 
 def _cmd_doctor(ns: argparse.Namespace, cfg: Config) -> int:
     from .doctor import check_store
+    from .stores.base import without_password
 
     path = _store_location(ns, cfg)
     report = check_store(path, fix=ns.fix)
-    print(f"store {path}")
+    print(f"store {without_password(path)}")
     for line in report.lines:
         print(f"  {line}")
     if report.problems and not ns.fix:
@@ -587,7 +588,12 @@ def _cmd_config(ns: argparse.Namespace) -> int:
         return EXIT_OK
     import json
 
-    print(json.dumps(_config().as_dict(), indent=2, default=str))
+    from .stores.base import without_password
+
+    shown = _config().as_dict()
+    if isinstance(shown["defaults"]["store_path"], str):  # a URL's password as ***
+        shown["defaults"]["store_path"] = without_password(shown["defaults"]["store_path"])
+    print(json.dumps(shown, indent=2, default=str))
     return EXIT_OK
 
 
