@@ -307,6 +307,11 @@ def test_ensure_config_exists_writes_the_example_once() -> None:
     assert path.read_text() == '[executor]\nmode = "flux"\n'
 
 
+def test_the_example_says_a_store_may_be_a_postgresql_url(tmp_path: Path) -> None:
+    text = write_example_config(tmp_path / "config.toml").read_text()
+    assert "a PostgreSQL database as a postgresql:// URL (docs/postgres.md)" in text
+
+
 def test_example_loads_to_the_defaults(tmp_path: Path) -> None:
     path = write_example_config(tmp_path / "deep" / "dir" / "config.toml")
     assert path.is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -130,3 +131,22 @@ def test_a_drivers_message_that_quotes_the_url_never_shows_the_password() -> Non
     text = store._describe_error(quoted)
     assert "s3cr3t" not in text
     assert text.startswith("cannot use the store postgresql://al:***@db.example/x: missing")
+
+
+def test_a_password_given_as_a_url_parameter_is_hidden_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """libpq takes `?password=` as well as `user:password@`: neither is shown nor in `location`."""
+    pytest.importorskip("psycopg")
+    monkeypatch.setenv("PGPASSWORD", "")  # so that the test's own value is restored after
+    monkeypatch.delenv("PGPASSWORD")
+    store = open_store("postgresql://carol@127.0.0.1:1/team?sslmode=disable&password=pa55wd")
+    assert store.location == "postgresql://carol@127.0.0.1:1/team?sslmode=disable"
+    assert "pa55wd" not in repr(store)
+    assert os.environ["PGPASSWORD"] == "pa55wd"  # what the jobs it starts reopen it with
+    with pytest.raises(StoreError) as caught:  # nothing listens on port 1
+        store.list_runs()
+    assert "pa55wd" not in str(caught.value) and "password=***" in str(caught.value)
+    # and reopened by its location, it connects with the password (found in this process)
+    again = open_store(store.location)
+    assert "pa55wd" in again.dsn  # type: ignore[attr-defined]

@@ -262,3 +262,16 @@ def test_a_dry_run_on_an_empty_database_creates_nothing_and_predicts_the_run(
     assert {t: (d["run"], d["cached"]) for t, d in again.items()} == {
         "items": (0, 1), "double": (0, 3), "total": (0, 1),
     }  # fmt: skip
+
+
+def test_doctor_and_config_name_the_store_without_its_password(
+    postgres_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_store(postgres_url).list_runs()  # the first use creates the store
+    code, out, err = _cli(capsys, "doctor", "--store-path", postgres_url)
+    assert code == 0, err
+    assert out.startswith("store postgresql://reflow:***@") and ":reflow@" not in out + err
+    monkeypatch.setenv("REFLOW_STORE_PATH", postgres_url)
+    code, out, err = _cli(capsys, "config")
+    assert code == 0 and '"store_path": "postgresql://reflow:***@' in out
+    assert ":reflow@" not in out + err

@@ -326,3 +326,69 @@ def test_copy_to_postgresql_and_back_and_gc_there(
     assert RAN == []
     for s in (src, pg, dst):
         s.close()
+
+
+@pytest.mark.postgres
+def test_a_url_in_a_message_about_a_missing_store_has_no_password(
+    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty database as SRC (or to `runs`): the line shows *** for its password."""
+    assert main(["store", "copy", postgres_url, str(tmp_path / "d.db")]) == 2
+    err = capsys.readouterr().err
+    assert "there is no store at postgresql://reflow:***@" in err and ":reflow@" not in err
+    assert main(["runs", "--store-path", postgres_url]) == 0
+    out = capsys.readouterr().out
+    assert "there is no store at postgresql://reflow:***@" in out and ":reflow@" not in out
+
+
+@pytest.mark.postgres
+def test_forgetting_a_run_whose_output_a_driver_is_reusing_right_now_keeps_the_output(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A hit written (not yet committed) by another process while gc forgets its source.
+
+    gc waits for it, then sees it and moves the output into it, instead of
+    failing on the foreign key when it deletes the source.
+    """
+    import threading
+    import time
+
+    first = workflow("wa").run_local(tmp_path / "r", store=postgres_url, n=1, tag="p")
+    total = first.output("total")
+    driver, gc, watch = open_store(postgres_url), open_store(postgres_url), open_store(postgres_url)
+    (row,) = [r for r in driver.instances(first.run_id) if r["task_name"] == "total"]
+    (source, ohash) = driver.lookup_cache([row["identity"]])[row["identity"]]
+    run_id = driver.create_run(
+        "wa", run_dir=str(tmp_path / "r"), executor="local", params="{}", options="{}",
+        tasks=[("total", 0, False, "{}")],
+    )  # fmt: skip
+    driver.hold()
+    driver.write_expansion(  # the hit: its source locked, the row not committed yet
+        run_id, "total", supersede=[], pending=[], skipped=[],
+        hits=[(-1, 1, row["identity"], source, ohash, None)],
+    )  # fmt: skip
+    done: list[Any] = []
+
+    def forget() -> None:
+        try:
+            done.append(gc.forget_runs([first.run_id]))
+        except BaseException as exc:  # what the test reports
+            done.append(exc)
+
+    thread = threading.Thread(target=forget)
+    thread.start()
+    for _ in range(200):  # until gc waits for the driver's lock
+        waiting = watch.conn.execute(  # type: ignore[attr-defined]
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        ).fetchone()[0]
+        if waiting or done:
+            break
+        time.sleep(0.05)
+    driver.release()
+    thread.join(60)
+    assert not isinstance(done[0], BaseException), done[0]
+    assert [(m.source[0], m.into[0]) for m in done[0]] == [(first.run_id, run_id)]
+    assert driver.get_singleton_output(run_id, "total") == total
+    for s in (driver, gc, watch):
+        s.close()

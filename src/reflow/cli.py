@@ -563,10 +563,11 @@ def _console_parser() -> _Parser:
 
 def _cmd_doctor(ns: argparse.Namespace, cfg: Config) -> int:
     from .doctor import check_store
+    from .stores.base import without_password
 
     path = _store_location(ns, cfg)
     report = check_store(path, fix=ns.fix)
-    print(f"store {path}")
+    print(f"store {without_password(path)}")
     for line in report.lines:
         print(f"  {line}")
     if report.problems and not ns.fix:
@@ -587,7 +588,12 @@ def _cmd_config(ns: argparse.Namespace) -> int:
         return EXIT_OK
     import json
 
-    print(json.dumps(_config().as_dict(), indent=2, default=str))
+    from .stores.base import without_password
+
+    shown = _config().as_dict()
+    if isinstance(shown["defaults"]["store_path"], str):  # a URL's password as ***
+        shown["defaults"]["store_path"] = without_password(shown["defaults"]["store_path"])
+    print(json.dumps(shown, indent=2, default=str))
     return EXIT_OK
 
 
@@ -1137,11 +1143,12 @@ def workflow_cli(
 
 def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> int:
     from .stores import store_exists
+    from .stores.base import without_password
 
     path = _store_location(ns, cfg)
     if not store_exists(path):  # looking must not create a store (a mistyped --store-path)
         if ns.command == "runs" and not ns.delete:
-            print(f"no runs: there is no store at {path} yet")
+            print(f"no runs: there is no store at {without_password(path)} yet")
             return EXIT_OK
         ids = (
             getattr(ns, "run_ids", None)
@@ -1151,7 +1158,8 @@ def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) 
         named = ", ".join(f"'{i}'" for i in ids if i)
         head = f"no run {named}: " if named else ""
         raise ValidationError(
-            f"{head}there is no store at {path}: check --store-path or REFLOW_STORE_PATH"
+            f"{head}there is no store at {without_password(path)}: check --store-path or "
+            "REFLOW_STORE_PATH"
         )
     if ns.command == "status":
         return _cmd_status(ns, cfg)

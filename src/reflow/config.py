@@ -128,7 +128,8 @@ _KEY_LIST: tuple[_Key, ...] = (
         kind="store",
         example="/shared/team/manifest.db",
         default="$XDG_CACHE_HOME/reflow/manifest.db (~/.cache/reflow/manifest.db)",
-        help="The SQLite manifest that records every run and answers cache look-ups.\n"
+        help="The manifest that records every run and answers cache look-ups: an SQLite\n"
+        "file, or a PostgreSQL database as a postgresql:// URL (docs/postgres.md).\n"
         "Put it where all nodes (and your team) can see it to share results.",
     ),
     _Key(

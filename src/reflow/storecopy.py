@@ -20,7 +20,7 @@ from .errors import ReflowError, ValidationError
 from .maintenance import in_flight
 from .records import Record
 from .stores import Store, normal_location, open_store, store_exists
-from .stores.base import RunExport
+from .stores.base import RunExport, without_password
 
 __all__ = ["CopyReport", "copy_store", "fingerprint"]
 
@@ -79,9 +79,12 @@ def copy_store(
     """
     src_at, dst_at = normal_location(src_location), normal_location(dst_location)
     if not store_exists(src_at):
-        raise ValidationError(f"there is no store at {src_at} to copy: check SRC")
+        raise ValidationError(f"there is no store at {without_password(src_at)} to copy: check SRC")
     if _same_store(src_at, dst_at):
-        raise ValidationError(f"{src_at} and {dst_at} are the same store: nothing to copy")
+        raise ValidationError(
+            f"{without_password(src_at)} and {without_password(dst_at)} are the same store: "
+            "nothing to copy"
+        )
     src, dst = open_store(src_at), open_store(dst_at)
     try:
         return _copy(src, dst, echo)

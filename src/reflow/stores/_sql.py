@@ -1614,6 +1614,18 @@ class SqlStore:
         wanted = list(dict.fromkeys(run_ids))
         moved: list[Moved] = []
         with self._checks_deferred(), self._write() as conn:
+            if self._LOCK_ROWS:
+                # the rows a new hit could reuse, locked first: a hit another process is
+                # writing (it holds its source `_SHARE_ROWS`) commits before the references
+                # are read, so it is seen and kept; a later one finds its source gone
+                for k in range(0, len(wanted), 500):
+                    chunk = wanted[k : k + 500]
+                    conn.execute(
+                        "SELECT id FROM instances WHERE cached_from IS NULL "
+                        f"AND state = 'SUCCESS' AND run_id IN ({','.join('?' * len(chunk))}) "
+                        "ORDER BY id" + self._LOCK_ROWS,  # in id order, as hits lock them
+                        chunk,
+                    ).fetchall()
             refs = self._references(conn, wanted)
             by_source: dict[int, list[tuple[int, SourceKey, SourceKey, str | None]]] = {}
             for sid, hid, skey, hkey, out in refs:

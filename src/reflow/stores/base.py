@@ -43,8 +43,9 @@ NewInstance = tuple[
 
 
 def without_password(url: str) -> str:
-    """`url` with the password of its user part, if any, replaced by '***'."""
-    return re.sub(r"^([^:/]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """`url` with its password, if any, replaced by '***' (`user:pw@`, or `?password=pw`)."""
+    url = re.sub(r"^([^:/]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url) if "?" in url else url
 
 
 class InstanceRow(NamedTuple):

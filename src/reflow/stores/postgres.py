@@ -37,6 +37,27 @@ _PASSWORD = r"^([^:/]+://[^:/@]*):([^@/]*)@"
 _PASSWORD_LOCK = threading.Lock()
 
 
+def _split_password(dsn: str) -> tuple[str, str]:
+    """(the URL without any password, the password as written in it, or '').
+
+    libpq takes a password in the user part (`user:pw@`) or as a parameter
+    (`?password=pw`); a URL could carry both: the parameter wins, as in libpq.
+    """
+    found = re.match(_PASSWORD, dsn)
+    password = found[2] if found else ""
+    url = re.sub(_PASSWORD, r"\1@", dsn)
+    base, sep, query = url.partition("?")
+    if sep:
+        kept = []
+        for item in query.split("&"):
+            if item.startswith("password="):
+                password = item[len("password=") :]
+            else:
+                kept.append(item)
+        url = base + ("?" + "&".join(kept) if kept else "")
+    return url, password
+
+
 def postgres_schema(sql: str) -> str:
     """The shared schema (or a migration), written in SQLite's words, in PostgreSQL's.
 
@@ -128,9 +149,9 @@ def _export_password(dsn: str) -> None:
     """
     from urllib.parse import unquote
 
-    found = re.match(_PASSWORD, dsn)
-    if found and found[2]:
-        os.environ.setdefault("PGPASSWORD", unquote(found[2]))
+    password = _split_password(dsn)[1]
+    if password:
+        os.environ.setdefault("PGPASSWORD", unquote(password))
 
 
 def _driver() -> Any:
@@ -174,7 +195,7 @@ class PostgresStore(SqlStore):
         self._IntegrityError = psycopg.IntegrityError
         self._UnusableError = psycopg.OperationalError
         self.shown = without_password(dsn)  # in messages: the password as ***
-        self.url = re.sub(_PASSWORD, r"\1@", dsn)  # the location: no password at all
+        self.url = _split_password(dsn)[0]  # the location: no password at all
         with _PASSWORD_LOCK:
             if self.url != dsn:
                 _PASSWORDS[self.url] = dsn
@@ -333,9 +354,10 @@ class PostgresStore(SqlStore):
         """
         text = str(exc).strip()
         msg = text.splitlines()[0].strip() if text else type(exc).__name__
-        found = re.match(_PASSWORD, self.dsn)
-        if found and found[2]:
-            msg = msg.replace(found[2], "***")
+        password = _split_password(self.dsn)[1]
+        if password:
+            msg = msg.replace(password, "***")
+        msg = re.sub(r"(password=)[^&\s'\"]*", r"\1***", msg)
         return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^@/\s]*@", r"\1:***@", msg)
 
     def _describe_error(self, exc: BaseException) -> str:
