@@ -293,14 +293,17 @@ def _collect_files(step: RunPlan, named: list[Path], protected: _Kept, shared: s
     """The files of `step`'s run: its per-run folders, and what its outputs name in its run dir.
 
     In a run dir a kept run uses too (`shared`), a folder an output names is
-    left whole: it may hold what the kept run wrote without naming it.
+    left whole: it may hold what the kept run wrote without naming it.  A
+    kept run's run dir inside this one is left whole, and so are the folders
+    holding it.
     """
     run_id, run_dir = step.run["run_id"], _real(step.run["run_dir"])
+    nested = _Kept(d for d in shared if _inside(d, run_dir))
     candidates = [_located(run_files(run_dir, run_id, kind)) for kind in _PER_RUN]
     in_shared = run_dir in shared
     candidates.extend(p for p in named if not (in_shared and p.is_dir() and not p.is_symlink()))
     for path in candidates:
-        if not _inside(path, run_dir) or protected.touches(path):
+        if not _inside(path, run_dir) or protected.touches(path) or nested.touches(path):
             continue
         if path.exists() or path.is_symlink():
             step.files.update(_sizes(path))
