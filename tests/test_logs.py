@@ -17,7 +17,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import Annotated, NamedTuple, TextIO
 
 import pytest
 
@@ -366,3 +366,29 @@ def test_a_process_with_stdout_closed_still_captures(tmp_path: Path) -> None:
     )
     assert done.returncode == 0 and done.stderr == "fd 1 closed again", done
     assert read_log(tmp_path, "r-1", "hello", -1, 1, False) == "hi\n"
+
+
+kept_streams: list[TextIO] = []
+keeper = Workflow("keeper")
+
+
+@keeper.job()
+def keep_stderr() -> int:
+    kept_streams.append(sys.stderr)  # as logging.basicConfig() in a task does
+    return 1
+
+
+def test_a_stream_a_task_kept_never_writes_into_a_file_opened_after_the_run(
+    tmp_path: Path,
+) -> None:
+    kept_streams.clear()
+    keeper.run_local(tmp_path / "run", store=tmp_path / "s.db")
+    files = [tmp_path / f"f{k}" for k in range(8)]
+    fds = [os.open(f, os.O_RDWR | os.O_CREAT) for f in files]  # the lowest free fds again
+    try:
+        with pytest.raises((ValueError, OSError)):
+            kept_streams[0].write("a log line after the run\n")
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert [f.read_text() for f in files] == [""] * 8
