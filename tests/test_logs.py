@@ -167,6 +167,23 @@ def test_logs_of_runs_from_before_attempts_had_files_of_their_own(tmp_path: Path
     assert read_log(tmp_path, "r-1", "work", 3, 1, False) == "mine\n"
 
 
+def test_a_new_run_never_shows_an_old_runs_shared_log_as_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "run" / "logs" / "work" / "0.out"  # an old run's, in the same run dir
+    old.parent.mkdir(parents=True)
+    old.write_text("== 2026-01-02 03:04:05 work[0] attempt 1 job 17_0\nthe old run's\n")
+    store = tmp_path / "s.db"
+    ran = cli(capsys, "run", "--run-dir", tmp_path / "run", "--store-path", store, "--n", 2)
+    assert ran.code == 0, ran
+    # work[0] wrote nothing in the new run
+    assert cli(capsys, "logs", _last_run(store), "work", 0, "--store-path", store) == (
+        0,
+        "",
+        "(no output)\n",
+    )
+
+
 def test_dag_as_text_dot_and_mermaid(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(capsys, "dag").out == cli(capsys, "dag", "--format", "text").out
     assert "  work  [array]" in cli(capsys, "dag").out
