@@ -385,3 +385,39 @@ def test_gc_removes_a_folder_output_only_where_no_kept_run_shares_the_run_dir(
     # the kept run of wg wrote c.txt into the same folder, naming no path: all of it stays
     assert sorted(p.name for p in (tmp_path / "shared" / "out").iterdir()) == ["b.txt", "c.txt"]
     store.close()
+
+
+def test_gc_removes_a_symlink_an_output_names_not_the_file_it_points_at(tmp_path: Path) -> None:
+    wf = Workflow("wl")
+
+    @wf.job()
+    def link(tag: str, run_dir: RunDir = RunDir()) -> Path:
+        path = Path(run_dir) / f"{tag}-latest"
+        path.symlink_to(Path(run_dir) / "data" / "input.csv")
+        return path
+
+    store = open_store(tmp_path / "m.db")
+    data = tmp_path / "old" / "data" / "input.csv"
+    data.parent.mkdir(parents=True)
+    data.write_text("the user's, named by no output")
+    wf.run_local(tmp_path / "old", store=store, tag="a")
+    wf.run_local(tmp_path / "new", store=store, tag="b")
+    forgotten, kept, _ = select_runs(store, keep_last=1, older_than=None, workflow=None)
+    collect(store, forgotten, kept, [], dry_run=False, echo=lambda _: None)
+    assert not (tmp_path / "old" / "a-latest").is_symlink()
+    assert data.read_text() == "the user's, named by no output"
+    store.close()
+
+
+def test_gc_leaves_whole_a_kept_runs_run_dir_inside_a_forgotten_ones(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "m.db")
+    _folder_workflow("wf").run_local(tmp_path / "top", store=store, tag="a")  # names top/out
+    inner = tmp_path / "top" / "out"  # then the run dir of a kept run
+    _folder_workflow("wf", named=False).run_local(inner, store=store, tag="b")
+    forgotten, kept, _ = select_runs(store, keep_last=1, older_than=None, workflow=None)
+    assert [r["run_dir"] for r in kept] == [str(inner)]
+    collect(store, forgotten, kept, [], dry_run=False, echo=lambda _: None)
+    assert (inner / "out" / "b.txt").read_text() == "b"
+    assert (inner / "a.txt").exists()  # in the kept run's run dir: left with it
+    assert not (tmp_path / "top" / "logs").exists()
+    store.close()

@@ -17,7 +17,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import Annotated, NamedTuple, TextIO
 
 import pytest
 
@@ -165,6 +165,23 @@ def test_logs_of_runs_from_before_attempts_had_files_of_their_own(tmp_path: Path
     new.parent.mkdir(parents=True)
     new.write_text("== 2026-01-02 03:04:05 work[3] attempt 1 job 17_3\nmine\n")
     assert read_log(tmp_path, "r-1", "work", 3, 1, False) == "mine\n"
+
+
+def test_a_new_run_never_shows_an_old_runs_shared_log_as_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "run" / "logs" / "work" / "0.out"  # an old run's, in the same run dir
+    old.parent.mkdir(parents=True)
+    old.write_text("== 2026-01-02 03:04:05 work[0] attempt 1 job 17_0\nthe old run's\n")
+    store = tmp_path / "s.db"
+    ran = cli(capsys, "run", "--run-dir", tmp_path / "run", "--store-path", store, "--n", 2)
+    assert ran.code == 0, ran
+    # work[0] wrote nothing in the new run
+    assert cli(capsys, "logs", _last_run(store), "work", 0, "--store-path", store) == (
+        0,
+        "",
+        "(no output)\n",
+    )
 
 
 def test_dag_as_text_dot_and_mermaid(capsys: pytest.CaptureFixture[str]) -> None:
@@ -366,3 +383,29 @@ def test_a_process_with_stdout_closed_still_captures(tmp_path: Path) -> None:
     )
     assert done.returncode == 0 and done.stderr == "fd 1 closed again", done
     assert read_log(tmp_path, "r-1", "hello", -1, 1, False) == "hi\n"
+
+
+kept_streams: list[TextIO] = []
+keeper = Workflow("keeper")
+
+
+@keeper.job()
+def keep_stderr() -> int:
+    kept_streams.append(sys.stderr)  # as logging.basicConfig() in a task does
+    return 1
+
+
+def test_a_stream_a_task_kept_never_writes_into_a_file_opened_after_the_run(
+    tmp_path: Path,
+) -> None:
+    kept_streams.clear()
+    keeper.run_local(tmp_path / "run", store=tmp_path / "s.db")
+    files = [tmp_path / f"f{k}" for k in range(8)]
+    fds = [os.open(f, os.O_RDWR | os.O_CREAT) for f in files]  # the lowest free fds again
+    try:
+        with pytest.raises((ValueError, OSError)):
+            kept_streams[0].write("a log line after the run\n")
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert [f.read_text() for f in files] == [""] * 8

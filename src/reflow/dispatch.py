@@ -623,6 +623,9 @@ class _Submitter:
         spec = self.wf.tasks[task]
         log_dir = self.run_dir / "logs" / task / "scheduler"
         log_dir.mkdir(parents=True, exist_ok=True)
+        # the run's own logs folder, made before any job: `read_log` then knows
+        # not to look in the layout of runs from before (see there)
+        run_files(self.run_dir, self.run_id, "logs").mkdir(parents=True, exist_ok=True)
         log = self.executor.log_pattern(str(log_dir), spec.array)
         base = _resources(
             self.wf, task, len(items), self.submit_options, self.native, log, self.cwd,

@@ -153,6 +153,10 @@ class _Capture:
 
     def close(self) -> None:
         self.stop()
+        # a task may have kept `sys.stdout` / `sys.stderr` (a logging handler it set up):
+        # closed, a later write fails instead of landing in a file that reuses the fd
+        for stream in self.mine:
+            stream.close()
         for fd in self.scratch:
             os.close(fd)
 

@@ -196,6 +196,22 @@ def _real(path: Path | str) -> Path:
     return Path(os.path.realpath(path))
 
 
+def _located(path: Path) -> Path:
+    """`path` with the symlinks of its folders resolved, not a symlink it ends in.
+
+    What an output names is the link itself: removing it must not remove
+    the file the link points at, which the run may not own.
+    """
+    if path.name in ("", ".."):
+        return _real(path)
+    return _real(path.parent) / path.name
+
+
+def _forms(path: Path) -> tuple[Path, Path]:
+    """A kept path as it is located and as it resolves: neither may be removed."""
+    return _located(path), _real(path)
+
+
 def _sizes(path: Path) -> Iterator[tuple[Path, int]]:
     """Every file under `path` (or `path` itself), with its size; symlinks not followed."""
     if path.is_symlink() or path.is_file():
@@ -236,7 +252,7 @@ def plan_forgetting(
     named: dict[str, list[Path]] = {}
     for (owner, *_), paths in plan.paths.items():
         # a relative path says nothing of where it was: left alone
-        named.setdefault(owner, []).extend(_real(p) for p in paths if p.is_absolute())
+        named.setdefault(owner, []).extend(_located(p) for p in paths if p.is_absolute())
     shared = {_real(r["run_dir"]) for r in kept}
     for step in plan.runs:
         _collect_files(step, named.get(step.run["run_id"], []), protected, shared)
@@ -270,21 +286,24 @@ def _protected(
     for run in plan.kept:
         if run["run_dir"] in dirs:
             found.extend(run_files(run["run_dir"], run["run_id"], kind) for kind in _PER_RUN)
-    return [_real(p) for p in found]
+    return [f for p in found for f in _forms(p)]
 
 
 def _collect_files(step: RunPlan, named: list[Path], protected: _Kept, shared: set[Path]) -> None:
     """The files of `step`'s run: its per-run folders, and what its outputs name in its run dir.
 
     In a run dir a kept run uses too (`shared`), a folder an output names is
-    left whole: it may hold what the kept run wrote without naming it.
+    left whole: it may hold what the kept run wrote without naming it.  A
+    kept run's run dir inside this one is left whole, and so are the folders
+    holding it.
     """
     run_id, run_dir = step.run["run_id"], _real(step.run["run_dir"])
-    candidates = [_real(run_files(run_dir, run_id, kind)) for kind in _PER_RUN]
+    nested = _Kept(d for d in shared if _inside(d, run_dir))
+    candidates = [_located(run_files(run_dir, run_id, kind)) for kind in _PER_RUN]
     in_shared = run_dir in shared
     candidates.extend(p for p in named if not (in_shared and p.is_dir() and not p.is_symlink()))
     for path in candidates:
-        if not _inside(path, run_dir) or protected.touches(path):
+        if not _inside(path, run_dir) or protected.touches(path) or nested.touches(path):
             continue
         if path.exists() or path.is_symlink():
             step.files.update(_sizes(path))
@@ -299,7 +318,9 @@ def forget(store: Store, plan: Plan) -> Plan:
     ids = [step.run["run_id"] for step in plan.runs]
     plan.moved = store.forget_runs(ids)
     # a run started since the plan may have reused an output that had to move: its files stay
-    protected = _Kept(_real(p) for m in plan.moved for p in plan.paths.get(m.source, ()))
+    protected = _Kept(
+        f for m in plan.moved for p in plan.paths.get(m.source, ()) for f in _forms(p)
+    )
     for step in plan.runs:
         run_dir = _real(step.run["run_dir"])
         for path in list(step.files):

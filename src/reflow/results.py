@@ -134,7 +134,10 @@ def read_log(
 
     None when it left no file.  Runs recorded before logs had a file per run
     and attempt are read from the old shared file, keeping the sections whose
-    header names `attempt` (those cannot be told apart by run).
+    header names `attempt` (those cannot be told apart by run); only for a run
+    without a logs folder of its own, which every run since makes when it
+    starts: in a shared run dir, an instance of a newer run that wrote nothing
+    must not show an old run's output.
     """
     import re
 
@@ -145,7 +148,8 @@ def read_log(
             lines = fh.read().splitlines(keepends=True)
         return "".join(line for line in lines if not header.fullmatch(line.rstrip("\r\n")))
     except FileNotFoundError:
-        pass
+        if os.path.isdir(_files(run_dir, run_id, "logs")):
+            return None
     try:
         with open(_old_log_file(run_dir, task, index, err), encoding="utf-8", errors="replace",
                   newline="") as fh:  # fmt: skip
