@@ -294,3 +294,37 @@ def test_a_task_that_only_comes_after_one_that_would_run_is_decided(
     }  # fmt: skip
     real = _real_counts(wf.run_local(tmp_path / "r2", store=store_path, n=2))
     assert real == {"prepare": (1, 0), "announce": (0, 1)}
+
+
+def test_an_after_task_that_would_run_is_not_what_a_task_waits_for(
+    tmp_path: Path, store_path: Path
+) -> None:
+    # 'more' comes after 'setup' (order only) and reads 'work' element by element:
+    # it waits for the elements of 'work' that would run, never for 'setup'
+    def pipeline() -> Workflow:
+        wf = Workflow("after")
+
+        @wf.job()
+        def setup(tag: str = "a") -> str:
+            return tag
+
+        @wf.array_job()
+        def work(x: Annotated[int, Result(step="items")], k: int = 1) -> int:
+            return x * k
+
+        @wf.job()
+        def items(n: int = 3) -> list[int]:
+            return list(range(n))
+
+        @wf.array_job(after=["setup"])
+        def more(y: Annotated[int, Result(step="work")]) -> int:
+            return y + 1
+
+        return wf
+
+    pipeline().run_local(tmp_path / "r1", store=store_path)
+    predicted = pipeline().dry_run(tmp_path / "r2", store=store_path, tag="b", k=2)["tasks"]
+    assert predicted["setup"]["run"] == 1 and predicted["work"]["run"] == 3
+    assert predicted["more"] == {
+        "run": 0, "cached": 0, "unknown": True, "reasons": {"waits for 'work' (will run)": 3},
+    }  # fmt: skip

@@ -201,6 +201,25 @@ def test_the_password_is_never_shown_but_the_store_reopens_by_its_location(
     assert ":reflow@" not in out + err
 
 
+def test_no_command_shows_the_password_of_the_store_url(
+    postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before any run: the database has no store yet, and the commands say so
+    code, out, err = _cli(capsys, "runs", "--store-path", postgres_url)
+    assert code == 0 and "there is no store at postgresql://reflow:***@" in out
+    code, out, err = _cli(capsys, "why", "some-run", "--store-path", postgres_url)
+    assert code == 2 and "no run 'some-run': there is no store at" in err
+    _wf().run_local(tmp_path / "r", store=postgres_url, n=2)
+    code, out, err = _cli(capsys, "doctor", "--store-path", postgres_url)
+    assert code == 0 and out.startswith("store postgresql://reflow:***@")
+    seen = out + err
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REFLOW_STORE_PATH", postgres_url)
+        code, out, err = _cli(capsys, "config")
+    assert code == 0 and '"store_path": "postgresql://reflow:***@' in out
+    assert ":reflow@" not in seen + out + err
+
+
 def test_a_job_reopens_the_store_by_its_location_which_has_no_password(
     postgres_url: str, tmp_path: Path
 ) -> None:

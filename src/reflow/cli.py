@@ -563,11 +563,10 @@ def _console_parser() -> _Parser:
 
 def _cmd_doctor(ns: argparse.Namespace, cfg: Config) -> int:
     from .doctor import check_store
-    from .stores.base import without_password
 
     path = _store_location(ns, cfg)
     report = check_store(path, fix=ns.fix)
-    print(f"store {without_password(path)}")
+    print(f"store {_shown(path)}")
     for line in report.lines:
         print(f"  {line}")
     if report.problems and not ns.fix:
@@ -588,12 +587,11 @@ def _cmd_config(ns: argparse.Namespace) -> int:
         return EXIT_OK
     import json
 
-    from .stores.base import without_password
-
-    shown = _config().as_dict()
-    if isinstance(shown["defaults"]["store_path"], str):  # a URL's password as ***
-        shown["defaults"]["store_path"] = without_password(shown["defaults"]["store_path"])
-    print(json.dumps(shown, indent=2, default=str))
+    doc = _config().as_dict()
+    store_path = doc["defaults"].get("store_path")
+    if isinstance(store_path, str):
+        doc["defaults"]["store_path"] = _shown(store_path)
+    print(json.dumps(doc, indent=2, default=str))
     return EXIT_OK
 
 
@@ -617,6 +615,13 @@ def _store(ns: argparse.Namespace, cfg: Config) -> Store:
     from .stores import open_store
 
     return open_store(_store_location(ns, cfg))
+
+
+def _shown(location: str) -> str:
+    """A store's location as a message shows it: a URL's password as ***, never in clear."""
+    from .stores.base import without_password
+
+    return without_password(location)
 
 
 def _store_location(ns: argparse.Namespace, cfg: Config) -> str:
@@ -1143,12 +1148,11 @@ def workflow_cli(
 
 def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) -> int:
     from .stores import store_exists
-    from .stores.base import without_password
 
     path = _store_location(ns, cfg)
     if not store_exists(path):  # looking must not create a store (a mistyped --store-path)
         if ns.command == "runs" and not ns.delete:
-            print(f"no runs: there is no store at {without_password(path)} yet")
+            print(f"no runs: there is no store at {_shown(path)} yet")
             return EXIT_OK
         ids = (
             getattr(ns, "run_ids", None)
@@ -1158,8 +1162,7 @@ def _store_command(ns: argparse.Namespace, cfg: Config, graph_name: str | None) 
         named = ", ".join(f"'{i}'" for i in ids if i)
         head = f"no run {named}: " if named else ""
         raise ValidationError(
-            f"{head}there is no store at {without_password(path)}: check --store-path or "
-            "REFLOW_STORE_PATH"
+            f"{head}there is no store at {_shown(path)}: check --store-path or REFLOW_STORE_PATH"
         )
     if ns.command == "status":
         return _cmd_status(ns, cfg)

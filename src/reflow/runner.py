@@ -187,10 +187,11 @@ def _prediction(
 
 
 def _waits(graph: Graph, decisions: Mapping[str, Any], name: str, count: int = 0) -> dict[str, int]:
-    """What an undecided task (or `count` of its elements) waits for: upstream tasks that
-    would run, or are undecided too."""
+    """What an undecided task (or `count` of its elements) waits for: the tasks it reads
+    from that would run, or are undecided too (an `after=` task decides nothing)."""
     waits: dict[str, int] = {}
-    for up in sorted(graph.tasks[name].upstream, key=graph.order.index):
+    data = {s.step for inp in graph.inputs[name] for s in inp.sources}
+    for up in sorted(data, key=graph.order.index):
         d = decisions.get(up)
         if d is None or d.waiting:
             waits[f"waits for '{up}' (unknown)"] = count
