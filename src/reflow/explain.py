@@ -24,6 +24,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import codec
+from .errors import error_line
 
 if TYPE_CHECKING:
     from .stores import Store
@@ -305,7 +306,8 @@ def _outright(ctx: _Context, inst: Instance, forced: str | None) -> list[Cause]:
         label = _label(task, index)
         return [Cause(key, lambda: (f"{key} ({label})", f"from {label}"))]
     if inst.parts is None and inst.state in _BAD:  # decided without an identity
-        key = f"{inst.state.lower()}: {_first_line(inst.error) or 'no reason recorded'}"
+        why = error_line(inst.error) if inst.error else "no reason recorded"
+        key = f"{inst.state.lower()}: {why}"
         return [ctx.memo(("bad", key), lambda: Cause(key))]
     if inst.attempt > 1 and inst.previous in _BAD:
         key = f"retried: attempt {inst.attempt} after attempt {inst.attempt - 1} {inst.previous}"
@@ -330,11 +332,6 @@ def _outright(ctx: _Context, inst: Instance, forced: str | None) -> list[Cause]:
 def short_text(text: str, limit: int = 60) -> str:
     """A message cut to `limit` characters (an ellipsis when cut)."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _first_line(text: str | None) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
 
 
 def _label(task: str, index: int) -> str:

@@ -47,7 +47,20 @@ def run_script(conn: Any, script: str) -> None:
             conn.execute(statement)
 
 
-_SCHEMA = """
+# why an instance ran instead of being reused, where only the engine knew it (schema 4)
+_REASONS = """
+CREATE TABLE reasons (
+    run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    task_name   TEXT NOT NULL,
+    array_index INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    PRIMARY KEY (run_id, task_name, array_index, attempt)
+) WITHOUT ROWID;
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -106,15 +119,9 @@ CREATE TABLE instances (
 CREATE INDEX instances_current ON instances (run_id, task_name, state, cached_from)
     WHERE current = 1;
 CREATE INDEX instances_cache ON instances (substr(identity, 1, 16)) WHERE cached_from IS NULL;
-CREATE TABLE reasons (
-    run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-    task_name   TEXT NOT NULL,
-    array_index INTEGER NOT NULL,
-    attempt     INTEGER NOT NULL,
-    reason      TEXT NOT NULL,
-    PRIMARY KEY (run_id, task_name, array_index, attempt)
-) WITHOUT ROWID;
 """
+    + _REASONS
+)
 
 # Why the schema is as it is, for speed at 100,000 instances: `parts` (the
 # ingredients of the identity, kept to explain a cache miss) lives in the row
@@ -172,16 +179,7 @@ DROP INDEX instances_cache;
 CREATE INDEX instances_cache ON instances (substr(identity, 1, 16)) WHERE cached_from IS NULL;
 ALTER TABLE tasks ADD COLUMN expected INTEGER;
 """,
-    4: """
-CREATE TABLE reasons (
-    run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-    task_name   TEXT NOT NULL,
-    array_index INTEGER NOT NULL,
-    attempt     INTEGER NOT NULL,
-    reason      TEXT NOT NULL,
-    PRIMARY KEY (run_id, task_name, array_index, attempt)
-) WITHOUT ROWID;
-""",
+    4: _REASONS,
 }
 
 
