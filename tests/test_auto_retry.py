@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 
 from reflow import Result, RunState, Workflow
+from reflow.dispatch import dispatch_pass
 from reflow.errors import TaskFailedError, ValidationError
+from reflow.executors.base import Executor, JobResources, JobState, JobStatus
 from reflow.flow import TaskSpec
+from reflow.instances import execute
+from reflow.results import read_element, write_result
 from reflow.retrying import Limits, Used, first_resources, next_attempt, used_before
 from reflow.stores import open_store
 
@@ -281,3 +287,127 @@ def test_a_bad_retry_option_is_one_clear_error_naming_the_task(
     wf = Workflow("bad")
     with pytest.raises(ValidationError, match=rf"^task 'broken': {message}"):
         wf.job(name="broken", **options)(_returns_one)
+
+
+# ---------------------------------------------------------------------- on a cluster
+
+cluster = Workflow("oom")
+
+
+@cluster.job()
+def split(n: int) -> list[int]:
+    return list(range(n))
+
+
+@cluster.array_job(mem="100M", time="10", retries=2, pack=1)
+def grow(item: Annotated[int, Result(step="split")]) -> int:
+    return item * 2
+
+
+class _Scheduler(Executor):
+    """Runs nothing: the test plays each job's elements, or ends them as the scheduler would."""
+
+    name = mode = "played"
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, tuple[list[str], JobResources]] = {}
+        self.ended: dict[str, JobState] = {}  # job or element id -> how it ended
+
+    def render(self, command: Sequence[str], resources: JobResources) -> str:
+        return " ".join(command)
+
+    def submit(self, command: Sequence[str], resources: JobResources) -> str:
+        job = f"j{len(self.jobs) + 1}"
+        self.jobs[job] = (list(command), resources)
+        return job
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        return None
+
+    def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        found = {}
+        for job, (_, res) in self.jobs.items():
+            for k in range(res.array_size or 1):
+                element = self.element_id(job, k) if res.array_size else job
+                state = self.ended.get(element, self.ended.get(job, JobState.PENDING))
+                found[element] = JobStatus(state, state.value)
+        return found
+
+    def waves(self, task: str) -> list[str]:
+        return [j for j, (cmd, _) in self.jobs.items() if f"/{task}." in " ".join(cmd)]
+
+    def play(self, job: str, skip: Sequence[int] = ()) -> None:
+        """Run the job's elements as workers do (but those in `skip`), and end the job."""
+        command, res = self.jobs[job]
+        wave = Path(command[command.index("--wave") + 1])
+        run_dir = Path(command[command.index("--run-dir") + 1])
+        for k in range(res.array_size or 1):
+            if k not in skip:
+                item = read_element(wave, k)
+                outcome = execute(cluster.tasks[item.work.task].func, item.work)
+                element = self.element_id(job, k) if res.array_size else job
+                write_result(run_dir, item.run_id, outcome, element)
+        self.ended[job] = JobState.COMPLETED
+
+
+def test_an_oomed_element_is_submitted_again_alone_with_twice_the_memory(
+    tmp_path: Path,
+) -> None:
+    ex = _Scheduler()
+    store = open_store(tmp_path / "m.db")
+    run = cluster.submit(tmp_path / "run", executor=ex, store=store, n=4)
+    (first,) = ex.waves("split")
+    ex.play(first)
+    dispatch_pass(cluster, store, run.run_id, ex, config=cluster.config)
+    (wave,) = ex.waves("grow")
+    assert (ex.jobs[wave][1].array_size, ex.jobs[wave][1].mem) == (4, "100M")
+    ex.play(wave, skip=[2])  # element 2 is killed for memory before it reports
+    ex.ended[ex.element_id(wave, 2)] = JobState.OUT_OF_MEMORY
+    dispatch_pass(cluster, store, run.run_id, ex, config=cluster.config)
+
+    again = [j for j in ex.waves("grow") if j != wave]
+    assert len(again) == 1  # only the element that ran out of memory
+    res = ex.jobs[again[0]][1]
+    assert (res.array_size, res.mem, res.time) == (1, "200M", "10")
+    rows = store.instance_attempts(run.run_id, "grow", 2)
+    assert [(r.attempt, r.state, r.failure_kind, r.resources) for r in rows] == [
+        (1, "FAILED", "OOM", {"mem": "100M", "time": "10"}),
+        (2, "SUBMITTED", None, {"mem": "200M", "time": "10"}),
+    ]
+    assert "ran out of memory" in (rows[0].error_text or "")
+    assert [r.attempt for r in store.instance_attempts(run.run_id, "grow", 1)] == [1]
+
+    ex.play(again[0])
+    dispatch_pass(cluster, store, run.run_id, ex, config=cluster.config)
+    assert run.state is RunState.SUCCESS and run.outputs("grow") == [0, 2, 4, 6]
+
+
+def test_a_retry_delay_on_a_cluster_holds_the_attempt_and_times_the_next_pass(
+    tmp_path: Path,
+) -> None:
+    wf = Workflow("later")
+
+    @wf.job(retries=1, retry_delay="1h")
+    def once() -> int:
+        return 1
+
+    ex = _Scheduler()
+    store = open_store(tmp_path / "m.db")
+    run = wf.submit(tmp_path / "run", executor=ex, store=store)
+    (job,) = ex.waves("once")
+    ex.ended[job] = JobState.NODE_FAIL  # requeued at once: no delay, no retry used
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config)
+    (requeued,) = [j for j in ex.waves("once") if j != job]
+    ex.ended[requeued] = JobState.FAILED  # a failure of its own: retried in an hour
+    started = time.time()
+    res = dispatch_pass(wf, store, run.run_id, ex, config=wf.config)
+    assert [j for j in ex.waves("once") if j not in (job, requeued)] == []
+    assert run.state is RunState.RUNNING
+    rows = store.instance_attempts(run.run_id, "once", -1)
+    assert [(r.attempt, r.state, r.failure_kind) for r in rows] == [
+        (1, "FAILED", "NODE_FAIL"),
+        (2, "FAILED", "ERROR"),
+    ]
+    command = ex.jobs[res.dispatcher or ""][0]
+    due = float(command[command.index("--not-before") + 1])
+    assert started + 3500 < due < time.time() + 3700
