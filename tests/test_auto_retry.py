@@ -411,3 +411,12 @@ def test_a_retry_delay_on_a_cluster_holds_the_attempt_and_times_the_next_pass(
     command = ex.jobs[res.dispatcher or ""][0]
     due = float(command[command.index("--not-before") + 1])
     assert started + 3500 < due < time.time() + 3700
+
+
+def test_the_run_records_each_task_s_retry_options(tmp_path: Path) -> None:
+    run = _flaky(tmp_path, 0, retries=2, retry_on="oom", retry_delay="1m").run_local(tmp_path / "r")
+    ((_, _, spec),) = run.store.task_specs(run.run_id)
+    assert spec["retry"] == {
+        "retries": 2, "retry_on": ["OOM"], "retry_delay": 60.0, "backoff": 2.0,
+        "escalate": True, "max_mem": None, "max_time": None,
+    }  # fmt: skip

@@ -478,6 +478,12 @@ def task_rows(graph: Graph) -> list[tuple[str, int, bool, str]]:
         }
         if spec.backend is not None:  # reflow-hpc's hint: recorded, otherwise unused
             doc["backend"] = spec.backend
+        if spec.retries:  # automatic retries (retrying.py), for what `status` says of them
+            doc["retry"] = {
+                "retries": spec.retries, "retry_on": list(spec.retry_on),
+                "retry_delay": spec.retry_delay, "backoff": spec.backoff,
+                "escalate": spec.escalate, "max_mem": spec.max_mem, "max_time": spec.max_time,
+            }  # fmt: skip
         rows.append((name, pos, spec.array, json.dumps(doc, sort_keys=True)))
     return rows
 
