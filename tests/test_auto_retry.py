@@ -53,8 +53,10 @@ def _attempts(store: Any, run_id: str, task: str, index: int = -1) -> list[Any]:
     return store.instance_attempts(run_id, task, index)
 
 
-def test_a_task_that_fails_twice_then_succeeds_runs_three_times(tmp_path: Path) -> None:
-    run = _flaky(tmp_path, 2, retries=2).run_local(tmp_path / "r")
+def test_a_task_that_fails_twice_then_succeeds_runs_three_times(
+    tmp_path: Path, any_store: str
+) -> None:
+    run = _flaky(tmp_path, 2, retries=2).run_local(tmp_path / "r", store=any_store)
     assert run.state is RunState.SUCCESS and run.output("flaky") == 2
     rows = _attempts(run.store, run.run_id, "flaky")
     assert [(r.attempt, r.current, r.state, r.failure_kind) for r in rows] == [

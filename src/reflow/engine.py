@@ -687,13 +687,14 @@ class Engine:
         unfinished, until a pass at or after `plan.later[index]`.
         """
         spec = self.graph.tasks[name]
-        if old.failure_kind not in spec.retry_on:
+        kind = old.failure_kind or "ERROR"  # not known (written before schema 5): an error
+        if kind not in spec.retry_on:
             return False
         if self._reasons is None or self._reasons[0] != name:
             self._reasons = (name, self.store.reasons(self.run_id, name))
         mine = {a: why for (i, a), why in self._reasons[1].items() if i == index}
         again = next_attempt(
-            spec, old.failure_kind, old.attempt, _asks(old.resources),
+            spec, kind, old.attempt, _asks(old.resources),
             used_before(mine, old.attempt), self.limits(name),
         )  # fmt: skip
         if again is None:
