@@ -251,6 +251,8 @@ def test_the_delay_grows_by_the_backoff() -> None:
     spec = _spec(retries=5, retry_delay="2m", backoff=3)
     delays = [next_attempt(spec, "ERROR", 1, None, Used(k), Limits()).delay for k in range(3)]
     assert delays == [120.0, 360.0, 1080.0]
+    huge = _spec(retries=99, retry_delay="1h", backoff=1000)
+    assert next_attempt(huge, "ERROR", 1, None, Used(90), Limits()).delay == 7 * 86400
 
 
 # ---------------------------------------------------------------------- bad options
