@@ -526,7 +526,8 @@ def test_a_team_store_keeps_the_permissions_its_owner_gave_it(tmp_path: Path) ->
 
 def _legacy(ran: list[int]) -> Workflow:
     """The workflow tests/golden/store-v1.sql (reflow 0.1.0, schema 1), store-v2.sql (the
-    commit before schema 3) and store-v3.sql (the commit before schema 4) were made with:
+    commit before schema 3), store-v3.sql (the commit before schema 4) and store-v4.sql
+    (the commit before schema 5) were made with:
     two runs of n=3, the second all cache hits."""
     wf = Workflow("legacy")
 
@@ -554,7 +555,7 @@ def _v1_store(path: Path, version: int = 1) -> Path:
     return path
 
 
-@pytest.mark.parametrize("old", [1, 2, 3])
+@pytest.mark.parametrize("old", [1, 2, 3, 4])
 def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
     sqlite_path: Path, tmp_path: Path, old: int
 ) -> None:
@@ -571,6 +572,7 @@ def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
             "SELECT sql FROM sqlite_master WHERE name = 'instances_cache'"
         ).fetchone()
         task_columns = {r[1] for r in db.execute("PRAGMA table_info(tasks)")}
+        run_columns = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
         plan = " ".join(
             str(r[-1])
             for r in db.execute(
@@ -579,11 +581,13 @@ def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
             )
         )
     db.close()
-    assert int(version) == SCHEMA_VERSION == 4
+    assert int(version) == SCHEMA_VERSION == 5
     assert "reasons" in tables  # what only the engine knew when it decided (why)
     assert "identities" not in tables  # folded into the instances that computed them
     assert "substr(identity, 1, 16)" in cache_index and "instances_cache" in plan
     assert "expected" in task_columns
+    assert "dispatch_error" in run_columns  # why the last dispatcher pass failed (schema 5)
+    assert all(store.get_run(r["run_id"])["dispatch_error"] is None for r in runs)
     for r in runs:
         run = Run(r["run_id"], store)
         assert run.output("total") == 5 and run.outputs("square") == [0, 1, 4]
@@ -620,7 +624,9 @@ def test_a_schema_1_store_that_cannot_be_written_says_how_to_upgrade_it(tmp_path
     before = store_path.read_bytes()
     with (
         read_only(folder),
-        pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 4.*writable"),
+        pytest.raises(
+            StoreError, match=rf"schema version 1 and this reflow needs {SCHEMA_VERSION}.*writable"
+        ),
     ):
         open_store(store_path).list_runs()
     assert store_path.read_bytes() == before

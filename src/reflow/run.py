@@ -56,7 +56,8 @@ class Run:
         `cached`, `instances` (each with task_name, array_index, attempt, state,
         job_id, error_text, output, updated_at, ...: see `Store.instances`),
         `failed_instances` (the FAILED ones), `cancelled_instances`,
-        `skipped_instances`, `warnings` and `elapsed` (task -> seconds from its
+        `skipped_instances`, `warnings`, `dispatch_error` (why the last
+        dispatcher pass failed, None if it did not) and `elapsed` (task -> seconds from its
         first start to its last end, or to now while it runs; None for a task
         that has not started).
         """
@@ -377,6 +378,8 @@ class _Head:
             **lists,
             "warnings": self.warnings,
             "elapsed": self.elapsed,
+            # why the run's last dispatcher pass failed (None: it did not)
+            "dispatch_error": self.info.get("dispatch_error"),
         }
 
 
