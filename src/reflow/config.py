@@ -88,7 +88,8 @@ class _Key:
     section: str
     name: str
     env: str
-    kind: str  # how values are checked: store, path, command, program, mode, cpus, time, mem
+    kind: str  # how values are checked: store, path, command, program, mode, cpus, count,
+    # time, mem, pack
     example: str | int  # shown in the example file and in error messages
     default: str  # as documented in the example file
     help: str
@@ -173,6 +174,16 @@ _KEY_LIST: tuple[_Key, ...] = (
         'scheduler: "auto" sizes packs from the slots the scheduler reports and the\n'
         "durations the store has seen; 1 gives every instance its own element.\n"
         "A task's own @wf.job(pack=...) and submit --pack win over this.",
+    ),
+    _Key(
+        "executor",
+        "max_submit_per_minute",
+        env="REFLOW_MAX_SUBMIT_PER_MINUTE",
+        kind="count",
+        example=60,
+        default="0 (no limit)",
+        help="At most this many jobs submitted a minute by one dispatcher pass; a\n"
+        "pass with more waits between them. 0: no limit.",
     ),
     *(
         _Key(
@@ -294,6 +305,7 @@ _EXPECTED = {
     "program": "a non-empty command name or path",
     "mode": "one of " + ", ".join(MODES) + " (or slurm, pbs, lsf, sge)",
     "cpus": "a whole number of CPUs, 1 or more",
+    "count": "a whole number, 0 or more",
     "time": TIME_EXPECTED,
     "mem": MEM_EXPECTED,
     "pack": PACK_EXPECTED,
@@ -302,13 +314,14 @@ _EXPECTED = {
 
 def _check(kind: str, value: object, *, from_text: bool = False) -> Any:
     """`value` normalised for a key of `kind`; `from_text` values are strings to parse."""
-    if kind == "cpus":
+    if kind in ("cpus", "count"):
         if from_text and isinstance(value, str):
             try:
                 value = int(value.strip())
             except ValueError:
                 raise _Invalid(_EXPECTED[kind]) from None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        least = 1 if kind == "cpus" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise _Invalid(_EXPECTED[kind])
         return value
     if kind in ("time", "mem", "pack"):
@@ -379,6 +392,7 @@ class Config:
     mode: str = "local"
     python: str = field(default_factory=lambda: sys.executable)
     pack: int | str = "auto"
+    max_submit_per_minute: int = 0
     sbatch: str | None = None
     squeue: str | None = None
     sacct: str | None = None

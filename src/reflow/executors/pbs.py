@@ -264,7 +264,7 @@ class PBSExecutor(BatchExecutor):
             *directives(
                 "#PBS",
                 [
-                    f"-N {self.job_name(r.name)}",
+                    f"-N {self.job_name(r.name, r.token)}",
                     "-S /bin/bash",
                     "-V",
                     r.time and f"-l walltime={_walltime_text(r.time)}",

@@ -358,7 +358,7 @@ class SGEExecutor(BatchExecutor):
             *directives(
                 "#$",
                 [
-                    f"-N {self.job_name(r.name)}",
+                    f"-N {self.job_name(r.name, r.token)}",
                     "-S /bin/bash",
                     "-V",
                     f"-wd {_value('workdir', r.workdir)}" if r.workdir else "-cwd",
