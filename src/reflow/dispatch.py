@@ -635,17 +635,19 @@ def _chain_once(
     return sub.chain(waits, delay=delay)
 
 
-def _adopt(store: Store, run_id: str, run_dir: Path, executor: Executor) -> int:
+def _adopt(
+    store: Store, run_id: str, run_dir: Path, executor: Executor, wait: float = _SUBMIT_WAIT
+) -> int:
     """Settle the journal's entries: adopt the jobs found, drop those never submitted.
 
     Returns how many entries stay open because the scheduler cannot tell now
     whether their job exists (a submit command still running, the accounting
     down).  An entry is removed only after what it says is in the store.
     """
-    entries = journal.entries(run_dir, run_id)
+    entries = journal.entries(run_dir, run_id, clean=True)
     if not entries:
         return 0
-    busy = [e for e in entries if not journal.wait_free(e, _SUBMIT_WAIT)]
+    busy = [e for e in entries if not journal.wait_free(e, wait)]
     asked = [e for e in entries if e not in busy]
     found = executor.find_submitted([(e.name, e.token, e.written) for e in asked])
     if found is None:  # the scheduler cannot be asked by name: submit them again
@@ -678,7 +680,7 @@ def adopt_unrecorded(store: Store, run_id: str, executor: Executor) -> int:
         return 0
     try:
         with _pass_lock(run_dir, run_id, 0.0):
-            return _adopt(store, run_id, run_dir, executor)
+            return _adopt(store, run_id, run_dir, executor, wait=2.0)
     except DispatchBusy:
         return 0
 

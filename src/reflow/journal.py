@@ -136,18 +136,19 @@ def _lock(fd: int, *, wait: bool) -> bool:
     return True
 
 
-def entries(run_dir: Path, run_id: str) -> list[Entry]:
-    """The run's entries still pending, oldest first (a half-written one is removed).
+def entries(run_dir: Path, run_id: str, *, clean: bool = False) -> list[Entry]:
+    """The run's entries still pending, oldest first.
 
-    A `.part` file was never renamed into place, so its pass never called the
-    scheduler with it.
+    `clean` (only while holding the run's pass lock): remove half-written
+    entries; a `.part` file was never renamed into place, so its pass never
+    called the scheduler with it.
     """
     folder = _folder(run_dir, run_id)
     if not folder.is_dir():
         return []
     found: list[Entry] = []
     for path in sorted(folder.iterdir()):
-        if path.suffix == ".part":
+        if path.suffix == ".part" and clean:
             path.unlink(missing_ok=True)
         elif path.suffix == ".json":
             try:
