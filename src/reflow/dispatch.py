@@ -1119,6 +1119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"reflow: run {ns.run_id}: ingested {res.ingested}, failed by the scheduler "
         f"{res.failed_by_scheduler}, submitted {len(res.jobs)} jobs, state {res.state.value}"
         + (f", next dispatcher {res.dispatcher}" if res.dispatcher else "")
+        + (
+            f"; {res.unsettled} jobs the scheduler cannot tell about now: asked again "
+            f"in {_WAIT_SECONDS:g} s"
+            if res.unsettled
+            else ""
+        )
     )
     return 0
 
