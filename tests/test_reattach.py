@@ -59,6 +59,7 @@ class Played(Executor):
         self.waves: list[str] = []  # the first wave file of each job submitted
         self.die: str | None = None  # "before" / "after": the next submit dies so
         self.can_tell = True
+        self.cancelled: list[str] = []
 
     def render(self, command: Sequence[str], resources: JobResources) -> str:
         return " ".join(command)
@@ -73,10 +74,12 @@ class Played(Executor):
             self.waves.append(Path(command[list(command).index("--wave") + 1]).name)
         if die == "after":
             raise Killed
+        if die == "timeout":
+            raise SchedulerError("cannot submit: played did not answer in 120 s")
         return job
 
     def cancel(self, job_ids: Sequence[str]) -> None:
-        return None
+        self.cancelled.extend(job_ids)
 
     def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         return {j: JobStatus(JobState.PENDING, "PENDING") for j in job_ids}
@@ -138,6 +141,14 @@ def test_a_dispatcher_chained_by_a_killed_pass_is_adopted_not_doubled(tmp_path: 
     dispatch_pass(wf, store, info["run_id"], ex, config=wf.config, retry=True)
     assert store.get_run(info["run_id"])["dispatcher"] == "p2"  # adopted; no second one
     assert len(ex.names) == 2
+
+
+def test_a_submit_that_timed_out_but_went_through_is_found_and_cancelled(tmp_path: Path) -> None:
+    ex = Played()
+    ex.die = "timeout"  # the job exists, but the pass never heard its id
+    with pytest.raises(SchedulerError, match="did not answer"):
+        wf.submit(tmp_path / "run", executor=ex, store=SqliteStore(tmp_path / "m.db"), n=3)
+    assert ex.cancelled == ["p1"]
 
 
 def test_a_job_that_cannot_be_settled_holds_every_submission(tmp_path: Path) -> None:
@@ -308,3 +319,26 @@ def test_max_submit_per_minute_spaces_submissions(
     assert len(ex.names) == 2 and len(slept) == 1 and 55 < slept[0] <= 60  # split, then chain
     with pytest.raises(ConfigError, match=r"max_submit_per_minute=-1.*0 or more"):
         Config(max_submit_per_minute=-1)
+
+
+def test_sge_finds_jobs_by_name_in_qstat_then_qacct(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reflow.executors import sge as sge_module
+    from reflow.executors.sge import SGEExecutor
+
+    listing = (
+        "<?xml version='1.0'?><job_info><queue_info><job_list state='running'>"
+        "<JB_job_number>31</JB_job_number><JB_name>wf.a.rfaaaa</JB_name>"
+        "<state>r</state></job_list></queue_info></job_info>"
+    )
+    monkeypatch.setattr(sge_module, "run_command", lambda argv, **_: listing)
+
+    def qacct(argv: Sequence[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        if argv[-1] == "wf.b.rfbbbb":
+            return subprocess.CompletedProcess(argv, 0, "=====\njobnumber    32\n", "")
+        return subprocess.CompletedProcess(argv, 1, "", f"error: job name {argv[-1]} not found")
+
+    monkeypatch.setattr(sge_module, "run_scheduler", qacct)
+    found = SGEExecutor().find_submitted(
+        [("wf.a", "rfaaaa", 0.0), ("wf.b", "rfbbbb", 0.0), ("wf.c", "rfcccc", 0.0)]
+    )
+    assert found == {"rfaaaa": "31", "rfbbbb": "32", "rfcccc": None}

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
-from schedulers import PIPELINES, Scheduler, only
+from schedulers import PIPELINES, Scheduler, every_scheduler, only
 
 from reflow import RunState
 from reflow.run import Run
@@ -136,7 +136,7 @@ class _Case:
         return waves
 
 
-@only("slurm")
+@every_scheduler
 def test_a_pass_killed_anywhere_never_submits_a_job_twice(
     scheduler: Scheduler, tmp_path: Path
 ) -> None:
