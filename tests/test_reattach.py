@@ -3,7 +3,7 @@
 A pass killed between the scheduler call and recording its answer leaves a
 journal entry; the next pass finds the job by the token in its name and
 adopts it instead of submitting its instances again (tests/cluster/
-test_reattach.py does the same on the real Slurm).  A failing pass leaves its
+test_cluster_reattach.py does it on the real Slurm and Grid Engine).  A failing pass leaves its
 reason for `status`; busy schedulers are asked again; a Slurm accounting
 outage makes the dispatcher wait.
 """

@@ -290,6 +290,23 @@ class SchedulerExecutor(Executor):
             return f"{text[: self.name_limit - len(token) - 1]}.{token}"
         return text[: self.name_limit]
 
+    def find_submitted(
+        self, jobs: Sequence[tuple[str, str, float]]
+    ) -> dict[str, str | None] | None:
+        """By the names the tokens are in (`find_named`, each scheduler's own query)."""
+        names = {self.job_name(name, token): token for name, token, _ in jobs}
+        if not names:
+            return {}
+        found = self.find_named(list(names), min(w for *_, w in jobs))
+        if found is None:
+            return None
+        return {names[name]: job for name, job in found.items()}
+
+    def find_named(self, names: Sequence[str], since: float) -> dict[str, str | None] | None:
+        """Job name -> the job's id, None if the scheduler never had it (left out: it
+        cannot tell now), for jobs submitted after `since`; None: it cannot be asked."""
+        return None
+
     def patiently(
         self, run: Callable[[], subprocess.CompletedProcess[str]], *, query: bool = True
     ) -> subprocess.CompletedProcess[str]:

@@ -528,13 +528,8 @@ class SGEExecutor(BatchExecutor):
                 found.setdefault(key, status)  # what qstat still shows wins
         return found
 
-    def find_submitted(
-        self, jobs: Sequence[tuple[str, str, float]]
-    ) -> dict[str, str | None] | None:
-        """By job name: `qstat` for the jobs SGE still holds, `qacct -j NAME` for ended ones."""
-        names = {self.job_name(name, token): token for name, token, _ in jobs}
-        if not names:
-            return {}
+    def find_named(self, names: Sequence[str], since: float) -> dict[str, str | None] | None:
+        """`qstat` for the jobs SGE still holds, `qacct -j NAME` for ended ones."""
         self.calls["qstat"] += 1
         try:
             listing = parse_qstat_names(
@@ -542,19 +537,17 @@ class SGEExecutor(BatchExecutor):
             )
         except SchedulerError:
             return {}  # cannot tell now
-        found: dict[str, str | None] = {
-            token: listing[name] for name, token in names.items() if listing.get(name)
-        }
-        for name, token in names.items():
-            if token in found:
+        found: dict[str, str | None] = {n: listing[n] for n in names if listing.get(n)}
+        for name in names:
+            if name in found:
                 continue
             self.calls["qacct"] += 1
             proc = run_scheduler([self.qacct, "-j", name], what="ask SGE about ended jobs")
             numbers = [r.get("jobnumber", "") for r in parse_qacct(proc.stdout)]
             if proc.returncode == 0 and numbers and numbers[0].isdigit():
-                found[token] = numbers[0]
+                found[name] = numbers[0]
             elif "not found" in proc.stderr + proc.stdout:
-                found[token] = None  # neither queued nor ended: never submitted
+                found[name] = None  # neither queued nor ended: never submitted
         return found
 
     def _fail_in_error(self, keys: Sequence[str]) -> dict[str, JobStatus]:

@@ -244,13 +244,8 @@ class SlurmExecutor(BatchExecutor):
             found.setdefault(job, JobStatus(JobState.UNKNOWN, _ACCOUNTING_DOWN_REASON))
         return found
 
-    def find_submitted(
-        self, jobs: Sequence[tuple[str, str, float]]
-    ) -> dict[str, str | None] | None:
-        """By job name: `squeue` for the jobs Slurm still holds, `sacct` for older ones."""
-        names = {self.job_name(name, token): token for name, token, _ in jobs}
-        if not names:
-            return {}
+    def find_named(self, names: Sequence[str], since: float) -> dict[str, str | None] | None:
+        """`squeue` for the jobs Slurm still holds, `sacct` for older ones."""
         found: dict[str, str | None] = {}
         self.calls["squeue"] += 1
         proc = self.patiently(
@@ -264,16 +259,16 @@ class SlurmExecutor(BatchExecutor):
         for line in proc.stdout.splitlines():
             job, _, name = line.strip().partition("|")
             if name in names and job.isdigit():
-                found[names[name]] = job
-        rest = [n for n in names if names[n] not in found]
+                found[name] = job
+        rest = [n for n in names if n not in found]
         if not rest:
             return found
-        since = min(w for *_, w in jobs) - 600  # clocks of the hosts may differ a little
+        start = since - 600  # the clocks of the hosts may differ a little
         self.calls["sacct"] += 1
         try:
             argv = [
                 self.sacct, "-n", "-P", "-X", "--name=" + ",".join(rest),
-                "-S", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(since)),
+                "-S", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)),
                 "-E", "now", "--format=JobID,JobName",
             ]  # fmt: skip
             out = self.ask(
@@ -281,15 +276,12 @@ class SlurmExecutor(BatchExecutor):
             )
         except SchedulerError:
             # without the accounting, what left the queue cannot be told from what never was
-            never = {names[n]: None for n in rest}
-            return found if self._accounting is not False else {**never, **found}
+            return found if self._accounting is not False else {**dict.fromkeys(rest), **found}
         for line in out.splitlines():
             job, _, name = line.strip().partition("|")
-            if name in names and job.split("_")[0].isdigit():
-                found[names[name]] = job.split("_")[0]
-        for name in rest:
-            found.setdefault(names[name], None)
-        return found
+            if name in rest and job.split("_")[0].isdigit():
+                found[name] = job.split("_")[0]
+        return {**dict.fromkeys(rest), **found}
 
     def _squeue(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         self.calls["squeue"] += 1
