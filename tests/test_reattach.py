@@ -342,3 +342,12 @@ def test_sge_finds_jobs_by_name_in_qstat_then_qacct(monkeypatch: pytest.MonkeyPa
         [("wf.a", "rfaaaa", 0.0), ("wf.b", "rfbbbb", 0.0), ("wf.c", "rfcccc", 0.0)]
     )
     assert found == {"rfaaaa": "31", "rfbbbb": "32", "rfcccc": None}
+
+
+def test_cancel_sends_one_scancel_even_when_some_jobs_have_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = _answers((1, "scancel: error: Kill job error on job id 5: Invalid job id specified"))
+    monkeypatch.setattr("reflow.executors._common.run_scheduler", fake)
+    SlurmExecutor().cancel(["5", "6", "7"])
+    assert fake.seen == [["scancel", "5", "6", "7"]]  # scancel went on with 6 and 7 itself
