@@ -60,6 +60,7 @@ class Played(Executor):
         self.die: str | None = None  # "before" / "after": the next submit dies so
         self.can_tell = True
         self.cancelled: list[str] = []
+        self.commands: list[list[str]] = []
 
     def render(self, command: Sequence[str], resources: JobResources) -> str:
         return " ".join(command)
@@ -69,6 +70,7 @@ class Played(Executor):
         if die == "before":
             raise Killed
         job = f"p{len(self.names) + 1}"
+        self.commands.append(list(command))
         self.names[job] = f"{resources.name}.{resources.token}"
         if "--wave" in command:
             self.waves.append(Path(command[list(command).index("--wave") + 1]).name)
@@ -159,6 +161,7 @@ def test_a_job_that_cannot_be_settled_holds_every_submission(tmp_path: Path) -> 
     res = dispatch_pass(wf, store, run_id, ex, config=wf.config, retry=True)
     assert ex.waves == ["split.0.1.0.jsonl"]  # not submitted again
     assert res.unsettled == 1 and res.dispatcher is not None
+    assert ex.commands[-1][-4:] == ["--after", "", "--delay", "20"]  # asks again in 20 s
     (row,) = store.instances(run_id, task="split")
     assert row["state"] == "PENDING"
     ex.can_tell = True

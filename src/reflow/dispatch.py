@@ -556,7 +556,7 @@ def _one_pass(
         # now: submitting its instances again could run them twice, so nothing is
         # submitted until a later pass can tell
         if chain and run_state == RunState.RUNNING.value:
-            result.dispatcher = _chain_once(sub, store, executor, sorted(live), _WAIT_SECONDS)
+            result.dispatcher = _chain_once(sub, store, executor, (), _WAIT_SECONDS)
         return result
     engine = Engine(
         graph,
