@@ -354,3 +354,14 @@ def test_cancel_sends_one_scancel_even_when_some_jobs_have_ended(
     monkeypatch.setattr("reflow.executors._common.run_scheduler", fake)
     SlurmExecutor().cancel(["5", "6", "7"])
     assert fake.seen == [["scancel", "5", "6", "7"]]  # scancel went on with 6 and 7 itself
+
+
+def test_pbs_pro_finds_jobs_by_name_in_its_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reflow.executors import pbs as pbs_module
+    from reflow.executors.pbs import PBSExecutor
+
+    listing = (Path(__file__).parent / "golden" / "pbs_pro_qstat_f.txt").read_text()
+    monkeypatch.setattr(pbs_module, "run_scheduler", _squeue(listing))
+    found = PBSExecutor(flavor="pro").find_named(["etl.extract", "etl.nothing"], 0.0)
+    assert found == {"etl.extract": "1001.pbsserver", "etl.nothing": None}
+    assert PBSExecutor(flavor="torque").find_named(["etl.extract"], 0.0) is None
