@@ -370,14 +370,14 @@ def test_an_oomed_element_is_submitted_again_alone_with_twice_the_memory(
     run = wf.submit(tmp_path / "run", executor=ex, store=store, n=4)
     (first,) = ex.waves("split")
     ex.play(first)
-    dispatch_pass(wf, store, run.run_id, ex, config=wf.config)
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
     (wave,) = ex.waves("grow")
     assert (ex.jobs[wave][1].array_size, ex.jobs[wave][1].mem) == (4 // pack, "100M")
     # the element running instance 2 (with 3 after it in a pack of 2) is killed for
     # memory before it reports
     ex.play(wave, skip=[2 // pack])
     ex.ended[ex.element_id(wave, 2 // pack)] = JobState.OUT_OF_MEMORY
-    dispatch_pass(wf, store, run.run_id, ex, config=wf.config)
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
 
     again = [j for j in ex.waves("grow") if j != wave]
     assert len(again) == 1  # only what ran out of memory: one element, in a job of its own
@@ -395,7 +395,7 @@ def test_an_oomed_element_is_submitted_again_alone_with_twice_the_memory(
     assert [r.attempt for r in store.instance_attempts(run.run_id, "grow", 1)] == [1]
 
     ex.play(again[0])
-    dispatch_pass(wf, store, run.run_id, ex, config=wf.config)
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
     assert run.state is RunState.SUCCESS and run.outputs("grow") == [0, 2, 4, 6]
 
 
@@ -413,11 +413,11 @@ def test_a_retry_delay_on_a_cluster_holds_the_attempt_and_times_the_next_pass(
     run = wf.submit(tmp_path / "run", executor=ex, store=store)
     (job,) = ex.waves("once")
     ex.ended[job] = JobState.NODE_FAIL  # requeued at once: no delay, no retry used
-    dispatch_pass(wf, store, run.run_id, ex, config=wf.config)
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
     (requeued,) = [j for j in ex.waves("once") if j != job]
     ex.ended[requeued] = JobState.FAILED  # a failure of its own: retried in an hour
     started = time.time()
-    res = dispatch_pass(wf, store, run.run_id, ex, config=wf.config)
+    res = dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
     assert [j for j in ex.waves("once") if j not in (job, requeued)] == []
     assert run.state is RunState.RUNNING
     rows = store.instance_attempts(run.run_id, "once", -1)

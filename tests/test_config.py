@@ -240,6 +240,7 @@ ENV_VALUES = {
     "executor.max_mem": ("64g", "64G"),
     "executor.max_time": ("2-00:00:00", "2-00:00:00"),
     "executor.max_requeues": ("0", 0),
+    "executor.max_submit_per_minute": ("30", 30),
     "dispatch.cpus": ("3", 3),
     "dispatch.time": ("02:00:00", "02:00:00"),
     "dispatch.mem": ("2g", "2G"),

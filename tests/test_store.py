@@ -573,6 +573,7 @@ def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
         ).fetchone()
         task_columns = {r[1] for r in db.execute("PRAGMA table_info(tasks)")}
         instance_columns = {r[1] for r in db.execute("PRAGMA table_info(instances)")}
+        run_columns = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
         plan = " ".join(
             str(r[-1])
             for r in db.execute(
@@ -587,6 +588,8 @@ def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
     assert "substr(identity, 1, 16)" in cache_index and "instances_cache" in plan
     assert "expected" in task_columns
     assert {"failure_kind", "resources"} <= instance_columns  # what each attempt failed of, asked
+    assert "dispatch_error" in run_columns  # why the last dispatcher pass failed (schema 5)
+    assert all(store.get_run(r["run_id"])["dispatch_error"] is None for r in runs)
     for r in runs:
         run = Run(r["run_id"], store)
         assert run.output("total") == 5 and run.outputs("square") == [0, 1, 4]
@@ -623,7 +626,9 @@ def test_a_schema_1_store_that_cannot_be_written_says_how_to_upgrade_it(tmp_path
     before = store_path.read_bytes()
     with (
         read_only(folder),
-        pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 5.*writable"),
+        pytest.raises(
+            StoreError, match=rf"schema version 1 and this reflow needs {SCHEMA_VERSION}.*writable"
+        ),
     ):
         open_store(store_path).list_runs()
     assert store_path.read_bytes() == before

@@ -88,7 +88,8 @@ class _Key:
     section: str
     name: str
     env: str
-    kind: str  # how values are checked: store, path, command, program, mode, cpus, count, time, mem
+    kind: str  # how values are checked: store, path, command, program, mode, cpus, count,
+    # time, mem, pack
     example: str | int  # shown in the example file and in error messages
     default: str  # as documented in the example file
     help: str
@@ -173,6 +174,16 @@ _KEY_LIST: tuple[_Key, ...] = (
         'scheduler: "auto" sizes packs from the slots the scheduler reports and the\n'
         "durations the store has seen; 1 gives every instance its own element.\n"
         "A task's own @wf.job(pack=...) and submit --pack win over this.",
+    ),
+    _Key(
+        "executor",
+        "max_submit_per_minute",
+        env="REFLOW_MAX_SUBMIT_PER_MINUTE",
+        kind="count",
+        example=60,
+        default="0 (no limit)",
+        help="At most this many jobs submitted a minute by one dispatcher pass; a\n"
+        "pass with more waits between them. 0: no limit.",
     ),
     *(
         _Key(
@@ -414,6 +425,7 @@ class Config:
     max_mem: str | None = None
     max_time: str | None = None
     max_requeues: int = 3
+    max_submit_per_minute: int = 0
     sbatch: str | None = None
     squeue: str | None = None
     sacct: str | None = None

@@ -22,9 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import journal
 from .engine import Engine, fewer_collections
 from .errors import ReflowError, ValidationError
-from .executors._common import seconds, signal_name, time_text
+from .executors._common import inheriting, seconds, signal_name, time_text
 from .executors.base import (
     Capacity,
     Executor,
@@ -74,6 +75,8 @@ _KINDS = {
 _LOST_AFTER_SECONDS = 120.0  # a job unknown to the scheduler this long after submission is lost
 _DEFAULT_SLOTS = 64  # array elements at once when the scheduler does not say how many fit
 _MIN_ELEMENT_SECONDS = 3.0  # packs keep elements at least this busy (start-up is ~0.1 s)
+_SUBMIT_WAIT = 60.0  # how long a pass waits for a submit command a killed pass left running
+_WAIT_SECONDS = 20.0  # a pass that cannot settle a job now chains the next this much later
 
 
 def _times(time: str | None, count: int) -> str | None:
@@ -173,6 +176,8 @@ class DispatchResult:
         self.state: RunState = RunState.RUNNING
         self.dispatcher: str | None = None
         self.reset = 0
+        #: jobs the pass could not settle now (the scheduler could not say): it waits
+        self.unsettled = 0
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -289,8 +294,12 @@ def _reconcile(
     wait_for: frozenset[str] = frozenset(),
     recorded: dict[str, Stamp] | None = None,
     graph: Graph | None = None,
-) -> tuple[int, set[str]]:
-    """Fail in-flight instances whose jobs ended without a result; return (failed, live jobs).
+) -> tuple[int, set[str], set[str]]:
+    """Fail in-flight instances whose jobs ended without a result.
+
+    Returns (failed, live jobs, unsure jobs): an unsure job is one the
+    scheduler cannot tell about now (its accounting is down): it is neither
+    failed nor called live, and the pass comes back for it later.
 
     `wait_for`: the jobs this dispatcher was chained behind, so they have
     ended; while the scheduler still calls one of them live (sacct lags squeue
@@ -301,11 +310,13 @@ def _reconcile(
     """
     failed_total = 0
     attempts = 6 if wait_for else 1
+    unsure: set[str] = set()
     for attempt in range(attempts):
         doubt: set[str] = set()
+        unsure = set()
         flight = store.in_flight(run_id)
         if not flight:
-            return failed_total, set()
+            return failed_total, set(), unsure
         jobs = sorted({executor.job_of(j) for *_, j, _ in flight if j})
         states: dict[str, JobStatus] = executor.states(jobs) if jobs else {}
         now = time.time()
@@ -325,6 +336,9 @@ def _reconcile(
                             f"the scheduler no longer knows job {job}, and it left no result",
                         )
                     )
+                    continue
+                if status is not None and status.state is JobState.UNKNOWN:
+                    unsure.add(executor.job_of(job or ""))
                     continue
                 live.add(executor.job_of(job or ""))
                 if status is not None and status.state is JobState.RUNNING and state == "SUBMITTED":
@@ -356,10 +370,10 @@ def _reconcile(
             store.record_outcomes(run_id, rows)
             failed_total += len(rows)
         if not (live | doubt) & wait_for:
-            return failed_total, live
+            return failed_total, live, unsure
         time.sleep(1.0 + attempt * 0.5)
         _ingest(store, run_id, run_dir, recorded)
-    return failed_total, live
+    return failed_total, live, unsure
 
 
 def _skip_behind(
@@ -480,6 +494,7 @@ def dispatch_pass(
     chain: bool = True,
     origin: Mapping[str, str] | None = None,
     lock_wait: float = 30.0,
+    in_job: bool = False,
 ) -> DispatchResult:
     """One pass of the dispatcher over a run (see the module docstring).
 
@@ -488,19 +503,26 @@ def dispatch_pass(
     configuration, never from the store: a shared store must not be a way to
     make someone else's jobs run other code.  Passes over one run take turns
     (`_pass_lock`); DispatchBusy if another one holds it past `lock_wait` seconds.
+    `in_job`: this pass runs as the chained dispatcher job.
     """
-    with (
-        _pass_lock(Path(store.get_run(run_id)["run_dir"]), run_id, lock_wait),
-        fewer_collections(),
-    ):
+    info = store.get_run(run_id)
+    with _pass_lock(Path(info["run_dir"]), run_id, lock_wait), fewer_collections():
         recorded: dict[str, Stamp] = {}  # result files the store has, removed at the end
         try:
-            return _one_pass(
+            result = _one_pass(
                 wf, store, run_id, executor, config=config, retry=retry, retry_tasks=retry_tasks,
                 verify=verify, wait_for=wait_for, chain=chain, origin=origin, recorded=recorded,
+                in_job=in_job,
             )  # fmt: skip
+        except (ReflowError, OSError) as exc:
+            # kept for `status`: a pass run as a job has no one to tell but its log
+            store.set_dispatch_error(run_id, str(exc) or type(exc).__name__)
+            raise
         finally:
             remove_results(recorded)
+        if info.get("dispatch_error"):
+            store.set_dispatch_error(run_id, None)  # this pass went through
+        return result
 
 
 def _one_pass(
@@ -517,6 +539,7 @@ def _one_pass(
     chain: bool,
     origin: Mapping[str, str] | None,
     recorded: dict[str, Stamp],
+    in_job: bool,
 ) -> DispatchResult:
     result = DispatchResult()
     info = store.get_run(run_id)
@@ -524,13 +547,28 @@ def _one_pass(
     run_dir = Path(info["run_dir"])
     graph = wf.validate()
     params = resolve_params(graph, info["params"] if isinstance(info["params"], dict) else {})
+    # first the jobs an earlier pass submitted without recording them (the journal)
+    open_entries = _adopt(store, run_id, run_dir, executor)
     result.ingested = _ingest(store, run_id, run_dir, recorded)
-    failed, live = _reconcile(
+    failed, live, unsure = _reconcile(
         store, run_id, run_dir, executor, wait_for=frozenset(wait_for), recorded=recorded,
         graph=graph,
     )  # fmt: skip
     result.failed_by_scheduler = failed
+    result.unsettled = open_entries + len(unsure)
     run_state = store.get_run(run_id)["status"]
+    from .loader import workflow_origin
+
+    trusted = dict(origin) if origin is not None else workflow_origin(wf)
+    sub = _Submitter(wf, store, run_id, executor, config, options, run_dir, trusted)
+    sub.in_job = in_job
+    if open_entries:
+        # a job an earlier pass may have submitted can be neither found nor ruled out
+        # now: submitting its instances again could run them twice, so nothing is
+        # submitted until a later pass can tell
+        if chain and run_state == RunState.RUNNING.value:
+            result.dispatcher = _chain_once(sub, store, executor, (), time.time() + _WAIT_SECONDS)
+        return result
     engine = Engine(
         graph,
         store,
@@ -554,10 +592,6 @@ def _one_pass(
     by_task: dict[str, list[Work]] = {}
     for w in works:
         by_task.setdefault(w.task, []).append(w)
-    from .loader import workflow_origin
-
-    trusted = dict(origin) if origin is not None else workflow_origin(wf)
-    sub = _Submitter(wf, store, run_id, executor, config, options, run_dir, trusted)
     submitted: list[str] = []
     for task, items in by_task.items():
         # attempts that ask for other resources than the task's own (an automatic retry
@@ -600,11 +634,16 @@ def _one_pass(
         return result
     if chain:
         waits = _dispatcher_waits(sub, engine, graph) or submitted or sorted(live)
+        if unsure:  # jobs the scheduler cannot tell about now: look again in a while
+            waits = sorted(set(waits) - unsure)
         # nothing to wait for but a retry's delay: the next pass starts when it is due
         # (held by the pass itself, `--not-before`: every scheduler runs that, where a
         # begin time would be a flag of each scheduler's own)
         due = engine.retry_due if not waits else None
-        result.dispatcher = sub.chain(waits, not_before=due)
+        if unsure:
+            soon = time.time() + _WAIT_SECONDS
+            due = soon if due is None else min(due, soon)
+        result.dispatcher = _chain_once(sub, store, executor, waits, due)
     return result
 
 
@@ -626,6 +665,110 @@ class _Limits:
             room = self.executor.capacity(res)
             self.known[task] = config_limits(self.config, room.max_mem, room.max_seconds)
         return self.known[task]
+
+
+def _chain_once(
+    sub: _Submitter,
+    store: Store,
+    executor: Executor,
+    waits: Sequence[str],
+    not_before: float | None,
+) -> str | None:
+    """Chain the next pass, unless another dispatcher job of the run is queued already.
+
+    A pass run by `submit` or `retry` that finds a dispatcher job recorded (one
+    adopted from the journal) that has not ended leaves the next pass to it: a
+    second one would only duplicate it.  A pass run as the dispatcher job
+    always chains: the recorded one is itself.
+    """
+    queued = store.get_run(sub.run_id).get("dispatcher")
+    if queued and not sub.in_job:
+        status = executor.states([queued]).get(queued)
+        if status is not None and not status.state.final:
+            return None
+    return sub.chain(waits, not_before=not_before)
+
+
+def _adopt(
+    store: Store, run_id: str, run_dir: Path, executor: Executor, wait: float = _SUBMIT_WAIT
+) -> int:
+    """Settle the journal's entries: adopt the jobs found, drop those never submitted.
+
+    Returns how many entries stay open because the scheduler cannot tell now
+    whether their job exists (a submit command still running, the accounting
+    down).  An entry is removed only after what it says is in the store.
+    """
+    entries = journal.entries(run_dir, run_id, clean=True)
+    if not entries:
+        return 0
+    busy = [e for e in entries if not journal.wait_free(e, wait)]
+    asked = [e for e in entries if e not in busy]
+    found = executor.find_submitted([(e.name, e.token, e.written) for e in asked])
+    if found is None:  # the scheduler cannot be asked by name: submit them again
+        found = dict.fromkeys((e.token for e in asked), None)
+    open_entries = len(busy)
+    for entry in asked:
+        if entry.token not in found:
+            open_entries += 1
+            continue
+        job = found[entry.token]
+        if job is not None and entry.kind == "dispatcher":
+            if store.get_run(run_id).get("dispatcher") != job:
+                status = executor.states([job]).get(job)
+                if status is not None and not status.state.final:
+                    store.set_dispatcher(run_id, job)
+        elif job is not None:
+            _record_wave(store, run_id, executor, entry, job, adopting=True)
+        journal.remove(entry)
+    return open_entries
+
+
+def adopt_unrecorded(store: Store, run_id: str, executor: Executor) -> int:
+    """For `status`: adopt the jobs a killed pass submitted, unless a pass is running now.
+
+    Returns how many journal entries stay open (0 when a pass holds the run:
+    that pass settles them).
+    """
+    run_dir = Path(store.get_run(run_id)["run_dir"])
+    if not journal.entries(run_dir, run_id):
+        return 0
+    try:
+        with _pass_lock(run_dir, run_id, 0.0):
+            return _adopt(store, run_id, run_dir, executor, wait=2.0)
+    except DispatchBusy:
+        return 0
+
+
+def _record_wave(
+    store: Store,
+    run_id: str,
+    executor: Executor,
+    entry: journal.Entry,
+    job: str,
+    *,
+    adopting: bool = False,
+) -> None:
+    """Record the job of a journal entry as its instances' job, in one transaction.
+
+    `adopting`: the job was found again after its pass was killed; instances
+    already recorded (the pass was killed after recording) are left as they are.
+    """
+    ids = [
+        (t, i, a, executor.element_id(job, k // entry.per) if entry.array else job)
+        for k, (t, i, a) in enumerate(entry.items)
+    ]
+    followers = [(t, -1, a, job) for t, a in entry.followers]
+    deferred = [*followers, *ids] if entry.deferred else followers
+    if adopting:
+        deferred = [d for d in deferred if store.instance_output(run_id, *d[:3]) is None]
+    by_task: dict[str, list[tuple[int, int, str]]] = {}
+    for t, i, a, j in deferred:
+        by_task.setdefault(t, []).append((i, a, j))
+    with store.transaction():
+        for t, rows in by_task.items():
+            store.write_deferred(run_id, t, rows)
+        if not entry.deferred:
+            store.mark_submitted(run_id, ids)  # only instances still PENDING change
 
 
 class _Submitter:
@@ -651,6 +794,8 @@ class _Submitter:
         self.submit_options = dict(config.submit_options)
         self.native = executor.queue_key
         self.limit = executor.max_array_size()
+        self._submitted: list[float] = []  # when this pass submitted (for the throttle)
+        self.in_job = False  # the pass runs as the chained dispatcher job
 
     def wave(
         self,
@@ -705,23 +850,36 @@ class _Submitter:
                 array_size=-(-len(chunk) // per) if spec.array else None,
                 time=_times(base.time, per) if not followers else _sum_times(times),
             )
-            job = self.executor.submit(self._worker_command(waves), res)
+            with journal.writing(
+                self.run_dir, self.run_id, "wave", res.name, task=task,
+                items=[(w.task, w.index, w.attempt) for w in chunk], per=per, array=spec.array,
+                deferred=deferred is not None,
+                followers=[(w.task, w.attempt) for w, _ in followers],
+            ) as (entry, lock):  # fmt: skip
+                job = self._submit(self._worker_command(waves), res, entry, lock)
+                _record_wave(self.store, self.run_id, self.executor, entry, job)
+            journal.remove(entry)
             jobs.append(job)
-            for work, _ in followers:
-                self.store.write_deferred(self.run_id, work.task, [(-1, work.attempt, job)])
-            ids = [
-                (w, self.executor.element_id(job, k // per) if spec.array else job)
-                for k, w in enumerate(chunk)
-            ]
-            if deferred is None:
-                self.store.mark_submitted(
-                    self.run_id, [(w.task, w.index, w.attempt, j) for w, j in ids]
-                )
-            else:
-                self.store.write_deferred(
-                    self.run_id, task, [(w.index, w.attempt, j) for w, j in ids]
-                )
         return jobs
+
+    def _submit(
+        self, command: Sequence[str], res: JobResources, entry: journal.Entry, lock: int
+    ) -> str:
+        """Submit one job named with its journal token; the submit command holds the lock."""
+        self._throttle()
+        with inheriting(lock):
+            return self.executor.submit(command, replace(res, token=entry.token))
+
+    def _throttle(self) -> None:
+        """Wait as `[executor] max_submit_per_minute` asks before the next submission."""
+        rate = self.config.max_submit_per_minute
+        if rate <= 0:
+            return
+        now = time.monotonic()
+        recent = [t for t in self._submitted if now - t < 60.0]
+        if len(recent) >= rate:
+            time.sleep(max(0.0, 60.0 - (now - recent[-rate])))
+        self._submitted = [*recent, time.monotonic()][-rate:]
 
     def _worker_command(self, waves: Sequence[Path]) -> list[str]:
         command = [self.python, "-m", "reflow", "worker"]
@@ -767,7 +925,8 @@ class _Submitter:
         """Submit the next dispatcher pass as a small job behind `dependencies`.
 
         `not_before`: the pass waits until then (time.time()) before it starts
-        (see `main`): a retry's delay with nothing else in flight.
+        (see `main`): a retry's delay with nothing else in flight, or a look again
+        later at jobs the scheduler could not tell about.
         """
         command = [
             self.python,
@@ -804,8 +963,10 @@ class _Submitter:
             workdir=self.cwd,
             env=command_env(self.executor, self.config),
         )
-        job = self.executor.submit(command, res)
-        self.store.set_dispatcher(self.run_id, job)
+        with journal.writing(self.run_dir, self.run_id, "dispatcher", res.name) as (entry, lock):
+            job = self._submit(command, res, entry, lock)
+            self.store.set_dispatcher(self.run_id, job)
+        journal.remove(entry)
         return job
 
     def flight_jobs(self) -> dict[str, set[str]]:
@@ -992,8 +1153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     config = load_config()
     if ns.not_before is not None:
-        # a retry's delay: wait in this small job, up to its own time limit less a margin;
-        # a pass that wakes too early finds the retry not due and chains itself again
+        # a retry's delay, or a look again later at jobs the scheduler could not tell
+        # about: wait in this small job, up to its own time limit less a margin; a pass
+        # that wakes too early finds the retry not due and chains itself again
         budget = max(0.0, seconds(config.dispatch_time) - 60.0)
         time.sleep(max(0.0, min(ns.not_before - time.time(), budget)))
     store = open_store(ns.store)
@@ -1010,6 +1172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         res = dispatch_pass(
             wf, store, ns.run_id, executor, config=config, wait_for=after, origin=origin,
             lock_wait=600.0,  # a job can wait for another pass; the run is not failed for it
+            in_job=True,
         )  # fmt: skip
     except DispatchBusy as exc:
         print(f"reflow: {exc}", file=sys.stderr)
@@ -1023,6 +1186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"reflow: run {ns.run_id}: ingested {res.ingested}, failed by the scheduler "
         f"{res.failed_by_scheduler}, submitted {len(res.jobs)} jobs, state {res.state.value}"
         + (f", next dispatcher {res.dispatcher}" if res.dispatcher else "")
+        + (
+            f"; {res.unsettled} jobs the scheduler cannot tell about now: asked again "
+            f"in {_WAIT_SECONDS:g} s"
+            if res.unsettled
+            else ""
+        )
     )
     return 0
 

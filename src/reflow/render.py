@@ -34,6 +34,11 @@ def render_status(doc: dict[str, Any], *, errors: bool = False) -> str:
         f"run dir: {run['run_dir']}",
     ]
     lines.extend(f"warning: {w}" for w in doc.get("warnings", []))
+    why = (doc.get("dispatch_error") or "").rstrip()
+    if why:  # the last dispatcher pass failed: its reason, as an instance's error is shown
+        lines.append(f"dispatcher: {why.splitlines()[-1]}")
+        if errors and len(why.splitlines()) > 1:
+            lines.extend("    " + t for t in why.splitlines()[-_TRACE_LINES:])
     width = max([len(t) for t in doc["tasks"]] + [4])
     failed: dict[str, list[dict[str, Any]]] = {}
     problems = [

@@ -56,7 +56,8 @@ class Run:
         `cached`, `instances` (each with task_name, array_index, attempt, state,
         job_id, error_text, output, updated_at, ...: see `Store.instances`),
         `failed_instances` (the FAILED ones), `cancelled_instances`,
-        `skipped_instances`, `warnings` and `elapsed` (task -> seconds from its
+        `skipped_instances`, `warnings`, `dispatch_error` (why the last
+        dispatcher pass failed, None if it did not) and `elapsed` (task -> seconds from its
         first start to its last end, or to now while it runs; None for a task
         that has not started).
         """
@@ -377,6 +378,8 @@ class _Head:
             **lists,
             "warnings": self.warnings,
             "elapsed": self.elapsed,
+            # why the run's last dispatcher pass failed (None: it did not)
+            "dispatch_error": self.info.get("dispatch_error"),
         }
 
 
@@ -506,22 +509,29 @@ def _liveness(
             ], {}
         return [], {}
     from .config import load_config
-    from .dispatch import make_executor
+    from .dispatch import adopt_unrecorded, make_executor
 
     options = info["options"] if isinstance(info["options"], dict) else {}
-    flight = [
-        (t, state, job)
-        for t, _, _, state, job, _ in store.in_flight(run_id)
-        if job and (task is None or t == task)
-    ]
-    jobs = sorted({job for _, _, job in flight})
-    dispatcher = info.get("dispatcher")
+    warnings: list[str] = []
     try:
         executor = make_executor(options.get("executor"), load_config())
+        # jobs a killed pass submitted without recording them are adopted first
+        if adopt_unrecorded(store, run_id, executor):
+            warnings.append(
+                "a job a killed dispatcher pass may have submitted can be neither found nor "
+                "ruled out yet; nothing more is submitted until the scheduler can tell"
+            )
+        flight = [
+            (t, state, job)
+            for t, _, _, state, job, _ in store.in_flight(run_id)
+            if job and (task is None or t == task)
+        ]
+        jobs = sorted({job for _, _, job in flight})
+        dispatcher = store.get_run(run_id).get("dispatcher")
         bases = sorted({executor.job_of(j) for j in jobs} | ({dispatcher} if dispatcher else set()))
         states: dict[str, Any] = executor.states(bases) if bases else {}
     except ReflowError as exc:
-        return [f"cannot ask the scheduler about the run's jobs: {exc}"], {}
+        return [*warnings, f"cannot ask the scheduler about the run's jobs: {exc}"], {}
     for t, state, job in flight:
         status = states.get(job)
         by_state = counts.get(t, {})  # read a moment earlier: the run may have moved on
@@ -533,16 +543,18 @@ def _liveness(
             by_state["RUNNING"] = by_state.get("RUNNING", 0) + 1
     if not dispatcher:
         return [
+            *warnings,
             f"no dispatcher job is queued for this run, so it will not move on its own; "
-            f"resume it with 'retry {run_id}'"
+            f"resume it with 'retry {run_id}'",
         ], states
     status = states.get(dispatcher)
     if status is not None and status.state.final:
         return [
+            *warnings,
             f"the dispatcher job {dispatcher} ended ({status.reason or status.state.value}) "
-            f"but the run is not finished; resume it with 'retry {run_id}'"
+            f"but the run is not finished; resume it with 'retry {run_id}'",
         ], states
-    return [], states
+    return warnings, states
 
 
 # -- streaming the instances as JSON

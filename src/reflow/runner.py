@@ -409,7 +409,15 @@ def _resume_cluster(
 
 
 def _abandon(store: Store, run_id: str, executor: Executor) -> None:
-    """After a failed submission: cancel what was submitted; the run ends FAILED."""
+    """After a failed submission: cancel what was submitted; the run ends FAILED.
+
+    A job whose submission failed without a clear answer (the command timed
+    out) may exist all the same: the journal finds it first, so it is cancelled too.
+    """
+    from .dispatch import adopt_unrecorded
+
+    with contextlib.suppress(ReflowError, OSError):
+        adopt_unrecorded(store, run_id, executor)
     jobs = sorted({executor.job_of(j) for *_, j, _ in store.in_flight(run_id) if j})
     if jobs:
         executor.cancel(jobs)

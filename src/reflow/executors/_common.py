@@ -21,13 +21,16 @@ answers (ids, states, accounting).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import shlex
 import signal
 import string
 import subprocess
+import time
 from abc import abstractmethod
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..errors import ValidationError
@@ -43,6 +46,7 @@ __all__ = [
     "directives",
     "exports",
     "flags",
+    "inheriting",
     "is_name",
     "last_words",
     "memory",
@@ -153,6 +157,21 @@ def signal_name(number: int) -> str:
 
 # --------------------------------------------------------------------------- running commands
 
+# descriptors the scheduler commands run now inherit (see `inheriting`)
+_INHERITED: contextvars.ContextVar[tuple[int, ...]] = contextvars.ContextVar(
+    "reflow_inherited", default=()
+)
+
+
+@contextlib.contextmanager
+def inheriting(*fds: int) -> Iterator[None]:
+    """Hand `fds` to every scheduler command run inside (the journal's lock to a submit)."""
+    token = _INHERITED.set(fds)
+    try:
+        yield
+    finally:
+        _INHERITED.reset(token)
+
 
 def run_scheduler(
     argv: Sequence[str],
@@ -172,6 +191,7 @@ def run_scheduler(
             timeout=timeout,
             check=False,
             cwd=cwd,
+            pass_fds=_INHERITED.get(),
         )
     except FileNotFoundError:
         raise SchedulerError(
@@ -245,18 +265,78 @@ class SchedulerExecutor(Executor):
     refusal_noise: tuple[str, ...] = ()
     calls: dict[str, int]
 
-    def job_name(self, name: str) -> str:
+    #: what a scheduler says when it is busy or cannot be reached and did nothing: the
+    #: command is run again after each of `backoff`'s delays
+    busy_words: tuple[str, ...] = ()
+    #: what it says when a command took too long: it may have been done, so only a
+    #: query (never a submission) is run again
+    slow_words: tuple[str, ...] = ()
+    #: seconds to wait before each repeat of a busy command
+    backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+
+    def job_name(self, name: str, token: str | None = None) -> str:
         """A job name the scheduler takes: letters, digits and `_.-` (others become `_`).
 
         With a `name_lead`, a name that does not start with a letter gets it in
-        front (an empty name is `reflow`); then it is cut to `name_limit`.
+        front (an empty name is `reflow`); then it is cut to `name_limit`.  A
+        journal `token` is kept whole at the end (`<name>.<token>`).
         """
         text = "".join(c if c in _NAME_CHARS else "_" for c in name)
         if self.name_lead:
             text = text or "reflow"
             if text[0] not in _LETTERS:
                 text = self.name_lead + text
+        if token:
+            return f"{text[: self.name_limit - len(token) - 1]}.{token}"
         return text[: self.name_limit]
+
+    def find_submitted(
+        self, jobs: Sequence[tuple[str, str, float]]
+    ) -> dict[str, str | None] | None:
+        """By the names the tokens are in (`find_named`, each scheduler's own query)."""
+        names = {self.job_name(name, token): token for name, token, _ in jobs}
+        if not names:
+            return {}
+        found = self.find_named(list(names), min(w for *_, w in jobs))
+        if found is None:
+            return None
+        return {names[name]: job for name, job in found.items()}
+
+    def find_named(self, names: Sequence[str], since: float) -> dict[str, str | None] | None:
+        """Job name -> the job's id, None if the scheduler never had it (left out: it
+        cannot tell now), for jobs submitted after `since`; None: it cannot be asked."""
+        return None
+
+    def patiently(
+        self, run: Callable[[], subprocess.CompletedProcess[str]], *, query: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a scheduler command, again after each `backoff` delay while it answers busy.
+
+        `query=False` (a submission) repeats only answers that prove nothing
+        was done (`busy_words`), never a slow one that may have been.
+        """
+        words = self.busy_words + (self.slow_words if query else ())
+        proc = run()
+        for delay in self.backoff:
+            said = (proc.stderr + proc.stdout).lower()
+            if proc.returncode == 0 or not any(w in said for w in words):
+                break
+            time.sleep(delay)
+            proc = run()
+        return proc
+
+    def ask(self, query: Callable[[], str]) -> str:
+        """Run a query (`query` returns its output or raises SchedulerError), again while
+        the scheduler answers busy or slow, after each of `backoff`'s delays."""
+        words = self.busy_words + self.slow_words
+        for delay in (*self.backoff, None):
+            try:
+                return query()
+            except SchedulerError as exc:
+                if delay is None or not any(w in str(exc).lower() for w in words):
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def submit_retrying(
         self,
@@ -266,15 +346,18 @@ class SchedulerExecutor(Executor):
     ) -> subprocess.CompletedProcess[str]:
         """Submit with `attempt`; refused with dependencies, once more without the gone ones.
 
+        A busy scheduler is asked again after a while (`patiently`).
+
         With `retry_gone`, the scheduler is asked about the dependencies (`ids`
         turns reflow's ids into its own); those it has forgotten or that have
         ended are left out of the second attempt.
         """
-        proc = attempt(resources)
+        proc = self.patiently(lambda: attempt(resources), query=False)
         if proc.returncode != 0 and resources.dependencies and self.retry_gone:
             keep = without_gone(ids(resources.dependencies), self.states)
             if keep is not None:
-                proc = attempt(dataclasses.replace(resources, dependencies=tuple(keep)))
+                fewer = dataclasses.replace(resources, dependencies=tuple(keep))
+                proc = self.patiently(lambda: attempt(fewer), query=False)
         return proc
 
     def refused(self, proc: subprocess.CompletedProcess[str]) -> SchedulerError:
@@ -286,10 +369,15 @@ class SchedulerExecutor(Executor):
         """The error for an accepted submission whose answer holds no job id."""
         return SchedulerError(f"{self.submit_tool} answered {proc.stdout.strip()!r}, not a job id")
 
+    #: a cancel command that fails for some ids leaves the others alone: send them one by one
+    cancel_alone: bool = True
+
     def cancel_all(self, argv: Sequence[str], ids: Sequence[str], what: str) -> None:
-        """`argv ID...`; when it fails for several ids (finished ones make it fail), each alone."""
-        proc = run_scheduler([*argv, *ids], what=what)
-        if proc.returncode != 0 and len(ids) > 1:
+        """One `argv ID...`; when it fails for several ids (finished ones make some
+        commands stop), each alone, unless the command went on with the rest
+        (`cancel_alone = False`)."""
+        proc = self.patiently(lambda: run_scheduler([*argv, *ids], what=what))
+        if proc.returncode != 0 and len(ids) > 1 and self.cancel_alone:
             for job in ids:
                 run_scheduler([*argv, job], what=what)
 

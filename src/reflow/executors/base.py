@@ -44,6 +44,9 @@ class JobResources:
     stderr: str | None = None
     workdir: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    #: the submission journal's token for this job (see reflow.journal): the job's name
+    #: carries it, so that `Executor.find_submitted` finds the job again
+    token: str | None = None
 
 
 class JobState(str, enum.Enum):
@@ -157,6 +160,18 @@ class Executor(ABC):
         Keys are the ids asked for; array jobs are expanded to their elements' ids
         (`element_id`).
         """
+
+    def find_submitted(
+        self, jobs: Sequence[tuple[str, str, float]]
+    ) -> dict[str, str | None] | None:
+        """Find jobs by the journal's tokens: each (name, token, submitted after this time).
+
+        Returns token -> the job's id, or None where the scheduler proves it
+        never had such a job; a token it cannot tell about now is left out.
+        None: this executor cannot look jobs up by name (the journal's entries
+        are then dropped and their instances submitted again, as before it).
+        """
+        return None
 
     def element_id(self, job_id: str, element: int) -> str:
         """The id of element `element` (0-based) of array job `job_id`."""

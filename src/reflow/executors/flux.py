@@ -180,7 +180,7 @@ class FluxExecutor(SchedulerExecutor):
         r = resources
         copies = cc is not None
         check = _no_braces if copies else (lambda what, value: value)
-        name = self.job_name(r.name) + (".{cc}" if copies else "")
+        name = self.job_name(r.name, r.token) + (".{cc}" if copies else "")
         argv = [self.flux, "submit", f"--job-name={name}"]
         if r.cpus:
             argv.append(f"--cores-per-task={int(r.cpus)}")

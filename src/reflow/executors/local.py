@@ -97,7 +97,8 @@ class LocalExecutor(Executor):
 
     def submit(self, command: Sequence[str], resources: JobResources) -> str:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        job_id = f"local-{int(time.time())}-{secrets.token_hex(4)}"
+        # a journal token names the job, so that `find_submitted` finds it again
+        job_id = f"local-{int(time.time())}-{resources.token or secrets.token_hex(4)}"
         spec = {
             "id": job_id,
             "command": list(command),
@@ -120,6 +121,16 @@ class LocalExecutor(Executor):
         )
         _write_json(self.state_dir / f"{job_id}.state", {"state": "PENDING", "pid": proc.pid})
         return job_id
+
+    def find_submitted(
+        self, jobs: Sequence[tuple[str, str, float]]
+    ) -> dict[str, str | None] | None:
+        """A job is submitted once its spec file is written (before its process starts)."""
+        found: dict[str, str | None] = {}
+        for _, token, _ in jobs:
+            specs = sorted(self.state_dir.glob(f"local-*-{token}.job"))
+            found[token] = specs[0].name[: -len(".job")] if specs else None
+        return found
 
     def cancel(self, job_ids: Sequence[str]) -> None:
         for job in {j.split("_", 1)[0] for j in job_ids}:

@@ -190,7 +190,7 @@ class LSFExecutor(BatchExecutor):
     def render(self, command: Sequence[str], resources: JobResources) -> str:
         """The bsub script: `#BSUB` directives, then the command, every word quoted."""
         r = resources
-        name = self.job_name(r.name)
+        name = self.job_name(r.name, r.token)
         if r.array_size is not None:
             name += f"[1-{r.array_size}]"
             if r.array_parallelism:

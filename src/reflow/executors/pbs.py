@@ -264,7 +264,7 @@ class PBSExecutor(BatchExecutor):
             *directives(
                 "#PBS",
                 [
-                    f"-N {self.job_name(r.name)}",
+                    f"-N {self.job_name(r.name, r.token)}",
                     "-S /bin/bash",
                     "-V",
                     r.time and f"-l walltime={_walltime_text(r.time)}",
@@ -393,6 +393,19 @@ class PBSExecutor(BatchExecutor):
         jobs = parse_qstat_full(proc.stdout)
         self.query_failed(proc, jobs, "ask PBS for job states", lambda ln: bool(_GONE.search(ln)))
         return self.parse_states(asked, jobs)
+
+    def find_named(self, names: Sequence[str], since: float) -> dict[str, str | None] | None:
+        """One `qstat -f -x` of every job, finished ones from the history (PBS Pro only:
+        Torque forgets a finished job after `keep_completed`, so it cannot prove one
+        never was)."""
+        if self.flavor != "pro":
+            return None
+        self.calls["qstat"] += 1
+        proc = run_scheduler([self.qstat, "-f", "-x"], what="list PBS jobs")
+        if proc.returncode != 0:
+            return {}  # cannot tell now
+        by_name = {a.get("Job_Name", ""): job for job, a in parse_qstat_full(proc.stdout).items()}
+        return {name: by_name.get(name) for name in names}
 
     def parse_states(
         self, asked: Sequence[str], jobs: Mapping[str, Mapping[str, str]]

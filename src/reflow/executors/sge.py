@@ -178,6 +178,18 @@ def parse_qstat_xml(text: str) -> dict[str, dict[int | None, str]]:
     return jobs
 
 
+def parse_qstat_names(text: str) -> dict[str, str]:
+    """`qstat -xml` -> job name -> job number."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise SchedulerError(f"cannot read qstat's XML output: {exc}") from None
+    return {
+        (entry.findtext("JB_name") or "").strip(): (entry.findtext("JB_job_number") or "").strip()
+        for entry in root.iter("job_list")
+    }
+
+
 def qstat_state(letters: str) -> JobState:
     """qstat's state letters (`r`, `qw`, `hqw`, `Eqw`, `dr`, `Rr`, `s`...) as a JobState."""
     if "E" in letters:
@@ -298,6 +310,7 @@ class SGEExecutor(BatchExecutor):
     submit_tool, submit_what = "qsub", "submit to SGE"
     retry_gone = False  # a refused qsub is not repeated
     refusal_noise = ("Exiting.",)  # qsub's last line after the reason
+    busy_words = ("unable to contact qmaster", "commlib error", "unable to send message to qmaster")
 
     def __init__(
         self,
@@ -358,7 +371,7 @@ class SGEExecutor(BatchExecutor):
             *directives(
                 "#$",
                 [
-                    f"-N {self.job_name(r.name)}",
+                    f"-N {self.job_name(r.name, r.token)}",
                     "-S /bin/bash",
                     "-V",
                     f"-wd {_value('workdir', r.workdir)}" if r.workdir else "-cwd",
@@ -513,6 +526,28 @@ class SGEExecutor(BatchExecutor):
         for base in ended:
             for key, status in self._accounting(base).items():
                 found.setdefault(key, status)  # what qstat still shows wins
+        return found
+
+    def find_named(self, names: Sequence[str], since: float) -> dict[str, str | None] | None:
+        """`qstat` for the jobs SGE still holds, `qacct -j NAME` for ended ones."""
+        self.calls["qstat"] += 1
+        try:
+            listing = parse_qstat_names(
+                self.ask(lambda: run_command([self.qstat, "-u", "*", "-xml"], what="list SGE jobs"))
+            )
+        except SchedulerError:
+            return {}  # cannot tell now
+        found: dict[str, str | None] = {n: listing[n] for n in names if listing.get(n)}
+        for name in names:
+            if name in found:
+                continue
+            self.calls["qacct"] += 1
+            proc = run_scheduler([self.qacct, "-j", name], what="ask SGE about ended jobs")
+            numbers = [r.get("jobnumber", "") for r in parse_qacct(proc.stdout)]
+            if proc.returncode == 0 and numbers and numbers[0].isdigit():
+                found[name] = numbers[0]
+            elif "not found" in proc.stderr + proc.stdout:
+                found[name] = None  # neither queued nor ended: never submitted
         return found
 
     def _fail_in_error(self, keys: Sequence[str]) -> dict[str, JobStatus]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,6 +54,12 @@ _STATE_MAP = {
     "REVOKED": JobState.CANCELLED,
 }
 
+# what sacct says when slurmdbd, Slurm's accounting, cannot be reached (Slurm 22.05):
+# "sacct: error: Problem talking to the database: Connection refused", after
+# "slurm_persist_conn_open_without_init: failed to open persistent connection to ..."
+_ACCOUNTING_DOWN = ("problem talking to the database", "persistent connection")
+_ACCOUNTING_DOWN_REASON = "Slurm's accounting (slurmdbd) does not answer: asked again later"
+
 # why a job waited in the queue; they say nothing about how it ended
 _WAIT_REASONS = frozenset({"Dependency", "JobArrayTaskLimit", "Priority", "Resources", "BeginTime"})
 
@@ -99,6 +106,14 @@ class SlurmExecutor(BatchExecutor):
     name_limit, name_lead = 100, ""
     submit_tool, submit_what = "sbatch", "submit to Slurm"
     retry_gone = False  # a refused sbatch is not repeated
+    cancel_alone = False  # scancel cancels the ids it knows and says which it did not
+    busy_words = (
+        "unable to contact slurm controller",
+        "slurm temporarily unable",
+        "resource temporarily unavailable",
+        "try again",
+    )
+    slow_words = ("socket timed out",)
 
     def __init__(
         self,
@@ -136,7 +151,7 @@ class SlurmExecutor(BatchExecutor):
             *directives(
                 "#SBATCH",
                 [
-                    f"--job-name={self.job_name(r.name)}",
+                    f"--job-name={self.job_name(r.name, r.token)}",
                     r.cpus and f"--cpus-per-task={int(r.cpus)}",
                     r.time and f"--time={_time(r.time)}",
                     r.mem and f"--mem={memory(r.mem)}",  # K, M, G or T, as --mem takes them
@@ -179,6 +194,8 @@ class SlurmExecutor(BatchExecutor):
             try:
                 return self._sacct(job_ids)
             except SchedulerError as exc:
+                if any(w in str(exc).lower() for w in _ACCOUNTING_DOWN):
+                    return self._live_only(job_ids)
                 if "accounting storage is disabled" not in str(exc).lower() and (
                     "not found" not in str(exc)
                 ):
@@ -188,18 +205,16 @@ class SlurmExecutor(BatchExecutor):
 
     def _sacct(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         self.calls["sacct"] += 1
-        out = run_command(
-            [
-                self.sacct,
-                "-n",
-                "-P",
-                "-X",
-                "-j",
-                ",".join(job_ids),
-                "--format=JobID,State,ExitCode,Reason",
-            ],
-            what="ask Slurm for job states",
-        )
+        argv = [
+            self.sacct,
+            "-n",
+            "-P",
+            "-X",
+            "-j",
+            ",".join(job_ids),
+            "--format=JobID,State,ExitCode,Reason",
+        ]
+        out = self.ask(lambda: run_command(argv, what="ask Slurm for job states"))
         self._accounting = True
         found: dict[str, JobStatus] = {}
         for line in out.splitlines():
@@ -218,11 +233,63 @@ class SlurmExecutor(BatchExecutor):
                 found[jid] = status
         return found
 
+    def _live_only(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """While the accounting is down: squeue's live jobs; the others UNKNOWN, not ended.
+
+        A job gone from the queue may have ended in any way: only the accounting
+        can say, so the dispatcher waits for it instead of failing the job.
+        """
+        found = self._squeue(job_ids)
+        for job in job_ids:
+            found.setdefault(job, JobStatus(JobState.UNKNOWN, _ACCOUNTING_DOWN_REASON))
+        return found
+
+    def find_named(self, names: Sequence[str], since: float) -> dict[str, str | None] | None:
+        """`squeue` for the jobs Slurm still holds, `sacct` for older ones."""
+        found: dict[str, str | None] = {}
+        self.calls["squeue"] += 1
+        proc = self.patiently(
+            lambda: run_scheduler(
+                [self.squeue, "-h", "-t", "all", "--name=" + ",".join(names), "-o", "%F|%j"],
+                what="ask Slurm's queue for jobs by name",
+            )
+        )
+        if proc.returncode != 0:
+            return {}  # cannot tell now
+        for line in proc.stdout.splitlines():
+            job, _, name = line.strip().partition("|")
+            if name in names and job.isdigit():
+                found[name] = job
+        rest = [n for n in names if n not in found]
+        if not rest:
+            return found
+        start = since - 600  # the clocks of the hosts may differ a little
+        self.calls["sacct"] += 1
+        try:
+            argv = [
+                self.sacct, "-n", "-P", "-X", "--name=" + ",".join(rest),
+                "-S", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)),
+                "-E", "now", "--format=JobID,JobName",
+            ]  # fmt: skip
+            out = self.ask(
+                lambda: run_command(argv, what="ask Slurm's accounting for jobs by name")
+            )
+        except SchedulerError:
+            # without the accounting, what left the queue cannot be told from what never was
+            return found if self._accounting is not False else {**dict.fromkeys(rest), **found}
+        for line in out.splitlines():
+            job, _, name = line.strip().partition("|")
+            if name in rest and job.split("_")[0].isdigit():
+                found[name] = job.split("_")[0]
+        return {**dict.fromkeys(rest), **found}
+
     def _squeue(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         self.calls["squeue"] += 1
-        proc = run_scheduler(
-            [self.squeue, "-h", "-r", "-j", ",".join(job_ids), "-o", "%i|%T|%r"],
-            what="ask Slurm's queue for job states",
+        proc = self.patiently(
+            lambda: run_scheduler(
+                [self.squeue, "-h", "-r", "-j", ",".join(job_ids), "-o", "%i|%T|%r"],
+                what="ask Slurm's queue for job states",
+            )
         )
         found: dict[str, JobStatus] = {}
         for line in proc.stdout.splitlines():

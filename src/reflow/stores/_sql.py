@@ -89,6 +89,7 @@ CREATE TABLE runs (
     owner_pid   INTEGER,
     owner_start TEXT,
     dispatcher  TEXT,
+    dispatch_error TEXT,
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL,
     finished_at REAL
@@ -192,7 +193,9 @@ CREATE INDEX instances_cache ON instances (substr(identity, 1, 16)) WHERE cached
 ALTER TABLE tasks ADD COLUMN expected INTEGER;
 """,
     4: _REASONS,
-    5: _ATTEMPT_FACTS,
+    # what each attempt failed of and asked for; why the run's last dispatcher pass
+    # failed (NULL: it did not), for `status`
+    5: _ATTEMPT_FACTS + "ALTER TABLE runs ADD COLUMN dispatch_error TEXT;\n",
 }
 
 
@@ -845,6 +848,15 @@ class SqlStore:
             conn.execute(
                 "UPDATE runs SET dispatcher = ?, updated_at = ? WHERE run_id = ?",
                 (job_id, _now(), run_id),
+            )
+
+    def set_dispatch_error(self, run_id: str, error: str | None) -> None:
+        """Record why the run's last dispatcher pass failed (None: the last one did not)."""
+        with self._write() as conn:
+            self._lock_run(conn, run_id)
+            conn.execute(
+                "UPDATE runs SET dispatch_error = ?, updated_at = ? WHERE run_id = ?",
+                (error, _now(), run_id),
             )
 
     def unmark_running(self, run_id: str, items: Sequence[tuple[str, int, int]]) -> None:
@@ -1765,7 +1777,7 @@ def _ranges(items: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]
 _RUN_COLUMNS = (
     "run_id", "graph_name", "user", "host", "run_dir", "executor", "params", "options", "status",
     "owner_host", "owner_pid", "owner_start", "created_at", "updated_at", "finished_at",
-    "dispatcher",
+    "dispatcher", "dispatch_error",
 )  # fmt: skip
 _LISTED_RUN_COLUMNS = (
     "run_id", "graph_name", "status", "created_at", "finished_at", "user", "host", "run_dir",

@@ -284,6 +284,14 @@ class Store(Protocol):
         """Record the job id of the run's chained dispatcher (None: none queued)."""
         ...
 
+    def set_dispatch_error(self, run_id: str, error: str | None) -> None:
+        """Record why the run's last dispatcher pass failed, or clear it (None).
+
+        The run's record (`get_run`) carries it as `dispatch_error` until a
+        later pass succeeds and clears it; `status` shows it.
+        """
+        ...
+
     def delete_run(self, run_id: str) -> None:
         """Remove a run and all its rows in one transaction."""
         ...
