@@ -48,6 +48,7 @@ from .wiring import Graph, Mode, resolve_params
 if TYPE_CHECKING:
     from .config import Config
     from .stores import Store
+    from .stores.base import Finished
     from .wiring import Pipeline
 
 __all__ = ["DispatchResult", "dispatch_pass", "make_executor"]
@@ -61,6 +62,13 @@ _REASONS = {
     JobState.PREEMPTED: "the job was preempted",
     JobState.FAILED: "the job failed before the task could report",
     JobState.COMPLETED: "the job ended without writing a result",
+}
+# the failure kind of an instance whose job the scheduler ended so (anything else: ERROR)
+_KINDS = {
+    JobState.OUT_OF_MEMORY: "OOM",
+    JobState.TIMEOUT: "TIMEOUT",
+    JobState.NODE_FAIL: "NODE_FAIL",
+    JobState.PREEMPTED: "PREEMPTED",
 }
 _LOST_AFTER_SECONDS = 120.0  # a job unknown to the scheduler this long after submission is lost
 _DEFAULT_SLOTS = 64  # array elements at once when the scheduler does not say how many fit
@@ -193,7 +201,7 @@ def _ingest(
     """
     read: dict[str, Stamp] = {}
     resolved: list[Outcome] = []
-    rows: list[tuple[str, int, int, str, str | None, str | None, str | None, float, float]] = []
+    rows: list[Finished] = []
     for path, item, stamp in scan_results(run_dir, run_id, recorded):
         if isinstance(item, str) or stamp is None:
             print(f"reflow: {item}", file=sys.stderr)
@@ -207,6 +215,7 @@ def _ingest(
                 (
                     item.task, item.index, item.attempt, state, item.output, item.output_hash,
                     item.error, item.started, item.finished,
+                    (item.kind or "ERROR") if state == "FAILED" else None,
                 )
             )  # fmt: skip
     if not read:
@@ -300,6 +309,7 @@ def _reconcile(
         now = time.time()
         running: list[tuple[str, int, int]] = []
         failed: list[tuple[str, int, int, str]] = []
+        kinds: dict[tuple[str, int, int], str] = {}
         live: set[str] = set()
         for task, index, att, state, job, submitted in flight:
             status = states.get(job or "") or states.get(executor.job_of(job or ""))
@@ -322,6 +332,7 @@ def _reconcile(
             if status.state is JobState.COMPLETED and base in wait_for and attempt < attempts - 1:
                 doubt.add(base)
                 continue
+            kinds[(task, index, att)] = _KINDS.get(status.state, "ERROR")
             failed.append(
                 (
                     task,
@@ -337,11 +348,14 @@ def _reconcile(
             _ingest(store, run_id, run_dir, recorded)
             now = time.time()
             still = {(t, i, a) for t, i, a, *_ in store.in_flight(run_id)}
-            rows = [
-                (t, i, a, state, None, None, why, None, now)
+            rows: list[Finished] = [
+                (
+                    t, i, a, state, None, None, why, None, now,
+                    kinds.get((t, i, a), "ERROR") if state == "FAILED" else None,
+                )
                 for t, i, a, state, why in _skip_behind(store, run_id, graph, failed)
                 if (t, i, a) in still
-            ]
+            ]  # fmt: skip
             store.record_outcomes(run_id, rows)
             failed_total += len(rows)
         if not (live | doubt) & wait_for:

@@ -44,6 +44,7 @@ class _Row:
     identity: str | None
     output_hash: str | None
     written: bool = True  # False: counted in the store (tasks.expected), no row yet
+    resources: str | None = None  # what this attempt asks for (JSON), None: nothing
 
 
 @dataclass
@@ -286,7 +287,8 @@ class Engine:
         `record` builds the rows of finished instances, with their outcomes.
         """
         return (self.run_id, task, index, row.attempt, state, row.identity,
-                _written_now(t, row, index), None, None, None, started, None)  # fmt: skip
+                _written_now(t, row, index), None, None, None, started, None, None,
+                row.resources)  # fmt: skip
 
     def write_pending(self) -> None:
         """Write every instance not written yet as PENDING (the run stops before they run)."""
@@ -318,11 +320,12 @@ class Engine:
             t = tasks[o.task]
             row = t.rows[o.index]
             state = SUCCESS if o.ok else FAILED
+            kind = None if o.ok else o.kind or "ERROR"
             if row.written:
                 updates.append(
                     (
                         o.task, o.index, o.attempt, state, o.output, o.output_hash, o.error,
-                        o.started, o.finished,
+                        o.started, o.finished, kind,
                     )
                 )  # fmt: skip
             elif row.state not in _FINAL:
@@ -330,7 +333,7 @@ class Engine:
                     (
                         run_id, o.task, o.index, row.attempt, state, row.identity,
                         _written_now(t, row, o.index), o.output, o.output_hash, o.error,
-                        o.started, o.finished,
+                        o.started, o.finished, kind, row.resources,
                     )
                 )  # fmt: skip
             if row.state in _FINAL:
