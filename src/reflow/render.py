@@ -11,9 +11,11 @@ __all__ = [
     "DAG_FORMATS",
     "describe",
     "duration",
+    "render_attempts",
     "render_dag",
     "render_progress",
     "render_status",
+    "resources_text",
 ]
 
 _ORDER = ("SUCCESS", "RUNNING", "SUBMITTED", "PENDING", "FAILED", "CANCELLED", "SKIPPED")
@@ -60,16 +62,89 @@ def render_status(doc: dict[str, Any], *, errors: bool = False) -> str:
             parts[0] += f" ({cached} cached)" if parts[0].endswith("SUCCESS") else ""
         took = doc.get("elapsed", {}).get(task)
         spent = f"  ({duration(took)})" if took is not None else ""
-        lines.append(f"  {task:<{width}}  {total:>6}  " + ", ".join(parts) + spent)
+        retried = doc.get("retried", {}).get(task)
+        again = f"; {retried} retried" if retried else ""
+        lines.append(f"  {task:<{width}}  {total:>6}  " + ", ".join(parts) + again + spent)
+        allowed = 1 + doc.get("retries", {}).get(task, 0)
         for inst in failed.get(task, []):
             job = f" job {inst['job_id']}" if inst["job_id"] else ""
             text = (inst["error_text"] or "").rstrip()
             last = text.splitlines()[-1] if text else ""
-            lines.append(f"      {_where(inst)}  {inst['state']}{job}: {last}")
+            note = _failure_note(inst, allowed) if inst["state"] == "FAILED" else ""
+            lines.append(f"      {_where(inst)}  {inst['state']}{note}{job}: {last}")
             if errors and text and inst["state"] == "FAILED":
                 tail = text.splitlines()[-_TRACE_LINES:]
                 lines.extend("          " + t for t in tail)
     return "\n".join(lines)
+
+
+def _failure_note(inst: dict[str, Any], allowed: int) -> str:
+    """' (OOM, attempt 3 of 4)': a failed instance's kind and attempt, where they say something.
+
+    The attempt is shown once the task may retry or the instance was tried
+    again; "of N" while it is within the task's `retries` (requeues after a
+    preemption and a manual `retry` go past them).
+    """
+    bits = [inst["failure_kind"]] if inst.get("failure_kind") else []
+    attempt = inst.get("attempt") or 1
+    if attempt > 1 or allowed > 1:
+        bits.append(
+            f"attempt {attempt} of {allowed}" if attempt <= allowed else f"attempt {attempt}"
+        )
+    return f" ({', '.join(bits)})" if bits else ""
+
+
+def resources_text(resources: dict[str, Any] | None) -> str:
+    """What an attempt asked for, as `mem 240M, time 00:20:00, cpus 2` ("" when not known)."""
+    if not resources:
+        return ""
+    order = sorted(resources, key=lambda k: (_RESOURCE_ORDER.get(k, 9), k))
+    return ", ".join(f"{k} {resources[k]}" for k in order)
+
+
+_RESOURCE_ORDER = {"mem": 0, "time": 1, "cpus": 2}
+
+
+def _clock(stamp: str | None, day: str | None = None) -> str:
+    """An ISO time as `2026-12-07 01:02:03`, its date left out when it is `day`."""
+    if not stamp:
+        return "-"
+    date, _, rest = stamp.partition("T")
+    clock = rest[:8]
+    return clock if date == day else f"{date} {clock}"
+
+
+def render_attempts(rows: list[dict[str, Any]], heading: str) -> list[str]:
+    """The history of attempts (see `run.attempt_history`): each instance, its attempts beneath.
+
+    Each attempt: its number, state, failure kind, resources, start and end,
+    and the last line of its error.
+    """
+    lines = [heading]
+    if not rows:
+        return lines
+    kinds = max(len(r["failure_kind"] or "") for r in rows)
+    asked = [resources_text(r["resources"]) for r in rows]
+    wide = max(len(a) for a in asked)
+    last: tuple[str, Any] | None = None
+    for r, res in zip(rows, asked, strict=True):
+        key = (r["task_name"], r["array_index"])
+        if key != last:
+            lines.append(f"  {_where(r)}")
+            last = key
+        day = (r["started_at"] or "").partition("T")[0] or None
+        span = f"{_clock(r['started_at'])} -> {_clock(r['finished_at'], day)}"
+        if r["started_at"] is None and r["finished_at"] is None:
+            span = "did not run" if r["state"] not in ("PENDING", "SUBMITTED") else "not started"
+        cells = [f"{r['attempt']:>4}", f"{r['state']:<9}"]
+        if kinds:
+            cells.append(f"{r['failure_kind'] or '':<{kinds}}")
+        if wide:
+            cells.append(f"{res:<{wide}}")
+        cells.append(span)
+        error = r.get("error")
+        lines.append("  " + "  ".join(cells) + (f"  {error}" if error else ""))
+    return lines
 
 
 _EDGE = {
