@@ -758,7 +758,7 @@ def test_a_failed_attempt_keeps_its_kind_and_resources_when_it_is_tried_again(
     run = _new_run(store)
     store.write_expansion(
         run, "a", supersede=[], pending=[(0, 1, "i0", "{}"), (1, 1, "i1", "{}")], hits=[],
-        skipped=[], resources={1: '{"mem": "1G"}'},
+        skipped=[], resources={0: "{\"mem\": \"1G\"}"}, default_resources="{\"mem\": \"1G\"}",
     )  # fmt: skip
     store.record_outcomes(
         run,

@@ -88,7 +88,7 @@ class _Key:
     section: str
     name: str
     env: str
-    kind: str  # how values are checked: store, path, command, program, mode, cpus, time, mem
+    kind: str  # how values are checked: store, path, command, program, mode, cpus, count, time, mem
     example: str | int  # shown in the example file and in error messages
     default: str  # as documented in the example file
     help: str
@@ -185,6 +185,36 @@ _KEY_LIST: tuple[_Key, ...] = (
             help=scheduler,
         )
         for name, scheduler in _SCHEDULER_COMMANDS
+    ),
+    _Key(
+        "executor",
+        "max_mem",
+        env="REFLOW_MAX_MEM",
+        kind="mem",
+        example="64G",
+        default="none",
+        help="The most memory an automatic retry after running out of memory asks for\n"
+        "(each retry doubles the memory, up to this). A task's own max_mem= wins.",
+    ),
+    _Key(
+        "executor",
+        "max_time",
+        env="REFLOW_MAX_TIME",
+        kind="time",
+        example="2-00:00:00",
+        default="none",
+        help="The longest time limit an automatic retry after a time-out asks for (each\n"
+        "retry doubles the time, up to this). A task's own max_time= wins.",
+    ),
+    _Key(
+        "executor",
+        "max_requeues",
+        env="REFLOW_MAX_REQUEUES",
+        kind="count",
+        example=5,
+        default="3",
+        help="How many times an instance whose job was preempted or whose node failed is\n"
+        "requeued; these do not use up the task's retries=, but are bounded by this.",
     ),
     _Key(
         "dispatch",
@@ -294,6 +324,7 @@ _EXPECTED = {
     "program": "a non-empty command name or path",
     "mode": "one of " + ", ".join(MODES) + " (or slurm, pbs, lsf, sge)",
     "cpus": "a whole number of CPUs, 1 or more",
+    "count": "a whole number, 0 or more",
     "time": TIME_EXPECTED,
     "mem": MEM_EXPECTED,
     "pack": PACK_EXPECTED,
@@ -302,13 +333,14 @@ _EXPECTED = {
 
 def _check(kind: str, value: object, *, from_text: bool = False) -> Any:
     """`value` normalised for a key of `kind`; `from_text` values are strings to parse."""
-    if kind == "cpus":
+    if kind in ("cpus", "count"):
         if from_text and isinstance(value, str):
             try:
                 value = int(value.strip())
             except ValueError:
                 raise _Invalid(_EXPECTED[kind]) from None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        least = 1 if kind == "cpus" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise _Invalid(_EXPECTED[kind])
         return value
     if kind in ("time", "mem", "pack"):
@@ -379,6 +411,9 @@ class Config:
     mode: str = "local"
     python: str = field(default_factory=lambda: sys.executable)
     pack: int | str = "auto"
+    max_mem: str | None = None
+    max_time: str | None = None
+    max_requeues: int = 3
     sbatch: str | None = None
     squeue: str | None = None
     sacct: str | None = None
@@ -405,7 +440,9 @@ class Config:
     def __post_init__(self) -> None:
         for key in _KEY_LIST:
             value = getattr(self, key.field)
-            if value is None and key.kind in ("store", "path", "command"):
+            if value is None and (
+                key.kind in ("store", "path", "command") or key.default == "none"
+            ):
                 continue
             try:
                 checked = _check(key.kind, value)

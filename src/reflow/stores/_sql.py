@@ -596,7 +596,7 @@ class SqlStore:
         """The current attempt of every instance of `task`, by array index."""
         rows = self._read(
             "SELECT array_index, attempt, state, identity, output_hash, cached_from, "
-            "failure_kind, resources "
+            "failure_kind, resources, finished_at "
             "FROM instances WHERE run_id = ? AND task_name = ? AND current = 1 "
             "ORDER BY array_index",
             (run_id, task),
@@ -653,6 +653,7 @@ class SqlStore:
         interrupted: str = "interrupted before it finished; rerun by a later attempt",
         reasons: Sequence[tuple[int, int, str]] = (),
         resources: Mapping[int, str | None] | None = None,
+        default_resources: str | None = None,
     ) -> list[int]:
         """Write one task's new instances in one transaction.
 
@@ -664,11 +665,13 @@ class SqlStore:
         the caller writes later, with `insert_instances`, count as PENDING until
         then); `reasons`: (index, attempt, why) of instances that run although
         an output was cached (it failed its check), kept for `why`;
-        `resources`: attempt number -> what a pending row of that attempt asks
-        for (JSON), written with it.  A hit whose source vanished meanwhile is
-        written as PENDING instead; the indices of such hits are returned.
+        `resources`: index -> what a pending row asks for (JSON), written with
+        it; `default_resources` for the pending rows it does not name.  A hit
+        whose source vanished meanwhile is written as PENDING instead; the
+        indices of such hits are returned.
         """
         asks = resources or {}
+        asks_default = default_resources
         now = _now()
         with self._write() as conn:
             self._lock_run(conn, run_id)
@@ -699,7 +702,7 @@ class SqlStore:
                     "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
                     "identity, parts, resources) VALUES (?,?,?,?,'PENDING',?,?,?)",
                     [
-                        (run_id, task, i, a, ident, parts, asks.get(a))
+                        (run_id, task, i, a, ident, parts, asks.get(i, asks_default))
                         for i, a, ident, parts in pending
                     ],
                 )
@@ -735,7 +738,7 @@ class SqlStore:
                     conn.executemany(
                         "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
                         "identity, parts, resources) VALUES (?,?,?,?,'PENDING',?,?,?)",
-                        [(run_id, task, *m, asks.get(m[1])) for m in missing],
+                        [(run_id, task, *m, asks.get(m[0], asks_default)) for m in missing],
                     )
                     lost = [m[0] for m in missing]
             for state, rows in (("SKIPPED", skipped), ("FAILED", failed)):

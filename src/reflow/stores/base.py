@@ -60,6 +60,7 @@ class InstanceRow(NamedTuple):
     cached_from: int | None
     failure_kind: str | None = None
     resources: str | None = None  # JSON, as stored
+    finished: float | None = None
 
 
 class AttemptRow(NamedTuple):
@@ -345,6 +346,7 @@ class Store(Protocol):
         interrupted: str = "interrupted before it finished; rerun by a later attempt",
         reasons: Sequence[tuple[int, int, str]] = (),
         resources: Mapping[int, str | None] | None = None,
+        default_resources: str | None = None,
     ) -> list[int]:
         """Write one task's new instances in one transaction; return the indices of lost hits.
 
@@ -352,8 +354,8 @@ class Store(Protocol):
         instead (its index is returned), never SUCCESS without an output.
         `reasons` (index, attempt, why) are kept, in the same transaction, for
         `reasons()`: why an instance runs although an output was cached.
-        `resources`: attempt number -> the JSON of what a PENDING row of that
-        attempt asks for, written in its row (absent: NULL, not known).
+        `resources`: index -> the JSON of what a PENDING row asks for, written
+        in its row; `default_resources` for the PENDING rows it does not name.
         """
         ...
 
