@@ -901,9 +901,10 @@ def _cmd_status(ns: argparse.Namespace, cfg: Config) -> int:
     from .render import render_attempts, render_status
     from .run import attempt_history, status_overview
 
+    # the history is read first: a bad --attempts is one line, with nothing printed before it
+    rows = attempt_history(store, ns.run_id, task, index, retried=not of) if ns.attempts else []
     print(render_status(status_overview(store, ns.run_id, ns.task), errors=ns.errors))
     if ns.attempts:
-        rows = attempt_history(store, ns.run_id, task, index, retried=not of)
         print("\n".join(render_attempts(rows, _attempts_heading(rows, of, index))))
     return EXIT_OK
 

@@ -479,8 +479,9 @@ def _status_head(store: Store, run_id: str, task: str | None) -> _Head:
 
 
 def _retries_of(spec: dict[str, Any]) -> int:
-    """A recorded task spec's `retries` (0 for a run recorded before there were any)."""
-    n = spec.get("retries", 0)
+    """A recorded task spec's `retries` (0 without any, or for a run recorded before them)."""
+    retry = spec.get("retry")
+    n = retry.get("retries", 0) if isinstance(retry, dict) else 0
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
 
 
