@@ -22,6 +22,7 @@ import pytest
 
 from reflow import Result, Run, Workflow, codec
 from reflow.cli import main
+from reflow.retrying import Limits, Used, next_attempt, resources_json
 from reflow.stores import open_store
 
 
@@ -75,25 +76,31 @@ def _grower() -> Workflow:
     return wf
 
 
-def _oom_attempts(run: Run, *, last: str) -> None:
-    """Rewrite `grow`'s attempts as a cluster records them: OOM at 120M and 240M, then `last`
-    at 480M (SUCCESS, or FAILED OOM)."""
+def _oom_attempts(run: Run, wf: Workflow, *, last: str) -> None:
+    """Rewrite `grow`'s attempts as the dispatcher records them from a cluster's accounting:
+    killed for memory at 120M and 240M, each retried by the engine's rule with twice the
+    memory, then `last` at 480M (SUCCESS, or FAILED for memory again)."""
     store, rid = run.store, run.run_id
-    t = time.time()
+    spec = wf.validate().tasks["grow"]
     killed = "slurm: job 7 OUT_OF_MEMORY: ran out of memory (asked for {})"
-    store.record_outcomes(
-        rid, [("grow", -1, 1, "FAILED", None, None, killed.format("120M"), t, t + 1, "OOM")]
-    )
-    for attempt, mem in ((2, "240M"), (3, "480M")):
-        store.retry_instances(rid, [("grow", -1, attempt, json.dumps({"mem": mem}), "after OOM")])
-        done = t + 2 * attempt
-        if attempt == 3 and last == "SUCCESS":
-            text, digest = codec.dumps_hashed(7)
-            outcome = ("SUCCESS", text, digest, None, done, done + 1, None)
-        else:
-            outcome = ("FAILED", None, None, killed.format(mem), done, done + 1, "OOM")
-        store.record_outcomes(rid, [("grow", -1, attempt, *outcome)])
-    store.set_run_status(rid, "SUCCESS" if last == "SUCCESS" else "FAILED")
+    used, asked, t = Used(), {"mem": "120M"}, time.time()
+    for attempt in (1, 2, 3):
+        ends = ("SUCCESS", *codec.dumps_hashed(7), None, None)
+        if attempt < 3 or last != "SUCCESS":
+            ends = ("FAILED", None, None, killed.format(asked["mem"]), "OOM")
+        state, text, digest, error, kind = ends
+        start = t + 2 * attempt
+        store.record_outcomes(
+            rid, [("grow", -1, attempt, state, text, digest, error, start, start + 1, kind)]
+        )
+        if attempt < 3:
+            again = next_attempt(spec, "OOM", attempt, asked, used, Limits())
+            assert again is not None
+            used, asked = again.used, dict(again.resources)
+            store.retry_instances(
+                rid, [("grow", -1, again.attempt, resources_json(asked), again.reason)]
+            )
+    store.set_run_status(rid, last)
 
 
 @pytest.fixture(scope="module", params=["SUCCESS", "FAILED"])
@@ -102,7 +109,7 @@ def oom(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     wf = _grower()
     store = tmp / "s.db"
     run = wf.run_local(tmp / "run", store=store, on_error="continue")
-    _oom_attempts(run, last=request.param)
+    _oom_attempts(run, wf, last=request.param)
     return Recorded(Run(run.run_id, open_store(store), workflow=wf), store, wf.cli)
 
 
@@ -191,6 +198,26 @@ def test_run_attempts(retried: Recorded) -> None:
     ]  # fmt: skip
     assert [r["task_name"] for r in retried.run.attempts(retried=True)] == ["work"] * 6
     assert len(retried.run.attempts()) == 1 + 8 + 1
+
+
+def test_a_manual_retry_starts_a_fresh_budget_and_status_says_what_was_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = Workflow("stubborn")
+
+    @wf.job(retries=1)
+    def always() -> int:
+        raise RuntimeError("no")
+
+    run = wf.run_local(tmp_path / "run", store=tmp_path / "s.db", on_error="continue")
+    rec = Recorded(run, tmp_path / "s.db", wf.cli)
+    assert (
+        body(status(rec, capsys)[1])[1]
+        == "always  FAILED (ERROR, attempt 2 of 2): RuntimeError: no"
+    )
+    run.retry()  # attempts 3 and 4: the retry's own budget
+    line = body(status(rec, capsys)[1])[1]
+    assert line == "always  FAILED (ERROR, attempt 4: 1 of 1 retries used): RuntimeError: no"
 
 
 @pytest.mark.parametrize(

@@ -81,16 +81,23 @@ def render_status(doc: dict[str, Any], *, errors: bool = False) -> str:
 def _failure_note(inst: dict[str, Any], allowed: int) -> str:
     """' (OOM, attempt 3 of 4)': a failed instance's kind and attempt, where they say something.
 
-    The attempt is shown once the task may retry or the instance was tried
-    again; "of N" while it is within the task's `retries` (requeues after a
-    preemption and a manual `retry` go past them).
+    `allowed`: 1 + the task's `retries`.  The attempt is shown once the task
+    may retry or the instance was tried again: "3 of 4" when its automatic
+    attempts began with the first and none was a requeue; else with what it
+    used of its budget (`retries_used`, `requeues_used`: a manual `retry`
+    starts a fresh budget, a preempted attempt is requeued without using it).
     """
     bits = [inst["failure_kind"]] if inst.get("failure_kind") else []
     attempt = inst.get("attempt") or 1
+    used = inst.get("retries_used", attempt - 1)
+    requeues = inst.get("requeues_used", 0)
     if attempt > 1 or allowed > 1:
-        bits.append(
-            f"attempt {attempt} of {allowed}" if attempt <= allowed else f"attempt {attempt}"
-        )
+        if attempt - used == 1 and not requeues and attempt <= allowed:
+            bits.append(f"attempt {attempt} of {allowed}")
+        else:
+            spent = [f"{used} of {allowed - 1} retries used"] if allowed > 1 else []
+            spent += [f"requeued {requeues}x"] if requeues else []
+            bits.append(f"attempt {attempt}" + (f": {', '.join(spent)}" if spent else ""))
     return f" ({', '.join(bits)})" if bits else ""
 
 

@@ -342,9 +342,30 @@ def status_overview(store: Store, run_id: str, task: str | None = None) -> dict[
         for inst in store.instances(run_id, task=name, states=PROBLEM_STATES)
     ]
     _show_live(failed, head.live)
+    _budget_used(store, run_id, failed)
     return head.doc(
         **{key: [i for i in failed if i["state"] == state] for state, key in _LISTS.items()}
     )
+
+
+def _budget_used(store: Store, run_id: str, instances: list[dict[str, Any]]) -> None:
+    """Give failed instances past their first attempt `retries_used` and `requeues_used`:
+    the automatic attempts in a row that led to the current one (`retrying.used_before`;
+    a manual `retry` starts a new row).  One read of the kept reasons per task."""
+    from .retrying import used_before
+
+    later: dict[str, list[dict[str, Any]]] = {}
+    for inst in instances:
+        if inst["state"] == "FAILED" and inst["attempt"] > 1:
+            later.setdefault(inst["task_name"], []).append(inst)
+    for name, insts in later.items():
+        by_index: dict[int, dict[int, str]] = {}
+        for (index, attempt), why in store.reasons(run_id, name).items():
+            by_index.setdefault(index, {})[attempt] = why
+        for inst in insts:
+            index = -1 if inst["array_index"] is None else inst["array_index"]
+            used = used_before(by_index.get(index, {}), inst["attempt"])
+            inst["retries_used"], inst["requeues_used"] = used.retries, used.requeues
 
 
 def write_status_json(
