@@ -71,7 +71,7 @@ def _grower() -> Workflow:
 
     @wf.job(mem="120M", retries=3, retry_on=["OOM"])
     def grow() -> int:
-        raise MemoryError("stands in for a job the scheduler killed")
+        raise RuntimeError("stands in for a job the scheduler killed for memory")
 
     return wf
 
