@@ -22,7 +22,7 @@ from reflow.errors import TaskFailedError, ValidationError
 from reflow.executors.base import Executor, JobResources, JobState, JobStatus
 from reflow.flow import TaskSpec
 from reflow.instances import execute
-from reflow.results import read_element, write_result
+from reflow.results import Wave, write_result
 from reflow.retrying import Limits, Used, first_resources, next_attempt, used_before
 from reflow.stores import open_store
 
@@ -53,8 +53,10 @@ def _attempts(store: Any, run_id: str, task: str, index: int = -1) -> list[Any]:
     return store.instance_attempts(run_id, task, index)
 
 
-def test_a_task_that_fails_twice_then_succeeds_runs_three_times(tmp_path: Path) -> None:
-    run = _flaky(tmp_path, 2, retries=2).run_local(tmp_path / "r")
+def test_a_task_that_fails_twice_then_succeeds_runs_three_times(
+    tmp_path: Path, any_store: str
+) -> None:
+    run = _flaky(tmp_path, 2, retries=2).run_local(tmp_path / "r", store=any_store)
     assert run.state is RunState.SUCCESS and run.output("flaky") == 2
     rows = _attempts(run.store, run.run_id, "flaky")
     assert [(r.attempt, r.current, r.state, r.failure_kind) for r in rows] == [
@@ -249,6 +251,8 @@ def test_the_delay_grows_by_the_backoff() -> None:
     spec = _spec(retries=5, retry_delay="2m", backoff=3)
     delays = [next_attempt(spec, "ERROR", 1, None, Used(k), Limits()).delay for k in range(3)]
     assert delays == [120.0, 360.0, 1080.0]
+    huge = _spec(retries=99, retry_delay="1h", backoff=1000)
+    assert next_attempt(huge, "ERROR", 1, None, Used(90), Limits()).delay == 7 * 86400
 
 
 # ---------------------------------------------------------------------- bad options
@@ -291,17 +295,20 @@ def test_a_bad_retry_option_is_one_clear_error_naming_the_task(
 
 # ---------------------------------------------------------------------- on a cluster
 
-cluster = Workflow("oom")
 
+def _cluster(pack: int) -> Workflow:
+    """split -> grow (an array, `pack` instances per element), for a played scheduler."""
+    wf = Workflow("oom")
 
-@cluster.job()
-def split(n: int) -> list[int]:
-    return list(range(n))
+    @wf.job()
+    def split(n: int) -> list[int]:
+        return list(range(n))
 
+    @wf.array_job(mem="100M", time="10", retries=2, pack=pack)
+    def grow(item: Annotated[int, Result(step="split")]) -> int:
+        return item * 2
 
-@cluster.array_job(mem="100M", time="10", retries=2, pack=1)
-def grow(item: Annotated[int, Result(step="split")]) -> int:
-    return item * 2
+    return wf
 
 
 class _Scheduler(Executor):
@@ -309,7 +316,8 @@ class _Scheduler(Executor):
 
     name = mode = "played"
 
-    def __init__(self) -> None:
+    def __init__(self, wf: Workflow) -> None:
+        self.wf = wf
         self.jobs: dict[str, tuple[list[str], JobResources]] = {}
         self.ended: dict[str, JobState] = {}  # job or element id -> how it ended
 
@@ -342,43 +350,52 @@ class _Scheduler(Executor):
         wave = Path(command[command.index("--wave") + 1])
         run_dir = Path(command[command.index("--run-dir") + 1])
         for k in range(res.array_size or 1):
-            if k not in skip:
-                item = read_element(wave, k)
-                outcome = execute(cluster.tasks[item.work.task].func, item.work)
+            if k in skip:
+                continue
+            for position in Wave(wave).positions(k):  # a pack runs its instances in turn
+                item = Wave(wave).instance(position)
+                outcome = execute(self.wf.tasks[item.work.task].func, item.work)
                 element = self.element_id(job, k) if res.array_size else job
                 write_result(run_dir, item.run_id, outcome, element)
         self.ended[job] = JobState.COMPLETED
 
 
+@pytest.mark.parametrize("pack", [1, 2])
 def test_an_oomed_element_is_submitted_again_alone_with_twice_the_memory(
-    tmp_path: Path,
+    tmp_path: Path, pack: int
 ) -> None:
-    ex = _Scheduler()
+    wf = _cluster(pack)
+    ex = _Scheduler(wf)
     store = open_store(tmp_path / "m.db")
-    run = cluster.submit(tmp_path / "run", executor=ex, store=store, n=4)
+    run = wf.submit(tmp_path / "run", executor=ex, store=store, n=4)
     (first,) = ex.waves("split")
     ex.play(first)
-    dispatch_pass(cluster, store, run.run_id, ex, config=cluster.config)
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config)
     (wave,) = ex.waves("grow")
-    assert (ex.jobs[wave][1].array_size, ex.jobs[wave][1].mem) == (4, "100M")
-    ex.play(wave, skip=[2])  # element 2 is killed for memory before it reports
-    ex.ended[ex.element_id(wave, 2)] = JobState.OUT_OF_MEMORY
-    dispatch_pass(cluster, store, run.run_id, ex, config=cluster.config)
+    assert (ex.jobs[wave][1].array_size, ex.jobs[wave][1].mem) == (4 // pack, "100M")
+    # the element running instance 2 (with 3 after it in a pack of 2) is killed for
+    # memory before it reports
+    ex.play(wave, skip=[2 // pack])
+    ex.ended[ex.element_id(wave, 2 // pack)] = JobState.OUT_OF_MEMORY
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config)
 
     again = [j for j in ex.waves("grow") if j != wave]
-    assert len(again) == 1  # only the element that ran out of memory
+    assert len(again) == 1  # only what ran out of memory: one element, in a job of its own
     res = ex.jobs[again[0]][1]
-    assert (res.array_size, res.mem, res.time) == (1, "200M", "10")
-    rows = store.instance_attempts(run.run_id, "grow", 2)
-    assert [(r.attempt, r.state, r.failure_kind, r.resources) for r in rows] == [
-        (1, "FAILED", "OOM", {"mem": "100M", "time": "10"}),
-        (2, "SUBMITTED", None, {"mem": "200M", "time": "10"}),
-    ]
-    assert "ran out of memory" in (rows[0].error_text or "")
+    # (a pack of 2 asks for the time of both)
+    assert (res.array_size, res.mem, res.time) == (1, "200M", "00:20:00" if pack == 2 else "10")
+    killed = [2] if pack == 1 else [2, 3]
+    for index in killed:
+        rows = store.instance_attempts(run.run_id, "grow", index)
+        assert [(r.attempt, r.state, r.failure_kind, r.resources) for r in rows] == [
+            (1, "FAILED", "OOM", {"mem": "100M", "time": "10"}),
+            (2, "SUBMITTED", None, {"mem": "200M", "time": "10"}),
+        ]
+        assert "ran out of memory" in (rows[0].error_text or "")
     assert [r.attempt for r in store.instance_attempts(run.run_id, "grow", 1)] == [1]
 
     ex.play(again[0])
-    dispatch_pass(cluster, store, run.run_id, ex, config=cluster.config)
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config)
     assert run.state is RunState.SUCCESS and run.outputs("grow") == [0, 2, 4, 6]
 
 
@@ -391,7 +408,7 @@ def test_a_retry_delay_on_a_cluster_holds_the_attempt_and_times_the_next_pass(
     def once() -> int:
         return 1
 
-    ex = _Scheduler()
+    ex = _Scheduler(wf)
     store = open_store(tmp_path / "m.db")
     run = wf.submit(tmp_path / "run", executor=ex, store=store)
     (job,) = ex.waves("once")

@@ -72,7 +72,6 @@ class _Task:
     # the Work of (index, attempt) again, for an instance retried in this process
     remake: Callable[[int, int], Work] | None = None
     used: dict[int, Used] = field(default_factory=dict)  # budget used, by index (retried ones)
-    waiting: int = 0  # failed instances waiting for their retry's delay (dispatcher passes)
 
     @property
     def complete(self) -> bool:
@@ -248,7 +247,8 @@ class Engine:
         # a dispatcher pass: when the soonest failed instance kept for a later retry is due
         self.retry_due: float | None = None
         self._sources: dict[str, dict[int, int]] = {}  # dry: index -> cache source row
-        self._reasons: tuple[str, dict[tuple[int, int], str]] | None = None  # the last task's
+        # the last task's reasons, index -> attempt -> why (the budgets of automatic retries)
+        self._reasons: tuple[str, dict[int, dict[int, str]]] | None = None
         self._expected_before = store.expected_counts(run_id) if resume else {}
         self.stopping = False
         self.cancelled = False
@@ -670,7 +670,8 @@ class Engine:
                         and self._retry_later(name, i, old, plan)
                     ):
                         continue  # tried again now: a new attempt
-                    keep[i] = _Row(old.state, old.attempt, new_ident, None)
+                    # (what it asks for goes along: a PENDING one is handed out again)
+                    keep[i] = _Row(old.state, old.attempt, new_ident, None, True, old.resources)
         if keep and self.verify_kept and self._verifying(name):
             stale = self._stale(name, [i for i, r in keep.items() if r.state == SUCCESS])
             for i, why in stale.items():
@@ -687,14 +688,17 @@ class Engine:
         unfinished, until a pass at or after `plan.later[index]`.
         """
         spec = self.graph.tasks[name]
-        if old.failure_kind not in spec.retry_on:
+        kind = old.failure_kind or "ERROR"  # not known (written before schema 5): an error
+        if kind not in spec.retry_on:
             return False
         if self._reasons is None or self._reasons[0] != name:
-            self._reasons = (name, self.store.reasons(self.run_id, name))
-        mine = {a: why for (i, a), why in self._reasons[1].items() if i == index}
+            by_index: dict[int, dict[int, str]] = {}
+            for (i, a), why in self.store.reasons(self.run_id, name).items():
+                by_index.setdefault(i, {})[a] = why
+            self._reasons = (name, by_index)
         again = next_attempt(
-            spec, old.failure_kind, old.attempt, _asks(old.resources),
-            used_before(mine, old.attempt), self.limits(name),
+            spec, kind, old.attempt, _asks(old.resources),
+            used_before(self._reasons[1].get(index, {}), old.attempt), self.limits(name),
         )  # fmt: skip
         if again is None:
             return False

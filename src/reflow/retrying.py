@@ -12,7 +12,7 @@ outcomes arrive, the cluster dispatcher on the pass after a job failed.
 - PREEMPTED and NODE_FAIL are requeued without using `retries`, at most
   `max_requeues` times in a row, with the same resources and no delay.
 - Any other kind uses one of `retries`; the next attempt waits `retry_delay *
-  backoff ** (retries used before it)` seconds.  With `escalate`, after an
+  backoff ** (retries used before it)` seconds (at most a week).  With `escalate`, after an
   OOM it asks for twice the memory, after a TIMEOUT for twice the time (only
   the resource that ran out), capped by the task's `max_mem` / `max_time`, else
   the config's, and by the partition's limits.  A resource the task gives as a
@@ -36,12 +36,15 @@ if TYPE_CHECKING:
     from .config import Config
 
 __all__ = [
-    "REQUEUED", "Limits", "Retry", "Used", "config_limits", "first_resources", "next_attempt",
-    "resources_json", "used_before",
+    "MAX_DELAY", "REQUEUED", "Limits", "Retry", "Used", "config_limits", "first_resources",
+    "next_attempt", "resources_json", "used_before",
 ]  # fmt: skip
 
 #: failure kinds that are the cluster's doing, not the task's: requeued, not retried
 REQUEUED = frozenset({"NODE_FAIL", "PREEMPTED"})
+
+#: the longest a retry is held back, however the backoff grew its delay
+MAX_DELAY = 7 * 86400.0
 
 _RETRIED = "tried again automatically after "
 _REQUEUED = "requeued automatically after "
@@ -152,7 +155,10 @@ def next_attempt(
     if used.retries >= spec.retries:
         return None
     done = Used(used.retries + 1, used.requeues)
-    delay = (spec.retry_delay or 0.0) * spec.backoff**used.retries
+    try:
+        delay = min(MAX_DELAY, (spec.retry_delay or 0.0) * spec.backoff**used.retries)
+    except OverflowError:  # a big backoff, many retries
+        delay = MAX_DELAY
     new = _escalated(spec, kind, attempt + 1, asked, limits)
     why = f"{_RETRIED}{kind} (retry {done.retries} of {spec.retries})"
     return Retry(attempt + 1, new, delay, done, why)
