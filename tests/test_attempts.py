@@ -291,3 +291,22 @@ def test_the_console_command_shows_the_same(
     capsys.readouterr()
     code = main(["status", oom.run.run_id, "--store-path", str(oom.store), "--attempts"])
     assert code == 0 and capsys.readouterr().out == script[1]
+
+
+# ---------------------------------------------------------------------- both backends
+
+
+def test_the_history_and_counts_are_read_alike_on_both_backends(
+    any_store: str, tmp_path: Path
+) -> None:
+    run = _flaky(tmp_path).run_local(tmp_path / "run", store=any_store, n=4, on_error="continue")
+    store = open_store(any_store)
+    assert store.retried_counts(run.run_id) == {"work": 2}
+    history = store.attempt_history(run.run_id, retried=True)
+    assert [(a["array_index"], a["attempt"], a["current"]) for a in history] == [
+        (1, 1, False), (1, 2, False), (1, 3, True), (2, 1, False), (2, 2, False), (2, 3, True),
+    ]  # fmt: skip
+    assert history[0]["failure_kind"] == "ERROR" and history[0]["resources"] == {"mem": "120M"}
+    assert history[0]["started_at"] and history[2]["error_text"] is None
+    assert len(store.attempt_history(run.run_id, task="work", index=0)) == 1
+    assert Run(run.run_id, store).why("work", 2) == ["work[2]: retried after ERROR (attempt 3)"]
