@@ -266,6 +266,24 @@ def test_oom_attempts_show_their_kind_and_memory(
     ]  # fmt: skip
 
 
+def test_a_failure_waiting_for_its_retry_says_so_while_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a cluster run keeps a failed attempt current until the pass that submits the next one
+    wf = _grower()
+    run = wf.run_local(tmp_path / "run", store=tmp_path / "s.db", on_error="continue")
+    t = time.time()
+    killed = ("FAILED", None, None, "slurm: job 7 OUT_OF_MEMORY", t, t + 1, "OOM")
+    run.store.record_outcomes(run.run_id, [("grow", -1, 1, *killed)])
+    run.store.set_run_status(run.run_id, "RUNNING")
+    rec = Recorded(run, tmp_path / "s.db", wf.cli)
+    line = next(x for x in body(status(rec, capsys)[1]) if x.startswith("grow  FAILED"))
+    assert line.startswith("grow  FAILED (OOM, attempt 1 of 4, to be tried again): slurm")
+    run.store.set_run_status(run.run_id, "FAILED")  # over: nothing more is tried
+    line = next(x for x in body(status(rec, capsys)[1]) if x.startswith("grow  FAILED"))
+    assert line.startswith("grow  FAILED (OOM, attempt 1 of 4): slurm")
+
+
 def test_why_says_what_the_retry_asked_for_after_an_oom(oom: Recorded) -> None:
     assert oom.run.why("grow") == ["grow: retried after OOM (attempt 3, mem 240M -> 480M)"]
     assert oom.run.why()[0] == "grow: retried after OOM (attempt 3, mem 240M -> 480M)"

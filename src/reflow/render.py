@@ -85,7 +85,8 @@ def _failure_note(inst: dict[str, Any], allowed: int) -> str:
     may retry or the instance was tried again: "3 of 4" when its automatic
     attempts began with the first and none was a requeue; else with what it
     used of its budget (`retries_used`, `requeues_used`: a manual `retry`
-    starts a fresh budget, a preempted attempt is requeued without using it).
+    starts a fresh budget, a preempted attempt is requeued without using it);
+    "to be tried again" while a retry waits for its delay (`retry_pending`).
     """
     bits = [inst["failure_kind"]] if inst.get("failure_kind") else []
     attempt = inst.get("attempt") or 1
@@ -98,6 +99,8 @@ def _failure_note(inst: dict[str, Any], allowed: int) -> str:
             spent = [f"{used} of {allowed - 1} retries used"] if allowed > 1 else []
             spent += [f"requeued {requeues}x"] if requeues else []
             bits.append(f"attempt {attempt}" + (f": {', '.join(spent)}" if spent else ""))
+    if inst.get("retry_pending"):
+        bits.append("to be tried again")
     return f" ({', '.join(bits)})" if bits else ""
 
 

@@ -342,30 +342,52 @@ def status_overview(store: Store, run_id: str, task: str | None = None) -> dict[
         for inst in store.instances(run_id, task=name, states=PROBLEM_STATES)
     ]
     _show_live(failed, head.live)
-    _budget_used(store, run_id, failed)
+    _budget_used(store, head, failed)
     return head.doc(
         **{key: [i for i in failed if i["state"] == state] for state, key in _LISTS.items()}
     )
 
 
-def _budget_used(store: Store, run_id: str, instances: list[dict[str, Any]]) -> None:
-    """Give failed instances past their first attempt `retries_used` and `requeues_used`:
-    the automatic attempts in a row that led to the current one (`retrying.used_before`;
-    a manual `retry` starts a new row).  One read of the kept reasons per task."""
-    from .retrying import used_before
+def _budget_used(store: Store, head: _Head, instances: list[dict[str, Any]]) -> None:
+    """Tell what failed instances used of their retry budget, and which will be tried again.
 
-    later: dict[str, list[dict[str, Any]]] = {}
+    Past their first attempt: `retries_used` and `requeues_used`, the automatic
+    attempts in a row that led to the current one (`retrying.used_before`; a
+    manual `retry` starts a new row).  While the run goes on, `retry_pending`
+    for a failure the rule will try again (a cluster run keeps it FAILED until
+    the dispatcher pass that submits its next attempt, after its delay).  One
+    read of the kept reasons per task with such instances.
+    """
+    from .retrying import REQUEUED, used_before
+
+    running = head.info["status"] == RunState.RUNNING.value
+    later: dict[str, list[tuple[dict[str, Any], bool]]] = {}
     for inst in instances:
-        if inst["state"] == "FAILED" and inst["attempt"] > 1:
-            later.setdefault(inst["task_name"], []).append(inst)
+        if inst["state"] != "FAILED":
+            continue
+        kind = inst.get("failure_kind") or "ERROR"
+        waits = running and kind in head.retry_on.get(inst["task_name"], ())
+        if inst["attempt"] > 1 or waits:
+            later.setdefault(inst["task_name"], []).append((inst, waits))
+    requeues = None
     for name, insts in later.items():
         by_index: dict[int, dict[int, str]] = {}
-        for (index, attempt), why in store.reasons(run_id, name).items():
+        for (index, attempt), why in store.reasons(head.info["run_id"], name).items():
             by_index.setdefault(index, {})[attempt] = why
-        for inst in insts:
+        for inst, waits in insts:
             index = -1 if inst["array_index"] is None else inst["array_index"]
             used = used_before(by_index.get(index, {}), inst["attempt"])
             inst["retries_used"], inst["requeues_used"] = used.retries, used.requeues
+            if not waits:
+                continue
+            if (inst.get("failure_kind") or "ERROR") in REQUEUED:
+                if requeues is None:
+                    from .config import load_config
+
+                    requeues = load_config().max_requeues
+                inst["retry_pending"] = used.requeues < requeues
+            else:
+                inst["retry_pending"] = used.retries < head.retries.get(name, 0)
 
 
 def write_status_json(
@@ -447,11 +469,12 @@ class _Head:
         elapsed: dict[str, float | None],
         retried: dict[str, int],
         retries: dict[str, int],
+        retry_on: dict[str, tuple[str, ...]],
     ) -> None:
         self.info, self.tasks, self.summary, self.cached = info, tasks, summary, cached
         self.warnings, self.elapsed = warnings, elapsed
         self.live = live  # job id -> the scheduler's JobStatus, for a RUNNING cluster run
-        self.retried, self.retries = retried, retries
+        self.retried, self.retries, self.retry_on = retried, retries, retry_on
 
     def doc(self, **lists: Any) -> dict[str, Any]:
         return {
@@ -475,6 +498,7 @@ def _status_head(store: Store, run_id: str, task: str | None) -> _Head:
         _check_task_in(order, run_id, task)
     tasks = [n for n in order if task is None or n == task]
     retries = {n: _retries_of(spec) for n, _, spec in specs if task is None or n == task}
+    retry_on = {n: _retry_on(spec) for n, _, spec in specs if task is None or n == task}
     counts: dict[str, dict[str, int]] = {}
     cached: dict[str, int] = {}
     for name, by_state in store.status_counts(run_id).items():
@@ -496,6 +520,7 @@ def _status_head(store: Store, run_id: str, task: str | None) -> _Head:
         {n: elapsed.get(n) for n in tasks},
         {n: retried.get(n, 0) for n in tasks},
         retries,
+        retry_on,
     )
 
 
@@ -504,6 +529,18 @@ def _retries_of(spec: dict[str, Any]) -> int:
     retry = spec.get("retry")
     n = retry.get("retries", 0) if isinstance(retry, dict) else 0
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
+
+
+def _retry_on(spec: dict[str, Any]) -> tuple[str, ...]:
+    """A recorded task spec's `retry_on`: the default, all kinds, when it records none
+    (a task without `retries` still has its preempted attempts requeued)."""
+    from .states import FAILURE_KINDS
+
+    retry = spec.get("retry")
+    kinds = retry.get("retry_on") if isinstance(retry, dict) else None
+    if not isinstance(kinds, list):
+        return FAILURE_KINDS
+    return tuple(k for k in kinds if isinstance(k, str))
 
 
 #: the states an instance ends in
