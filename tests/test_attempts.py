@@ -189,6 +189,11 @@ def test_status_attempts_prints_the_history_beneath_the_status(
     assert out.split("attempts of work[0]:\n", 1)[1].split()[:2] == ["work[0]", "1"]
     doc = json.loads(status(retried, capsys, "--json", "--attempts", "work")[1])
     assert len(doc["attempts"]) == 1 + 3 + 3 + 1
+    # an attempt that never ran says so, with why
+    tail = status(retried, capsys, "--attempts", "total")[1].split("attempts of total:\n", 1)[1]
+    assert tail.splitlines()[1].split() == [
+        "1", "SKIPPED", "did", "not", "run", "upstream", "'work'", "has", "1", "FAILED"
+    ]  # fmt: skip
 
 
 def test_run_attempts(retried: Recorded) -> None:

@@ -144,8 +144,10 @@ def render_attempts(rows: list[dict[str, Any]], heading: str) -> list[str]:
             last = key
         day = (r["started_at"] or "").partition("T")[0] or None
         span = f"{_clock(r['started_at'])} -> {_clock(r['finished_at'], day)}"
-        if r["started_at"] is None and r["finished_at"] is None:
-            span = "did not run" if r["state"] not in ("PENDING", "SUBMITTED") else "not started"
+        if r.get("cached"):
+            span = "reused from the cache"
+        elif r["started_at"] is None:
+            span = "not started" if r["state"] in ("PENDING", "SUBMITTED") else "did not run"
         cells = [f"{r['attempt']:>4}", f"{r['state']:<9}"]
         if kinds:
             cells.append(f"{r['failure_kind'] or '':<{kinds}}")
