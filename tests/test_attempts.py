@@ -305,6 +305,8 @@ def test_the_report_shows_failure_kinds(oom: Recorded, tmp_path: Path) -> None:
     assert "same failure kind" in failures
     table = page.split("<section id='tasks'>", 1)[1].split("</table>", 1)[0]
     assert "after 2 OOM" in table
+    timeline = page.split("<svg id='timeline'", 1)[1].split("</svg>", 1)[0]
+    assert "<title>grow attempt 2, FAILED (OOM), ran 1.0 s</title>" in timeline
 
 
 def test_the_console_command_shows_the_same(

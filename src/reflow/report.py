@@ -57,8 +57,9 @@ _LABELS_PER_GROUP = 60  # instances named per group
 _TRACE_CHARS = 20_000  # a longer traceback keeps its end (where the exception is)
 
 
-#: an attempt on the timeline: (index, attempt, submitted, started, finished or now, state)
-_Span = tuple[int, int, "float | None", "float | None", "float | None", str]
+#: an attempt on the timeline: (index, attempt, submitted, started, finished or now, state,
+#: failure kind or "")
+_Span = tuple[int, int, "float | None", "float | None", "float | None", str, str]
 
 
 class _Task(Record):
@@ -202,9 +203,9 @@ def _add_attempt(task: _Task, row: AttemptRow, now: float | None) -> None:
     task.attempts += 1
     if row.current and row.attempt > 1:
         task.retried += 1
+    kind = row.failure_kind or ""
     if row.state == "FAILED":
         label = _label(task.name, row.array_index, row.attempt)
-        kind = row.failure_kind or ""
         task.failures.append((label, row.current, row.error_text or "", kind))
         if not row.current:  # a later attempt followed it
             key = kind or "unknown"
@@ -218,7 +219,7 @@ def _add_attempt(task: _Task, row: AttemptRow, now: float | None) -> None:
         t1 = now
     if sub is None and t0 is None:
         return  # never queued nor started (skipped, cancelled before it ran): not on the timeline
-    task.spans.append((row.array_index, row.attempt, sub, t0, t1, row.state))
+    task.spans.append((row.array_index, row.attempt, sub, t0, t1, row.state, kind))
     begin = sub if sub is not None else t0  # as _begin and _end, without their calls
     end = t1 if t1 is not None else t0 if t0 is not None else sub
     assert begin is not None and end is not None
@@ -592,7 +593,7 @@ def _occupancy(
     scale = _SLICES / span
     queued = _Occupancy()
     running = _Occupancy()
-    for _, _, sub, t0, t1, _ in spans:
+    for _, _, sub, t0, t1, _, _ in spans:
         if sub is not None:  # queued until started, else until it ended (or now)
             until = t0 if t0 is not None else t1
             queued.add(
@@ -706,9 +707,9 @@ def _bars(
     """One bar per attempt: queued (light), then running, coloured by how it ended."""
     scale = _PLOT_W / span
     out = ["<g class='bars'>"]
-    for (index, attempt, sub, t0, t1, state), lane in zip(spans, lanes, strict=True):
+    for (index, attempt, sub, t0, t1, state, kind), lane in zip(spans, lanes, strict=True):
         top = y + lane * _LANE_H
-        tip = [_label(task, index, attempt), state]
+        tip = [_label(task, index, attempt), f"{state} ({kind})" if kind else state]
         if sub is not None and t0 is not None:
             tip.append(f"queued {_seconds(t0 - sub)}")
         if t0 is not None and t1 is not None:
