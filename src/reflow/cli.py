@@ -160,7 +160,8 @@ def _add_store_commands(sub: Any, *, in_script: bool) -> None:
         sub,
         "status",
         "show a run's task states",
-        "Show a run's task states: one line per task with counts, failed elements beneath.",
+        "Show a run's task states: one line per task with counts (and how many instances "
+        "were retried), failed elements beneath with their failure kind and attempt.",
     )
     p.add_argument("--errors", action="store_true", help="add the last 15 lines of tracebacks")
     p.add_argument("--json", action="store_true", help="print the full status as JSON")
