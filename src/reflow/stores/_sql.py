@@ -1322,14 +1322,18 @@ class SqlStore:
         ingredients and where the source is; an attempt after the first, the
         state, failure kind and resources of the one before.
         """
+        # the attempt before, looked up only for an attempt after the first (a join would
+        # probe the index for every row: 100 ms more at 100,000)
+        before = ", ".join(
+            f"CASE WHEN i.attempt > 1 THEN (SELECT p.{column} FROM instances p "
+            "WHERE p.run_id = i.run_id AND p.task_name = i.task_name "
+            "AND p.array_index = i.array_index AND p.attempt = i.attempt - 1) END"
+            for column in ("state", "failure_kind", "resources")
+        )
         sql = (
             "SELECT i.array_index, i.attempt, i.state, i.identity, COALESCE(i.parts, s.parts), "
-            "i.output_hash, s.run_id, s.task_name, s.array_index, i.error_text, "
-            "p.state, p.failure_kind, p.resources, i.resources "
-            "FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
-            "LEFT JOIN instances p ON i.attempt > 1 AND p.run_id = i.run_id "
-            "AND p.task_name = i.task_name AND p.array_index = i.array_index "
-            "AND p.attempt = i.attempt - 1 "
+            f"i.output_hash, s.run_id, s.task_name, s.array_index, i.error_text, {before}, "
+            "i.resources FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
             "WHERE i.run_id = ? AND i.task_name = ? AND i.current = 1"
         )
         if indices is None:
