@@ -15,7 +15,6 @@ __all__ = [
     "render_dag",
     "render_progress",
     "render_status",
-    "resources_text",
 ]
 
 _ORDER = ("SUCCESS", "RUNNING", "SUBMITTED", "PENDING", "FAILED", "CANCELLED", "SKIPPED")
@@ -104,7 +103,7 @@ def _failure_note(inst: dict[str, Any], allowed: int) -> str:
     return f" ({', '.join(bits)})" if bits else ""
 
 
-def resources_text(resources: dict[str, Any] | None) -> str:
+def _resources_text(resources: dict[str, Any] | None) -> str:
     """What an attempt asked for, as `mem 240M, time 00:20:00, cpus 2` ("" when not known)."""
     if not resources:
         return ""
@@ -115,10 +114,8 @@ def resources_text(resources: dict[str, Any] | None) -> str:
 _RESOURCE_ORDER = {"mem": 0, "time": 1, "cpus": 2}
 
 
-def _clock(stamp: str | None, day: str | None = None) -> str:
+def _clock(stamp: str, day: str | None = None) -> str:
     """An ISO time as `2026-12-07 01:02:03`, its date left out when it is `day`."""
-    if not stamp:
-        return "-"
     date, _, rest = stamp.partition("T")
     clock = rest[:8]
     return clock if date == day else f"{date} {clock}"
@@ -134,7 +131,7 @@ def render_attempts(rows: list[dict[str, Any]], heading: str) -> list[str]:
     if not rows:
         return lines
     kinds = max(len(r["failure_kind"] or "") for r in rows)
-    asked = [resources_text(r["resources"]) for r in rows]
+    asked = [_resources_text(r["resources"]) for r in rows]
     wide = max(len(a) for a in asked)
     last: tuple[str, Any] | None = None
     for r, res in zip(rows, asked, strict=True):
@@ -142,12 +139,14 @@ def render_attempts(rows: list[dict[str, Any]], heading: str) -> list[str]:
         if key != last:
             lines.append(f"  {_where(r)}")
             last = key
-        day = (r["started_at"] or "").partition("T")[0] or None
-        span = f"{_clock(r['started_at'])} -> {_clock(r['finished_at'], day)}"
         if r.get("cached"):
             span = "reused from the cache"
         elif r["started_at"] is None:
             span = "not started" if r["state"] in ("PENDING", "SUBMITTED") else "did not run"
+        else:
+            day = r["started_at"].partition("T")[0]
+            end = _clock(r["finished_at"], day) if r["finished_at"] else "(running)"
+            span = f"{_clock(r['started_at'])} -> {end}"
         cells = [f"{r['attempt']:>4}", f"{r['state']:<9}"]
         if kinds:
             cells.append(f"{r['failure_kind'] or '':<{kinds}}")
