@@ -571,7 +571,7 @@ def test_status_lists_tasks_in_order_with_failures_beneath(
     # each task's elapsed time, first start to last end; none for one that never started
     assert re.fullmatch(r"items\s+1\s+1 SUCCESS  \(\d+\.\d s\)", body[0])
     assert re.fullmatch(r"check\s+4\s+3 SUCCESS, 1 FAILED  \(\d+\.\d s\)", body[1])
-    assert body[2] == "check[2]  FAILED: ValueError: item 2 is poisoned"
+    assert body[2] == "check[2]  FAILED (ERROR): ValueError: item 2 is poisoned"
     assert re.fullmatch(r"report\s+1\s+1 SKIPPED", body[3])
     assert body[4].startswith("report  SKIPPED: ") and "check" in body[4]
     assert len(body) == 5

@@ -247,8 +247,9 @@ def test_status_json_is_the_status_dict(failed_run: tuple[Path, Path, str], task
     doc = streamed(store, run_id, task)
     assert doc == json_roundtrip(status_dict(store, run_id, task))
     assert list(doc) == [
-        "run", "tasks", "summary", "cached", "instances", "failed_instances",
-        "cancelled_instances", "skipped_instances", "warnings", "elapsed", "dispatch_error",
+        "run", "tasks", "summary", "cached", "retried", "retries", "instances",
+        "failed_instances", "cancelled_instances", "skipped_instances", "attempts",
+        "warnings", "elapsed", "dispatch_error",
     ]  # fmt: skip
     if task in (None, "square"):
         (bad,) = [i for i in doc["failed_instances"] if i["state"] == "FAILED"]

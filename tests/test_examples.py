@@ -251,8 +251,8 @@ def test_stations_fails_then_retry_succeeds(
     status = sh(readme_status, clone, run_id)
     assert status.code == 0, status
     assert (
-        "daily_mean[1]  FAILED: ValueError: station_b.csv, hour 2: 'n/a' is not a temperature"
-        in (status.out)
+        "daily_mean[1]  FAILED (ERROR): ValueError: station_b.csv, hour 2: "
+        "'n/a' is not a temperature" in status.out
     )
     assert "Traceback (most recent call last):" in status.out  # --errors
 

@@ -71,7 +71,7 @@ def test_the_page_draws_the_graph_and_the_timeline(page: str) -> None:
 def test_the_tasks_table_counts_cache_reuse_and_retries(page: str) -> None:
     # task, instances, states, cache reuse, retried, attempts, elapsed, median run
     work = row(page, "work")
-    assert work[1:2] + work[3:6] == ["6", "4/6", "2", "8"]
+    assert work[1:2] + work[3:6] == ["6", "4/6", "2after 2 ERROR", "8"]  # and why they were
     assert work[2].split() == ["4", "CACHED", "1", "SUCCESS", "1", "FAILED"]
     assert row(page, "total")[1:6] == ["1", "1 SKIPPED", "0/1", "0", "1"]
 
@@ -126,9 +126,9 @@ def test_the_band_is_the_mean_number_of_attempts_in_each_slice() -> None:
     n = report._SLICES
     # running all along; queued for half the run then running; still queued at the end;
     # a thousand attempts of a microsecond
-    spans = [(0, 1, None, 0.0, 10.0, "SUCCESS"), (1, 1, 0.0, 5.0, 10.0, "SUCCESS")]
-    spans += [(2, 1, 0.0, None, 10.0, "SUBMITTED")]
-    spans += [(3, 1, None, 2.0, 2.0 + 1e-6, "SUCCESS")] * 1000
+    spans = [(0, 1, None, 0.0, 10.0, "SUCCESS", ""), (1, 1, 0.0, 5.0, 10.0, "SUCCESS", "")]
+    spans += [(2, 1, 0.0, None, 10.0, "SUBMITTED", "")]
+    spans += [(3, 1, None, 2.0, 2.0 + 1e-6, "SUCCESS", "")] * 1000
     queued, running = report._occupancy(spans, 0.0, 10.0)
     assert queued[: n // 2] == [2.0] * (n // 2) and queued[n // 2 :] == [1.0] * (n // 2)
     assert running[-1] == pytest.approx(2.0) and running[0] == pytest.approx(1.0)

@@ -115,7 +115,7 @@ def test_status_with_errors_prints_the_traceback(
     run = stopped(_diamond(calls, tmp_path / "fixed"), tmp_path / "r", store=store_path)
     run.status()
     short = capsys.readouterr().out
-    assert "each[2]  FAILED: ValueError: item 2 is broken" in short
+    assert "each[2]  FAILED (ERROR): ValueError: item 2 is broken" in short
     assert "Traceback" not in short
     run.status(errors=True)
     full = capsys.readouterr().out

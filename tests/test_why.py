@@ -196,7 +196,7 @@ def test_a_retry_that_finds_its_own_file_gone_says_so(tmp_path: Path, store_path
     run.retry()  # verifies the run's own success before keeping it
     assert run.why() == [
         f"write: verify failed: cached output file no longer exists: {target}",
-        "use: retried: attempt 2 after attempt 1 FAILED",
+        "use: retried after ERROR (attempt 2)",
     ]
 
 
@@ -208,7 +208,7 @@ def test_a_retried_attempt_names_the_attempt_before(tmp_path: Path, store_path: 
     flag.unlink()
     run.retry()
     lines = run.why("transform")
-    assert "transform: 1 of 4 elements: retried: attempt 2 after attempt 1 FAILED" in lines
+    assert "transform: 1 of 4 elements: retried after ERROR (attempt 2)" in lines
     assert run.why("polish", 1) == ["polish[1]: retried: attempt 2 after attempt 1 SKIPPED"]
 
 

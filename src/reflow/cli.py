@@ -160,10 +160,20 @@ def _add_store_commands(sub: Any, *, in_script: bool) -> None:
         sub,
         "status",
         "show a run's task states",
-        "Show a run's task states: one line per task with counts, failed elements beneath.",
+        "Show a run's task states: one line per task with counts (and how many instances "
+        "were retried), failed elements beneath with their failure kind and attempt.",
     )
     p.add_argument("--errors", action="store_true", help="add the last 15 lines of tracebacks")
     p.add_argument("--json", action="store_true", help="print the full status as JSON")
+    p.add_argument(
+        "--attempts",
+        nargs="?",
+        const=("", None),
+        type=_instance_of,
+        metavar="TASK[INDEX]",
+        help="add the history of attempts (state, failure kind, resources, start, end, error) "
+        "of each instance tried more than once; of every instance of TASK, or of one element",
+    )
     _watch_options(p)
     _store_option(p)
 
@@ -366,6 +376,18 @@ def _pack(text: str) -> int | str:
         return normal_pack(text)
     except ResourceError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not valid: use {exc}") from None
+
+
+def _instance_of(text: str) -> tuple[str, int | None]:
+    """`TASK` or `TASK[INDEX]` as (task, index or None); the flag's one-line error if not."""
+    import re
+
+    found = re.fullmatch(r"([^\[\]\s]+)(?:\[(\d+)\])?", text)
+    if not found:
+        raise argparse.ArgumentTypeError(
+            f"expected TASK or TASK[INDEX] (e.g. work[3]), not {text!r}"
+        )
+    return found[1], None if found[2] is None else int(found[2])
 
 
 def _positive(text: str) -> int:
@@ -861,19 +883,44 @@ def _cmd_retry(wf: Pipeline, ns: argparse.Namespace, cfg: Config) -> int:
 def _cmd_status(ns: argparse.Namespace, cfg: Config) -> int:
     # counts by aggregate queries, and --json streamed: fast at 100,000 instances
     if ns.watch:
-        if ns.json:
-            raise ValidationError("status --watch draws for people: leave out --json")
+        if ns.json or ns.attempts:
+            flag = "--json" if ns.json else "--attempts"
+            raise ValidationError(f"status --watch draws progress for people: leave out {flag}")
         return _cmd_watch(ns, cfg)
+    of, index = ns.attempts or (None, None)
+    if of and ns.task and of != ns.task:
+        raise ValidationError(
+            f"--attempts {of} names another task than --task {ns.task}: give one of them"
+        )
+    task = ns.task or of or None  # "" (no value): the instances tried more than once
+    store = _store(ns, cfg)
     if ns.json:
         from .run import write_status_json
 
-        write_status_json(_store(ns, cfg), ns.run_id, ns.task, sys.stdout)
+        write_status_json(store, ns.run_id, ns.task, sys.stdout, attempts=(task, index, not of))
         return EXIT_OK
-    from .render import render_status
-    from .run import status_overview
+    from .render import render_attempts, render_status
+    from .run import attempt_history, status_overview
 
-    print(render_status(status_overview(_store(ns, cfg), ns.run_id, ns.task), errors=ns.errors))
+    # the history is read first: a bad --attempts is one line, with nothing printed before it
+    rows = attempt_history(store, ns.run_id, task, index, retried=not of) if ns.attempts else []
+    print(render_status(status_overview(store, ns.run_id, ns.task), errors=ns.errors))
+    if ns.attempts:
+        print("\n".join(render_attempts(rows, _attempts_heading(rows, of, index))))
     return EXIT_OK
+
+
+def _attempts_heading(rows: list[dict[str, Any]], task: str | None, index: int | None) -> str:
+    """The line above `status --attempts`' history: which instances it shows."""
+    n = len({(r["task_name"], r["array_index"]) for r in rows})
+    if not task:
+        if not n:
+            return "attempts: no instance was tried more than once"
+        return f"attempts of the {n} instance{'s' if n != 1 else ''} tried more than once:"
+    label = task if index is None else f"{task}[{index}]"
+    if not n:
+        return f"attempts of {label}: none recorded yet"
+    return f"attempts of {label}:" if n == 1 else f"attempts of {label} ({n} instances):"
 
 
 def _cmd_report(ns: argparse.Namespace, cfg: Config) -> int:

@@ -75,10 +75,13 @@ class Instance:
 
     `parts`: the ingredients of its identity (JSON); `source`: (run, task,
     index) of a cache hit's output; `note`: why a cached output failed its
-    check; `previous`: the state of the attempt before this one.
+    check; `previous`: the state of the attempt before this one; `retry`: what
+    changed from that attempt when it failed (see `retry_change`).
     """
 
-    __slots__ = ("attempt", "error", "index", "note", "parts", "previous", "source", "state")
+    __slots__ = (
+        "attempt", "error", "index", "note", "parts", "previous", "retry", "source", "state",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -91,9 +94,37 @@ class Instance:
         note: str | None = None,
         previous: str | None = None,
         error: str | None = None,
+        retry: str | None = None,
     ) -> None:
         self.index, self.state, self.parts, self.attempt = index, state, parts, attempt
         self.source, self.note, self.previous, self.error = source, note, previous, error
+        self.retry = retry
+
+
+def retry_change(attempt: int, kind: str | None, before: str | None, now: str | None) -> str | None:
+    """`after OOM (attempt 2, mem 120M -> 240M)`: why attempt `attempt` followed a failed one.
+
+    `kind`: the failed attempt's failure kind; `before`, `now`: what it and
+    this attempt asked for (JSON as stored).  None when the kind is not
+    recorded (an attempt from before kinds were kept).
+    """
+    if kind is None:
+        return None
+
+    def asked(text: str | None) -> dict[str, Any]:
+        try:
+            doc = json.loads(text) if text else {}
+        except ValueError:
+            doc = {}
+        return doc if isinstance(doc, dict) else {}
+
+    old, new = asked(before), asked(now)
+    changed = [
+        f"{key} {old.get(key, '-')} -> {new.get(key, '-')}"
+        for key in ("mem", "time", "cpus", *sorted((set(old) | set(new)) - {"mem", "time", "cpus"}))
+        if old.get(key) != new.get(key)
+    ]
+    return f"after {kind} (" + ", ".join([f"attempt {attempt}", *changed]) + ")"
 
 
 class Outputs(Protocol):
@@ -310,7 +341,11 @@ def _outright(ctx: _Context, inst: Instance, forced: str | None) -> list[Cause]:
         key = f"{inst.state.lower()}: {why}"
         return [ctx.memo(("bad", key), lambda: Cause(key))]
     if inst.attempt > 1 and inst.previous in _BAD:
-        key = f"retried: attempt {inst.attempt} after attempt {inst.attempt - 1} {inst.previous}"
+        if inst.previous == "FAILED" and inst.retry is not None:
+            key = f"retried {inst.retry}"
+        else:
+            before = f"attempt {inst.attempt - 1} {inst.previous}"
+            key = f"retried: attempt {inst.attempt} after {before}"
         return [ctx.memo(("retry", key), lambda: Cause(key))]
     if forced is not None:
         return [ctx.memo(("forced",), lambda: Cause(forced))]
@@ -592,7 +627,9 @@ def why_lines(
                     if r.source_index is None else r.source_index
                 ),
                 note=notes.get((r.array_index, r.attempt)), previous=r.previous,
-                error=r.error_text,
+                error=r.error_text, retry=retry_change(
+                    r.attempt, r.previous_kind, r.previous_resources, r.resources
+                ),
             )
             for r in rows
         ]  # fmt: skip

@@ -11,6 +11,7 @@ __all__ = [
     "DAG_FORMATS",
     "describe",
     "duration",
+    "render_attempts",
     "render_dag",
     "render_progress",
     "render_status",
@@ -65,16 +66,101 @@ def render_status(doc: dict[str, Any], *, errors: bool = False) -> str:
             parts[0] += f" ({cached} cached)" if parts[0].endswith("SUCCESS") else ""
         took = doc.get("elapsed", {}).get(task)
         spent = f"  ({duration(took)})" if took is not None else ""
-        lines.append(f"  {task:<{width}}  {total:>6}  " + ", ".join(parts) + spent)
+        retried = doc.get("retried", {}).get(task)
+        again = f"; {retried} retried" if retried else ""
+        lines.append(f"  {task:<{width}}  {total:>6}  " + ", ".join(parts) + again + spent)
+        allowed = 1 + doc.get("retries", {}).get(task, 0)
         for inst in failed.get(task, []):
             job = f" job {inst['job_id']}" if inst["job_id"] else ""
             text = (inst["error_text"] or "").rstrip()
             last = text.splitlines()[-1] if text else ""
-            lines.append(f"      {_where(inst)}  {inst['state']}{job}: {last}")
+            note = _failure_note(inst, allowed) if inst["state"] == "FAILED" else ""
+            lines.append(f"      {_where(inst)}  {inst['state']}{note}{job}: {last}")
             if errors and text and inst["state"] == "FAILED":
                 tail = text.splitlines()[-_TRACE_LINES:]
                 lines.extend("          " + t for t in tail)
     return "\n".join(lines)
+
+
+def _failure_note(inst: dict[str, Any], allowed: int) -> str:
+    """' (OOM, attempt 3 of 4)': a failed instance's kind and attempt, where they say something.
+
+    `allowed`: 1 + the task's `retries`.  The attempt is shown once the task
+    may retry or the instance was tried again: "3 of 4" when its automatic
+    attempts began with the first and none was a requeue; else with what it
+    used of its budget (`retries_used`, `requeues_used`: a manual `retry`
+    starts a fresh budget, a preempted attempt is requeued without using it);
+    "to be tried again" while a retry waits for its delay (`retry_pending`).
+    """
+    bits = [inst["failure_kind"]] if inst.get("failure_kind") else []
+    attempt = inst.get("attempt") or 1
+    used = inst.get("retries_used", attempt - 1)
+    requeues = inst.get("requeues_used", 0)
+    if attempt > 1 or allowed > 1:
+        if attempt - used == 1 and not requeues and attempt <= allowed:
+            bits.append(f"attempt {attempt} of {allowed}")
+        else:
+            spent = [f"{used} of {allowed - 1} retries used"] if allowed > 1 else []
+            spent += [f"requeued {requeues}x"] if requeues else []
+            bits.append(f"attempt {attempt}" + (f": {', '.join(spent)}" if spent else ""))
+    if inst.get("retry_pending"):
+        bits.append("to be tried again")
+    return f" ({', '.join(bits)})" if bits else ""
+
+
+def _resources_text(resources: dict[str, Any] | None) -> str:
+    """What an attempt asked for, as `mem 240M, time 00:20:00, cpus 2` ("" when not known)."""
+    if not resources:
+        return ""
+    order = sorted(resources, key=lambda k: (_RESOURCE_ORDER.get(k, 9), k))
+    return ", ".join(f"{k} {resources[k]}" for k in order)
+
+
+_RESOURCE_ORDER = {"mem": 0, "time": 1, "cpus": 2}
+
+
+def _clock(stamp: str, day: str | None = None) -> str:
+    """An ISO time as `2026-12-07 01:02:03`, its date left out when it is `day`."""
+    date, _, rest = stamp.partition("T")
+    clock = rest[:8]
+    return clock if date == day else f"{date} {clock}"
+
+
+def render_attempts(rows: list[dict[str, Any]], heading: str) -> list[str]:
+    """The history of attempts (see `run.attempt_history`): each instance, its attempts beneath.
+
+    Each attempt: its number, state, failure kind, resources, start and end,
+    and the last line of its error.
+    """
+    lines = [heading]
+    if not rows:
+        return lines
+    kinds = max(len(r["failure_kind"] or "") for r in rows)
+    asked = [_resources_text(r["resources"]) for r in rows]
+    wide = max(len(a) for a in asked)
+    last: tuple[str, Any] | None = None
+    for r, res in zip(rows, asked, strict=True):
+        key = (r["task_name"], r["array_index"])
+        if key != last:
+            lines.append(f"  {_where(r)}")
+            last = key
+        if r.get("cached"):
+            span = "reused from the cache"
+        elif r["started_at"] is None:
+            span = "not started" if r["state"] in ("PENDING", "SUBMITTED") else "did not run"
+        else:
+            day = r["started_at"].partition("T")[0]
+            end = _clock(r["finished_at"], day) if r["finished_at"] else "(running)"
+            span = f"{_clock(r['started_at'])} -> {end}"
+        cells = [f"{r['attempt']:>4}", f"{r['state']:<9}"]
+        if kinds:
+            cells.append(f"{r['failure_kind'] or '':<{kinds}}")
+        if wide:
+            cells.append(f"{res:<{wide}}")
+        cells.append(span)
+        error = r.get("error")
+        lines.append("  " + "  ".join(cells) + (f"  {error}" if error else ""))
+    return lines
 
 
 _EDGE = {

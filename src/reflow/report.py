@@ -57,8 +57,9 @@ _LABELS_PER_GROUP = 60  # instances named per group
 _TRACE_CHARS = 20_000  # a longer traceback keeps its end (where the exception is)
 
 
-#: an attempt on the timeline: (index, attempt, submitted, started, finished or now, state)
-_Span = tuple[int, int, "float | None", "float | None", "float | None", str]
+#: an attempt on the timeline: (index, attempt, submitted, started, finished or now, state,
+#: failure kind or "")
+_Span = tuple[int, int, "float | None", "float | None", "float | None", str, str]
 
 
 class _Task(Record):
@@ -66,7 +67,7 @@ class _Task(Record):
 
     __slots__ = (
         "array", "attempts", "cached", "counts", "durations", "failures", "first", "instances",
-        "last", "name", "retried", "runs", "spans", "spec",
+        "last", "name", "retried", "retried_after", "runs", "spans", "spec",
     )  # fmt: skip
 
     def __init__(self, name: str, array: bool, spec: dict[str, Any]) -> None:
@@ -76,10 +77,12 @@ class _Task(Record):
         self.instances = 0
         self.attempts = 0
         self.retried = 0  # instances with more than one attempt
+        self.retried_after: dict[str, int] = {}  # failure kind -> failed attempts tried again
         self.durations: list[tuple[float, bool]] = []  # (seconds, succeeded) of attempts that ran
         self.runs: list[float] = []  # the same seconds, sorted (once the attempts are in)
         self.spans: list[_Span] = []  # the attempts queued or started
-        self.failures: list[tuple[str, bool, str]] = []  # (label, current, error text)
+        # (label, current, error text, failure kind or "")
+        self.failures: list[tuple[str, bool, str, str]] = []
         self.first: float | None = None
         self.last: float | None = None
 
@@ -200,9 +203,13 @@ def _add_attempt(task: _Task, row: AttemptRow, now: float | None) -> None:
     task.attempts += 1
     if row.current and row.attempt > 1:
         task.retried += 1
+    kind = row.failure_kind or ""
     if row.state == "FAILED":
         label = _label(task.name, row.array_index, row.attempt)
-        task.failures.append((label, row.current, row.error_text or ""))
+        task.failures.append((label, row.current, row.error_text or "", kind))
+        if not row.current:  # a later attempt followed it
+            key = kind or "unknown"
+            task.retried_after[key] = task.retried_after.get(key, 0) + 1
     if row.cached:
         return  # reused, not run: no time of its own
     sub, t0, t1 = row.submitted, row.started, row.finished
@@ -212,7 +219,7 @@ def _add_attempt(task: _Task, row: AttemptRow, now: float | None) -> None:
         t1 = now
     if sub is None and t0 is None:
         return  # never queued nor started (skipped, cancelled before it ran): not on the timeline
-    task.spans.append((row.array_index, row.attempt, sub, t0, t1, row.state))
+    task.spans.append((row.array_index, row.attempt, sub, t0, t1, row.state, kind))
     begin = sub if sub is not None else t0  # as _begin and _end, without their calls
     end = t1 if t1 is not None else t0 if t0 is not None else sub
     assert begin is not None and end is not None
@@ -490,16 +497,30 @@ def _task_table(tasks: list[_Task]) -> str:
             f"<tr><td><b>{escape(t.name)}</b>{' (array)' if t.array else ''}</td>"
             f"<td class='num'>{t.instances:,}</td>"
             f"<td>{' '.join(_chip(s, n) for s, n in _counted(t)) or 'not started'}</td>"
-            f"<td class='num'>{reuse}</td><td class='num'>{t.retried:,}</td>"
+            f"<td class='num'>{reuse}</td><td class='num'>{t.retried:,}{_after(t)}</td>"
             f"<td class='num'>{t.attempts:,}</td><td class='num'>{elapsed}</td>"
             f"<td class='num'>{_seconds(_quantile(runs, 0.5)) if runs else '–'}</td></tr>"
         )
     return (
         f"<table class='grid'>{head}{''.join(rows)}</table>"
         "<p class='note'>cache reuse: instances reused from an earlier run, of all; "
-        "retried: instances run more than once (by <code>retry</code>); attempts: every "
+        "retried: instances run more than once (automatically, per the task's "
+        "<code>retries</code>, or by <code>retry</code>), and the failure kinds of the attempts "
+        "tried again; attempts: every "
         "attempt recorded, retries and cache hits included; elapsed: from the task's first "
         "attempt queued or started to its last one finished.</p>"
+    )
+
+
+def _after(t: _Task) -> str:
+    """The failure kinds a task's instances were tried again after: ` (after 2 OOM, 1 ERROR)`."""
+    if not t.retried_after:
+        return ""
+    kinds = sorted(t.retried_after.items(), key=lambda kv: (-kv[1], kv[0]))
+    return (
+        "<br><span class='small'>after "
+        + escape(", ".join(f"{n:,} {kind}" for kind, n in kinds))
+        + "</span>"
     )
 
 
@@ -572,7 +593,7 @@ def _occupancy(
     scale = _SLICES / span
     queued = _Occupancy()
     running = _Occupancy()
-    for _, _, sub, t0, t1, _ in spans:
+    for _, _, sub, t0, t1, _, _ in spans:
         if sub is not None:  # queued until started, else until it ended (or now)
             until = t0 if t0 is not None else t1
             queued.add(
@@ -686,9 +707,9 @@ def _bars(
     """One bar per attempt: queued (light), then running, coloured by how it ended."""
     scale = _PLOT_W / span
     out = ["<g class='bars'>"]
-    for (index, attempt, sub, t0, t1, state), lane in zip(spans, lanes, strict=True):
+    for (index, attempt, sub, t0, t1, state, kind), lane in zip(spans, lanes, strict=True):
         top = y + lane * _LANE_H
-        tip = [_label(task, index, attempt), state]
+        tip = [_label(task, index, attempt), f"{state} ({kind})" if kind else state]
         if sub is not None and t0 is not None:
             tip.append(f"queued {_seconds(t0 - sub)}")
         if t0 is not None and t1 is not None:
@@ -865,23 +886,24 @@ def _failures(tasks: list[_Task]) -> str:
     import re
 
     # messages that differ only in their numbers ("diverged at step 5", "... step 22")
-    # are one kind of failure
-    groups: dict[tuple[str, str], list[tuple[str, bool, str]]] = {}
+    # are one kind of failure, within one failure kind (an OOM is not an ERROR)
+    groups: dict[tuple[str, str, str], list[tuple[str, bool, str, str]]] = {}
     for t in tasks:
         for failure in t.failures:
-            kind = re.sub(r"\d+", "#", error_line(failure[2]))
-            groups.setdefault((t.name, kind), []).append(failure)
+            shape = re.sub(r"\d+", "#", error_line(failure[2]))
+            groups.setdefault((t.name, failure[3], shape), []).append(failure)
     if not groups:
         return "<p>No attempt failed.</p>"
     ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
     total = sum(len(v) for v in groups.values())
     parts = [
         f"<p>{total:,} failed attempt{'s' if total != 1 else ''} in {len(groups):,} "
-        f"group{'s' if len(groups) != 1 else ''} (same task, same error message up to its "
-        "numbers). Attempts marked <em>retried</em> failed and were run again later.</p>"
+        f"group{'s' if len(groups) != 1 else ''} (same task, same failure kind, same error "
+        "message up to its numbers). Attempts marked <em>retried</em> failed and were run "
+        "again later.</p>"
     ]
-    for n, ((task, _), members) in enumerate(ordered[:_GROUPS_MAX]):
-        parts.append(_failure_group(task, members, open_=n < 3 and len(ordered) <= 3))
+    for n, ((task, kind, _), members) in enumerate(ordered[:_GROUPS_MAX]):
+        parts.append(_failure_group(task, kind, members, open_=n < 3 and len(ordered) <= 3))
     if len(ordered) > _GROUPS_MAX:
         rest = sum(len(m) for _, m in ordered[_GROUPS_MAX:])
         parts.append(
@@ -891,21 +913,23 @@ def _failures(tasks: list[_Task]) -> str:
     return "".join(parts)
 
 
-def _failure_group(task: str, members: list[tuple[str, bool, str]], open_: bool) -> str:
+def _failure_group(
+    task: str, kind: str, members: list[tuple[str, bool, str, str]], open_: bool
+) -> str:
     """One kind of failure of one task: how many, which instances, the first tracebacks."""
     members = sorted(members, key=lambda m: not m[1])  # the failures that stand first
     shown = members[:_TRACES_PER_GROUP]
     line = error_line(members[0][2])
-    if any(error_line(text) != line for _, _, text in members[1:]):
+    if any(error_line(text) != line for _, _, text, _ in members[1:]):
         line += "  (and the same with other numbers)"
-    labels = [label + ("" if current else " (retried)") for label, current, _ in members]
+    labels = [label + ("" if current else " (retried)") for label, current, _, _ in members]
     named = ", ".join(labels[:_LABELS_PER_GROUP])
     if len(labels) > _LABELS_PER_GROUP:
         named += f" and {len(labels) - _LABELS_PER_GROUP:,} more"
     traces = "".join(
         f"<details class='trace'{' open' if i == 0 else ''}><summary>{escape(label)}"
         f"{'' if current else ' (retried)'}</summary><pre>{escape(_tail(text))}</pre></details>"
-        for i, (label, current, text) in enumerate(shown)
+        for i, (label, current, text, _) in enumerate(shown)
     )
     more = (
         f"<p class='small'>{len(members) - len(shown):,} more with the same message, "
@@ -916,9 +940,15 @@ def _failure_group(task: str, members: list[tuple[str, bool, str]], open_: bool)
     return (
         f"<details class='failure'{' open' if open_ else ''}><summary>"
         f"<span class='chip' style='background:{COLOURS['FAILED']}'>{len(members):,}</span> "
-        f"<b>{escape(task)}</b>: <code>{escape(_short(line, 200))}</code></summary>"
+        f"<b>{escape(task)}</b>{_kind_tag(kind)}: <code>{escape(_short(line, 200))}</code>"
+        "</summary>"
         f"<p class='small'>{escape(named)}</p>{traces}{more}</details>"
     )
+
+
+def _kind_tag(kind: str) -> str:
+    """A failure group's kind beside its task (` OOM`), nothing when it is not recorded."""
+    return f" <span class='kind' data-kind='{escape(kind)}'>{escape(kind)}</span>" if kind else ""
 
 
 def _tail(text: str) -> str:
@@ -936,7 +966,8 @@ code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-s
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap}
 .badge,.chip{display:inline-block;color:#fff;border-radius:10px;padding:0 8px;font-size:12px;
 text-shadow:0 0 2px rgba(0,0,0,.45)}.badge{font-size:14px;vertical-align:middle}
-.chip{margin:1px 2px}
+.chip{margin:1px 2px}.kind{font-size:12px;font-weight:600;color:#cf222e;
+border:1px solid #cf222e;border-radius:4px;padding:0 4px;margin-left:4px}
 table{border-collapse:collapse}.facts th{text-align:left;padding:1px 12px 1px 0;
 color:#57606a;font-weight:normal}.facts td{padding:1px 0}
 .grid th,.grid td{border:1px solid #d0d7de;padding:3px 8px;vertical-align:top}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -53,13 +53,16 @@ class Run:
         """Print the run's status, or return it as a dict with `as_dict=True`.
 
         The dict has keys `run`, `tasks`, `summary` (task -> state -> count),
-        `cached`, `instances` (each with task_name, array_index, attempt, state,
-        job_id, error_text, output, updated_at, ...: see `Store.instances`),
+        `cached`, `retried` (task -> instances tried more than once), `retries`
+        (task -> its `retries` option), `instances` (each with task_name,
+        array_index, attempt, state, failure_kind, resources, job_id,
+        error_text, output, updated_at, ...: see `Store.instances`),
         `failed_instances` (the FAILED ones), `cancelled_instances`,
-        `skipped_instances`, `warnings`, `dispatch_error` (why the last
-        dispatcher pass failed, None if it did not) and `elapsed` (task -> seconds from its
-        first start to its last end, or to now while it runs; None for a task
-        that has not started).
+        `skipped_instances`, `attempts` (the history of every instance tried
+        more than once: see `attempts`), `warnings`, `dispatch_error` (why the
+        last dispatcher pass failed, None if it did not) and `elapsed` (task ->
+        seconds from its first start to its last end, or to now while it runs;
+        None for a task that has not started).
         """
         if as_dict:
             return status_dict(self.store, self.run_id, task)
@@ -67,6 +70,22 @@ class Run:
 
         print(render_status(status_overview(self.store, self.run_id, task), errors=errors))
         return None
+
+    def attempts(
+        self, task: str | None = None, index: int | None = None, *, retried: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every attempt of the run's instances (of `task`; of its element `index`), oldest first.
+
+        In the run's task order, then by index and attempt; each a dict with
+        task_name, array_index (None for a singleton), attempt, current, state,
+        cached, failure_kind (one of `reflow.states.FAILURE_KINDS` for a failed
+        attempt; None when not known), resources (what that attempt asked for:
+        mem, time, cpus; None when not known), job_id, submitted_at,
+        started_at, finished_at, error (the line of its error that says what
+        went wrong) and error_text.  With `retried`, only the instances tried
+        more than once.
+        """
+        return attempt_history(self.store, self.run_id, task, index, retried=retried)
 
     def cancel(self, task: str | None = None) -> int:
         """Cancel the run's unfinished instances (of one task, or all); return how many."""
@@ -295,6 +314,7 @@ def status_dict(store: Store, run_id: str, task: str | None = None) -> dict[str,
         **{
             _LISTS[state]: [i for i in instances if i["state"] == state] for state in PROBLEM_STATES
         },
+        attempts=attempt_history(store, run_id, task, retried=True),
     )
 
 
@@ -323,33 +343,117 @@ def status_overview(store: Store, run_id: str, task: str | None = None) -> dict[
         for inst in store.instances(run_id, task=name, states=PROBLEM_STATES)
     ]
     _show_live(failed, head.live)
+    _budget_used(store, head, failed)
     return head.doc(
         **{key: [i for i in failed if i["state"] == state] for state, key in _LISTS.items()}
     )
 
 
-def write_status_json(store: Store, run_id: str, task: str | None, out: TextIO) -> None:
+def _budget_used(store: Store, head: _Head, instances: list[dict[str, Any]]) -> None:
+    """Tell what failed instances used of their retry budget, and which will be tried again.
+
+    Past their first attempt: `retries_used` and `requeues_used`, the automatic
+    attempts in a row that led to the current one (`retrying.used_before`; a
+    manual `retry` starts a new row).  While the run goes on, `retry_pending`
+    for a failure the rule will try again (a cluster run keeps it FAILED until
+    the dispatcher pass that submits its next attempt, after its delay).  One
+    read of the kept reasons per task with such instances.
+    """
+    from .retrying import REQUEUED, used_before
+
+    running = head.info["status"] == RunState.RUNNING.value
+    later: dict[str, list[tuple[dict[str, Any], bool]]] = {}
+    for inst in instances:
+        if inst["state"] != "FAILED":
+            continue
+        kind = inst.get("failure_kind") or "ERROR"
+        waits = running and kind in head.retry_on.get(inst["task_name"], ())
+        if inst["attempt"] > 1 or waits:
+            later.setdefault(inst["task_name"], []).append((inst, waits))
+    requeues = None
+    for name, insts in later.items():
+        by_index: dict[int, dict[int, str]] = {}
+        for (index, attempt), why in store.reasons(head.info["run_id"], name).items():
+            by_index.setdefault(index, {})[attempt] = why
+        for inst, waits in insts:
+            index = -1 if inst["array_index"] is None else inst["array_index"]
+            used = used_before(by_index.get(index, {}), inst["attempt"])
+            inst["retries_used"], inst["requeues_used"] = used.retries, used.requeues
+            if not waits:
+                continue
+            if (inst.get("failure_kind") or "ERROR") in REQUEUED:
+                if requeues is None:
+                    from .config import load_config
+
+                    requeues = load_config().max_requeues
+                inst["retry_pending"] = used.requeues < requeues
+            else:
+                inst["retry_pending"] = used.retries < head.retries.get(name, 0)
+
+
+def write_status_json(
+    store: Store,
+    run_id: str,
+    task: str | None,
+    out: TextIO,
+    *,
+    attempts: tuple[str | None, int | None, bool] | None = None,
+) -> None:
     """Write `status_dict` as JSON (`status --json`), streaming the instance lists.
 
     The instances are written one compact object a line; the rest is indented.
+    `attempts`: (task, index, retried), which instances' history `attempts`
+    holds (see `attempt_history`); by default those of `task` tried more than once.
     """
     import json
 
     head = _status_head(store, run_id, task)
+    of, index, retried = (task, None, True) if attempts is None else attempts
+    history = attempt_history(store, run_id, of, index, retried=retried)  # checked first
     hole = "\0reflow-instances\0"
-    lists = {"instances": hole, **{key: hole for key in _LISTS.values()}}
+    lists = {"instances": hole, **{key: hole for key in _LISTS.values()}, "attempts": hole}
     text = json.dumps(head.doc(**lists), indent=2, default=str).split(json.dumps(hole))
     if len(text) != len(lists) + 1:  # pragma: no cover - the marker cannot come from a store
         raise ReflowError("cannot write the status as JSON")
     out.write(text[0])
     _write_instances(out, store, run_id, task, None, head.live)
-    for state, rest in zip(PROBLEM_STATES, text[1:-1], strict=True):
+    for state, rest in zip(PROBLEM_STATES, text[1:-2], strict=True):
         out.write(rest)
         if any(state in counts for counts in head.summary.values()):
             _write_instances(out, store, run_id, task, (state,), head.live)
         else:
             out.write("[]")
+    out.write(text[-2])
+    _write_list(out, [history])
     out.write(text[-1] + "\n")
+
+
+def attempt_history(
+    store: Store,
+    run_id: str,
+    task: str | None = None,
+    index: int | None = None,
+    *,
+    retried: bool = False,
+) -> list[dict[str, Any]]:
+    """The attempts of a run's instances (see `Run.attempts`), in the run's task order.
+
+    A task the run does not have, an index of a singleton or out of range:
+    a ValidationError that says so.
+    """
+    specs = {name: is_array for name, is_array, _ in store.task_specs(run_id)}
+    if task is not None:
+        _check_task_in(list(specs), run_id, task)
+        if index is not None:
+            _instance_where(store, run_id, task, index, specs[task])
+    elif index is not None:
+        raise ValidationError("an index needs a task: attempts(task, index)")
+    rows = store.attempt_history(run_id, task=task, index=index, retried=retried)
+    position = {name: k for k, name in enumerate(specs)}
+    rows.sort(key=lambda r: (position.get(r["task_name"], len(position)), r["task_name"]))
+    for row in rows:  # stable: index and attempt order kept within each task
+        row["error"] = error_line(row["error_text"]) if row["error_text"] else None
+    return rows
 
 
 class _Head:
@@ -364,10 +468,14 @@ class _Head:
         warnings: list[str],
         live: dict[str, Any],
         elapsed: dict[str, float | None],
+        retried: dict[str, int],
+        retries: dict[str, int],
+        retry_on: dict[str, tuple[str, ...]],
     ) -> None:
         self.info, self.tasks, self.summary, self.cached = info, tasks, summary, cached
         self.warnings, self.elapsed = warnings, elapsed
         self.live = live  # job id -> the scheduler's JobStatus, for a RUNNING cluster run
+        self.retried, self.retries, self.retry_on = retried, retries, retry_on
 
     def doc(self, **lists: Any) -> dict[str, Any]:
         return {
@@ -375,6 +483,8 @@ class _Head:
             "tasks": self.tasks,
             "summary": self.summary,
             "cached": self.cached,
+            "retried": self.retried,
+            "retries": self.retries,
             **lists,
             "warnings": self.warnings,
             "elapsed": self.elapsed,
@@ -385,10 +495,13 @@ class _Head:
 
 def _status_head(store: Store, run_id: str, task: str | None) -> _Head:
     info = store.get_run(run_id)
-    order = [n for n, _, _ in store.task_specs(run_id)]
+    specs = store.task_specs(run_id)
+    order = [n for n, _, _ in specs]
     if task is not None:
         _check_task_in(order, run_id, task)
     tasks = [n for n in order if task is None or n == task]
+    retries = {n: _retries_of(spec) for n, _, spec in specs if task is None or n == task}
+    retry_on = {n: _retry_on(spec) for n, _, spec in specs if task is None or n == task}
     counts: dict[str, dict[str, int]] = {}
     cached: dict[str, int] = {}
     for name, by_state in store.status_counts(run_id).items():
@@ -399,6 +512,7 @@ def _status_head(store: Store, run_id: str, task: str | None) -> _Head:
     if info["status"] == RunState.RUNNING.value:
         warnings, live = _liveness(store, info, task, counts)
     elapsed = _elapsed(store, info, counts)
+    retried = store.retried_counts(run_id)
     return _Head(
         info,
         tasks,
@@ -407,7 +521,29 @@ def _status_head(store: Store, run_id: str, task: str | None) -> _Head:
         warnings,
         live,
         {n: elapsed.get(n) for n in tasks},
+        {n: retried.get(n, 0) for n in tasks},
+        retries,
+        retry_on,
     )
+
+
+def _retries_of(spec: dict[str, Any]) -> int:
+    """A recorded task spec's `retries` (0 without any, or for a run recorded before them)."""
+    retry = spec.get("retry")
+    n = retry.get("retries", 0) if isinstance(retry, dict) else 0
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
+
+
+def _retry_on(spec: dict[str, Any]) -> tuple[str, ...]:
+    """A recorded task spec's `retry_on`: the default, all kinds, when it records none
+    (a task without `retries` still has its preempted attempts requeued)."""
+    from .states import FAILURE_KINDS
+
+    retry = spec.get("retry")
+    kinds = retry.get("retry_on") if isinstance(retry, dict) else None
+    if not isinstance(kinds, list):
+        return FAILURE_KINDS
+    return tuple(k for k in kinds if isinstance(k, str))
 
 
 #: the states an instance ends in
@@ -569,6 +705,17 @@ def _write_instances(
     live: dict[str, Any],
 ) -> None:
     """Write a JSON list of instances (one compact object a line) at the second level."""
+
+    def chunks() -> Iterator[list[dict[str, Any]]]:
+        for chunk in store.iter_instances(run_id, task=task, states=states):
+            _show_live(chunk, live)
+            yield chunk
+
+    _write_list(out, chunks())
+
+
+def _write_list(out: TextIO, chunks: Iterable[list[dict[str, Any]]]) -> None:
+    """Write a JSON list of dicts, one compact object a line, at the second level."""
     import json
 
     from . import codec
@@ -578,8 +725,8 @@ def _write_instances(
     dumps = json.JSONEncoder(separators=(",", ":"), default=codec.encode).encode
     sep = ",\n    "
     first = True
-    for chunk in store.iter_instances(run_id, task=task, states=states):
-        _show_live(chunk, live)
-        out.write(("[\n    " if first else sep) + sep.join(map(dumps, chunk)))
-        first = False
+    for chunk in chunks:
+        if chunk:
+            out.write(("[\n    " if first else sep) + sep.join(map(dumps, chunk)))
+            first = False
     out.write("[]" if first else "\n  ]")

@@ -294,7 +294,10 @@ def test_sigkilled_worker_fails_with_the_scheduler_reason(
     assert "killed by SIGKILL" in text, text  # Slurm's exit code 0:9, said in words
     # the one-line view of `status` shows the reason, not the end of the log
     shown = render_status(doc)
-    line = f"killed  FAILED job {failed['job_id']}: the job failed before the task could report"
+    line = (
+        f"killed  FAILED (ERROR) job {failed['job_id']}: "
+        "the job failed before the task could report"
+    )
     assert line in shown, shown
     assert not scheduler.queue_ids() & run_job_ids(scheduler, run)
 
@@ -547,5 +550,7 @@ def test_time_limit_fails_with_timeout(scheduler: Scheduler, early_runs: EarlyRu
         PIPELINES / "pl_crash.py", "status", run.run_id, "--store-path", str(run.store.path)
     )
     assert cli.returncode == 0, cli.stderr
-    assert f"slow  FAILED job {failed['job_id']}: the job hit its time limit" in cli.stdout
+    assert (
+        f"slow  FAILED (TIMEOUT) job {failed['job_id']}: the job hit its time limit" in cli.stdout
+    )
     assert not scheduler.queue_ids() & run_job_ids(scheduler, run)

@@ -91,7 +91,10 @@ class HistoryRow(NamedTuple):
 
     `parts`: the ingredients of its identity (a cache hit's, its source's);
     `source_*`: where a cache hit's output came from (None otherwise);
-    `previous`: the state of the attempt before this one (None for attempt 1).
+    `previous`: the state of the attempt before this one (None for attempt 1),
+    `previous_kind` its failure kind and `previous_resources` what it asked
+    for; `resources`: what this attempt asks for (JSON as stored, None when
+    not known).
     """
 
     array_index: int
@@ -105,6 +108,9 @@ class HistoryRow(NamedTuple):
     source_index: int | None
     error_text: str | None
     previous: str | None
+    previous_kind: str | None = None
+    previous_resources: str | None = None
+    resources: str | None = None
 
 
 #: a finished instance: (task, index, attempt, state, output, output hash, error text,
@@ -579,6 +585,32 @@ class Store(Protocol):
         started is absent; the end is None while no attempt has finished.
         One aggregate query.
         """
+        ...
+
+    def attempt_history(
+        self,
+        run_id: str,
+        *,
+        task: str | None = None,
+        index: int | None = None,
+        retried: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Every attempt of the run's written instances, current or superseded, as dicts.
+
+        Of `task` only, and of its element `index` (-1 or None for all of a
+        singleton's); with `retried`, only of the instances with an attempt
+        after the first.  Ordered by task name, index and attempt.  Each with
+        task_name, array_index (None for a singleton), attempt, current, state,
+        cached, failure_kind, resources (a dict, or None when not known), job_id,
+        error_text, and submitted_at, started_at, finished_at as `instances`
+        gives times.  One query; with `retried` it reads the run's key index and
+        only the rows of retried instances, so it stays quick at 100,000.
+        """
+        ...
+
+    def retried_counts(self, run_id: str) -> dict[str, int]:
+        """task -> how many of its instances have an attempt after the first (read from the
+        key index alone: one aggregate query)."""
         ...
 
     def run_attempts(self, run_id: str) -> list[AttemptRow]:
