@@ -437,3 +437,30 @@ def test_the_run_records_each_task_s_retry_options(tmp_path: Path) -> None:
         "retries": 2, "retry_on": ["OOM"], "retry_delay": 60.0, "backoff": 2.0,
         "escalate": True, "max_mem": None, "max_time": None,
     }  # fmt: skip
+
+
+def test_a_manual_retry_after_an_oom_asks_for_no_less_than_what_ran_out(tmp_path: Path) -> None:
+    # retries=1 after OOMs at 100M and 200M: the user types `retry`; its attempt must
+    # not go back to the task's 100M (it would surely run out again) but escalate on
+    wf = Workflow("again")
+
+    @wf.job(mem="100M", retries=1)
+    def big() -> int:
+        return 1
+
+    ex = _Scheduler(wf)
+    store = open_store(tmp_path / "m.db")
+    run = wf.submit(tmp_path / "run", executor=ex, store=store)
+    (job,) = ex.waves("big")
+    ex.ended[job] = JobState.OUT_OF_MEMORY
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    (second,) = [j for j in ex.waves("big") if j != job]
+    assert ex.jobs[second][1].mem == "200M"
+    ex.ended[second] = JobState.OUT_OF_MEMORY
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    assert run.state is RunState.FAILED
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, retry=True)
+    (third,) = [j for j in ex.waves("big") if j not in (job, second)]
+    assert ex.jobs[third][1].mem == "400M"
+    rows = store.instance_attempts(run.run_id, "big", -1)
+    assert [(r.attempt, r.resources) for r in rows][-1] == (3, {"mem": "400M"})

@@ -28,6 +28,7 @@ from .retrying import (
     Limits,
     Retry,
     Used,
+    by_hand,
     first_resources,
     next_attempt,
     resources_json,
@@ -818,7 +819,7 @@ class Engine:
         )
         to_run = [(i, att[i], ident, p) for i, ident, p in todo if i not in hits]
         hit_rows = [(i, att[i], ident, *hits[i], p) for i, ident, p in todo if i in hits]
-        asks, default = self._resources_for(name, plan, att, to_run)
+        asks, default = self._resources_for(name, plan, att, to_run, existing)
         plan.todo = todo = []
         skipped = [
             (i, att[i], None, why)
@@ -885,11 +886,14 @@ class Engine:
         plan: _Plan,
         att: dict[int, int],
         to_run: Sequence[tuple[int, int, str, str]],
+        existing: Mapping[int, InstanceRow],
     ) -> tuple[dict[int, str | None], str | None]:
         """(index -> resources JSON where it differs, the JSON of the rest) of new rows.
 
         An automatic retry asks for what `retrying` decided; any other attempt
-        for the task's own resources for its number (its callables).
+        for the task's own resources for its number (its callables), but after
+        an attempt that ran out of memory or time no less of it than a retry
+        would have (`retrying.by_hand`).
         """
         spec = self.graph.tasks[name]
         default = resources_json(first_resources(spec))
@@ -898,6 +902,14 @@ class Engine:
             for i, a, _, _ in to_run:
                 if a != 1:
                     asks[i] = resources_json(first_resources(spec, a))
+        for i, a, _, _ in to_run:
+            old = None if i in plan.retries else existing.get(i)
+            if old is not None and old.state == FAILED and old.failure_kind in ("OOM", "TIMEOUT"):
+                mine = resources_json(
+                    by_hand(spec, old.failure_kind, a, _asks(old.resources), self.limits(name))
+                )
+                if mine != asks.get(i, default):
+                    asks[i] = mine
         for i, again in plan.retries.items():
             asks[i] = resources_json(again.resources)
         return asks, default

@@ -20,7 +20,9 @@ outcomes arrive, the cluster dispatcher on the pass after a job failed.
   alike), whatever the kind; `escalate=False` keeps the others as they were.
 - The budget is counted along the instance's chain of automatic attempts (each
   keeps why it ran, `reason`, in the store): a manual `retry` starts a new
-  chain, so it gives a fresh budget.
+  chain, so it gives a fresh budget.  Its attempt asks for the task's own
+  resources, but after an OOM or a TIMEOUT never less of the one that ran
+  out than an automatic retry would have asked for (`by_hand`).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ if TYPE_CHECKING:
     from .config import Config
 
 __all__ = [
-    "MAX_DELAY", "REQUEUED", "Limits", "Retry", "Used", "config_limits", "first_resources",
-    "next_attempt", "resources_json", "used_before",
+    "MAX_DELAY", "REQUEUED", "Limits", "Retry", "Used", "by_hand", "config_limits",
+    "first_resources", "next_attempt", "resources_json", "used_before",
 ]  # fmt: skip
 
 #: failure kinds that are the cluster's doing, not the task's: requeued, not retried
@@ -162,6 +164,33 @@ def next_attempt(
     new = _escalated(spec, kind, attempt + 1, asked, limits)
     why = f"{_RETRIED}{kind} (retry {done.retries} of {spec.retries})"
     return Retry(attempt + 1, new, delay, done, why)
+
+
+#: the resource an attempt of each kind ran out of
+_RAN_OUT = {"OOM": "mem", "TIMEOUT": "time"}
+
+
+def by_hand(
+    spec: TaskSpec, kind: str | None, attempt: int, resources: Mapping[str, Any] | None,
+    limits: Limits,
+) -> dict[str, Any]:  # fmt: skip
+    """What `attempt`, started by hand (`retry`) after one that failed of `kind`, asks for.
+
+    The task's own resources for that attempt; but the one the failed attempt
+    (asking `resources`) ran out of, no less than the rule would ask for next:
+    a `retry` that went back to the task's `mem=` after the escalated attempts
+    ran out of memory would only run out again.  A value the user raised in
+    the task since is asked for as it is, when larger.
+    """
+    own = first_resources(spec, attempt)
+    key = _RAN_OUT.get(kind or "")
+    if key is None or resources is None or key not in resources or key not in own:
+        return own
+    rule = _escalated(spec, kind or "", attempt, dict(resources), limits)[key]
+    size = (lambda v: parse_mem(v).nbytes) if key == "mem" else time_seconds
+    if size(rule) > size(own[key]):
+        own[key] = rule
+    return own
 
 
 def _escalated(
