@@ -464,3 +464,41 @@ def test_a_manual_retry_after_an_oom_asks_for_no_less_than_what_ran_out(tmp_path
     assert ex.jobs[third][1].mem == "400M"
     rows = store.instance_attempts(run.run_id, "big", -1)
     assert [(r.attempt, r.resources) for r in rows][-1] == (3, {"mem": "400M"})
+
+
+def _cannot_start() -> Workflow:
+    """`c` cannot start (its array inputs differ in length) while `slow` runs on."""
+    wf = Workflow("cannot")
+
+    @wf.job()
+    def a() -> list[int]:
+        return [1, 2]
+
+    @wf.job()
+    def b() -> list[int]:
+        return [1, 2, 3]
+
+    @wf.array_job(retries=2)
+    def c(x: Annotated[int, Result(step="a")], y: Annotated[int, Result(step="b")]) -> int:
+        return x + y
+
+    @wf.job()
+    def slow() -> int:
+        return 1
+
+    return wf
+
+
+def test_a_task_that_cannot_start_is_not_failed_again_by_every_pass(tmp_path: Path) -> None:
+    wf = _cannot_start()
+    ex = _Scheduler(wf)
+    store = open_store(tmp_path / "m.db")
+    run = wf.submit(tmp_path / "run", executor=ex, store=store)
+    for job in ex.waves("a") + ex.waves("b"):
+        ex.play(job)
+    for _ in range(3):  # `slow` still runs: the dispatcher passes again and again
+        dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    rows = store.instance_attempts(run.run_id, "c", -1)
+    assert [(r.attempt, r.state) for r in rows] == [(1, "FAILED")]
+    assert "cannot start" in (rows[0].error_text or "")
+    assert store.retried_counts(run.run_id).get("c", 0) == 0

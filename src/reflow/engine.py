@@ -659,6 +659,10 @@ class Engine:
             if i in plan.special:
                 if plan.special[i][0] == SKIPPED and old.state == SKIPPED:
                     keep[i] = _Row(SKIPPED, old.attempt, old.identity, None)
+                elif plan.special[i][0] == FAILED and old.state == FAILED and not retryable:
+                    # it cannot start, as before: a pass that retries nothing keeps it
+                    # (a new attempt on every dispatcher pass would read as retried)
+                    keep[i] = _Row(FAILED, old.attempt, old.identity, None)
             elif i in ident_of:
                 new_ident = ident_of[i]
                 same = old.identity == new_ident
@@ -828,7 +832,11 @@ class Engine:
         ]
         reasons = [(i, att[i], why) for i, why in plan.notes.items()]
         reasons += [(i, att[i], r.reason) for i, r in plan.retries.items() if i not in hits]
-        failed = [(i, att[i], None, why) for i, (st, why) in special.items() if st == FAILED]
+        failed = [
+            (i, att[i], None, why)
+            for i, (st, why) in special.items()
+            if st == FAILED and i not in keep
+        ]
         # with write_once, the instances to run are only counted now (`expected`), and
         # written when they are marked running or finish (or the run stops)
         defer = self.write_once and bool(to_run)
