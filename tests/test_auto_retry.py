@@ -502,3 +502,20 @@ def test_a_task_that_cannot_start_is_not_failed_again_by_every_pass(tmp_path: Pa
     assert [(r.attempt, r.state) for r in rows] == [(1, "FAILED")]
     assert "cannot start" in (rows[0].error_text or "")
     assert store.retried_counts(run.run_id).get("c", 0) == 0
+
+
+def test_status_does_not_promise_a_retry_to_a_task_that_cannot_start(tmp_path: Path) -> None:
+    from reflow.render import render_status
+    from reflow.run import status_overview
+
+    wf = _cannot_start()
+    ex = _Scheduler(wf)
+    store = open_store(tmp_path / "m.db")
+    run = wf.submit(tmp_path / "run", executor=ex, store=store)
+    for job in ex.waves("a") + ex.waves("b"):
+        ex.play(job)
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    assert run.state is RunState.RUNNING  # `slow` runs on
+    text = render_status(status_overview(store, run.run_id))
+    (line,) = [t for t in text.splitlines() if "cannot start" in t]
+    assert "FAILED" in line and "to be tried again" not in line
