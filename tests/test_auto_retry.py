@@ -519,3 +519,32 @@ def test_status_does_not_promise_a_retry_to_a_task_that_cannot_start(tmp_path: P
     text = render_status(status_overview(store, run.run_id))
     (line,) = [t for t in text.splitlines() if "cannot start" in t]
     assert "FAILED" in line and "to be tried again" not in line
+
+
+def test_status_reads_retry_on_of_a_task_without_retries(tmp_path: Path) -> None:
+    # retries=0 and retry_on without PREEMPTED: a preempted attempt is final, and
+    # status, which reads the run's recorded specs, must not promise a requeue
+    from reflow.render import render_status
+    from reflow.run import status_overview
+
+    wf = Workflow("final")
+
+    @wf.job(retry_on=["ERROR"])
+    def once() -> int:
+        return 1
+
+    @wf.job()
+    def slow() -> int:
+        return 1
+
+    ex = _Scheduler(wf)
+    store = open_store(tmp_path / "m.db")
+    run = wf.submit(tmp_path / "run", executor=ex, store=store)
+    (job,) = ex.waves("once")
+    ex.ended[job] = JobState.PREEMPTED
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    assert run.state is RunState.RUNNING  # `slow` runs on
+    assert [r.attempt for r in store.instance_attempts(run.run_id, "once", -1)] == [1]
+    text = render_status(status_overview(store, run.run_id))
+    (line,) = [t for t in text.splitlines() if "once  FAILED" in t]
+    assert "PREEMPTED" in line and "to be tried again" not in line

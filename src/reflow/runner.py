@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ReflowError, ValidationError
 from .owner import FOREGROUND, current_owner, owner_alive
 from .params import type_name
+from .states import FAILURE_KINDS
 from .wiring import Graph, Pipeline, resolve_params
 
 if TYPE_CHECKING:
@@ -486,7 +487,9 @@ def task_rows(graph: Graph) -> list[tuple[str, int, bool, str]]:
         }
         if spec.backend is not None:  # reflow-hpc's hint: recorded, otherwise unused
             doc["backend"] = spec.backend
-        if spec.retries:  # automatic retries (retrying.py), for what `status` says of them
+        # automatic retries (retrying.py), for what `status` says of them: also of a task
+        # without `retries` whose `retry_on` leaves out a kind requeued by default
+        if spec.retries or spec.retry_on != FAILURE_KINDS:
             doc["retry"] = {
                 "retries": spec.retries, "retry_on": list(spec.retry_on),
                 "retry_delay": spec.retry_delay, "backoff": spec.backoff,
