@@ -548,3 +548,20 @@ def test_status_reads_retry_on_of_a_task_without_retries(tmp_path: Path) -> None
     text = render_status(status_overview(store, run.run_id))
     (line,) = [t for t in text.splitlines() if "once  FAILED" in t]
     assert "PREEMPTED" in line and "to be tried again" not in line
+
+
+def test_a_retry_with_more_retries_is_what_status_counts_against(tmp_path: Path) -> None:
+    # retries=1 used up; the user raises it to 2 and types `retry`: status counts the
+    # budget the engine used (2), not the one recorded when the run began (1)
+    from reflow import Run
+    from reflow.render import render_status
+    from reflow.run import status_overview
+
+    run = _failing(_flaky(tmp_path, 9, retries=1), tmp_path / "r")
+    store = open_store(run.store.location)
+    again = Run(run.run_id, store, workflow=_flaky(tmp_path, 9, retries=2))
+    again.retry()
+    assert [r.attempt for r in _attempts(store, run.run_id, "flaky")] == [1, 2, 3, 4, 5]
+    text = render_status(status_overview(store, run.run_id))
+    (line,) = [t for t in text.splitlines() if "flaky  FAILED" in t]
+    assert "(ERROR, attempt 5: 2 of 2 retries used)" in line
