@@ -22,8 +22,10 @@ from reflow.errors import TaskFailedError, ValidationError
 from reflow.executors.base import Executor, JobResources, JobState, JobStatus
 from reflow.flow import TaskSpec
 from reflow.instances import execute
+from reflow.render import render_status
 from reflow.results import Wave, write_result
 from reflow.retrying import Limits, Used, first_resources, next_attempt, used_before
+from reflow.run import status_overview
 from reflow.stores import open_store
 
 
@@ -439,6 +441,19 @@ def test_the_run_records_each_task_s_retry_options(tmp_path: Path) -> None:
     }  # fmt: skip
 
 
+def _played(wf: Workflow, tmp_path: Path) -> tuple[_Scheduler, Any, Any]:
+    """(the played scheduler, the store, the run) of `wf` submitted to it."""
+    ex = _Scheduler(wf)
+    store = open_store(tmp_path / "m.db")
+    return ex, store, wf.submit(tmp_path / "run", executor=ex, store=store)
+
+
+def _status_line(store: Any, run_id: str, needle: str) -> str:
+    """The one line of `status` that contains `needle`."""
+    (line,) = [t for t in render_status(status_overview(store, run_id)).splitlines() if needle in t]
+    return line
+
+
 def test_a_manual_retry_after_an_oom_asks_for_no_less_than_what_ran_out(tmp_path: Path) -> None:
     # retries=1 after OOMs at 100M and 200M: the user types `retry`; its attempt must
     # not go back to the task's 100M (it would surely run out again) but escalate on
@@ -448,9 +463,7 @@ def test_a_manual_retry_after_an_oom_asks_for_no_less_than_what_ran_out(tmp_path
     def big() -> int:
         return 1
 
-    ex = _Scheduler(wf)
-    store = open_store(tmp_path / "m.db")
-    run = wf.submit(tmp_path / "run", executor=ex, store=store)
+    ex, store, run = _played(wf, tmp_path)
     (job,) = ex.waves("big")
     ex.ended[job] = JobState.OUT_OF_MEMORY
     dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
@@ -491,9 +504,7 @@ def _cannot_start() -> Workflow:
 
 def test_a_task_that_cannot_start_is_not_failed_again_by_every_pass(tmp_path: Path) -> None:
     wf = _cannot_start()
-    ex = _Scheduler(wf)
-    store = open_store(tmp_path / "m.db")
-    run = wf.submit(tmp_path / "run", executor=ex, store=store)
+    ex, store, run = _played(wf, tmp_path)
     for job in ex.waves("a") + ex.waves("b"):
         ex.play(job)
     for _ in range(3):  # `slow` still runs: the dispatcher passes again and again
@@ -505,28 +516,19 @@ def test_a_task_that_cannot_start_is_not_failed_again_by_every_pass(tmp_path: Pa
 
 
 def test_status_does_not_promise_a_retry_to_a_task_that_cannot_start(tmp_path: Path) -> None:
-    from reflow.render import render_status
-    from reflow.run import status_overview
-
     wf = _cannot_start()
-    ex = _Scheduler(wf)
-    store = open_store(tmp_path / "m.db")
-    run = wf.submit(tmp_path / "run", executor=ex, store=store)
+    ex, store, run = _played(wf, tmp_path)
     for job in ex.waves("a") + ex.waves("b"):
         ex.play(job)
     dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
     assert run.state is RunState.RUNNING  # `slow` runs on
-    text = render_status(status_overview(store, run.run_id))
-    (line,) = [t for t in text.splitlines() if "cannot start" in t]
+    line = _status_line(store, run.run_id, "cannot start")
     assert "FAILED" in line and "to be tried again" not in line
 
 
 def test_status_reads_retry_on_of_a_task_without_retries(tmp_path: Path) -> None:
     # retries=0 and retry_on without PREEMPTED: a preempted attempt is final, and
     # status, which reads the run's recorded specs, must not promise a requeue
-    from reflow.render import render_status
-    from reflow.run import status_overview
-
     wf = Workflow("final")
 
     @wf.job(retry_on=["ERROR"])
@@ -537,16 +539,13 @@ def test_status_reads_retry_on_of_a_task_without_retries(tmp_path: Path) -> None
     def slow() -> int:
         return 1
 
-    ex = _Scheduler(wf)
-    store = open_store(tmp_path / "m.db")
-    run = wf.submit(tmp_path / "run", executor=ex, store=store)
+    ex, store, run = _played(wf, tmp_path)
     (job,) = ex.waves("once")
     ex.ended[job] = JobState.PREEMPTED
     dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
     assert run.state is RunState.RUNNING  # `slow` runs on
     assert [r.attempt for r in store.instance_attempts(run.run_id, "once", -1)] == [1]
-    text = render_status(status_overview(store, run.run_id))
-    (line,) = [t for t in text.splitlines() if "once  FAILED" in t]
+    line = _status_line(store, run.run_id, "once  FAILED")
     assert "PREEMPTED" in line and "to be tried again" not in line
 
 
@@ -554,14 +553,11 @@ def test_a_retry_with_more_retries_is_what_status_counts_against(tmp_path: Path)
     # retries=1 used up; the user raises it to 2 and types `retry`: status counts the
     # budget the engine used (2), not the one recorded when the run began (1)
     from reflow import Run
-    from reflow.render import render_status
-    from reflow.run import status_overview
 
     run = _failing(_flaky(tmp_path, 9, retries=1), tmp_path / "r")
     store = open_store(run.store.location)
     again = Run(run.run_id, store, workflow=_flaky(tmp_path, 9, retries=2))
     again.retry()
     assert [r.attempt for r in _attempts(store, run.run_id, "flaky")] == [1, 2, 3, 4, 5]
-    text = render_status(status_overview(store, run.run_id))
-    (line,) = [t for t in text.splitlines() if "flaky  FAILED" in t]
+    line = _status_line(store, run.run_id, "flaky  FAILED")
     assert "(ERROR, attempt 5: 2 of 2 retries used)" in line
