@@ -561,3 +561,33 @@ def test_a_retry_with_more_retries_is_what_status_counts_against(tmp_path: Path)
     assert [r.attempt for r in _attempts(store, run.run_id, "flaky")] == [1, 2, 3, 4, 5]
     line = _status_line(store, run.run_id, "flaky  FAILED")
     assert "(ERROR, attempt 5: 2 of 2 retries used)" in line
+
+
+def test_a_resumed_local_run_caps_its_retries_by_the_config_too(tmp_path: Path) -> None:
+    # [executor] max_mem caps what a callable asks for on an automatic retry, in a run
+    # and in its `retry` alike (the attempt by hand, 12G, is the callable's own; after it
+    # the cap holds the next at 12G, never 16G)
+    from reflow import Run
+    from reflow.config import Config
+
+    def mem(attempt: int) -> str:
+        return f"{4 * attempt}G"
+
+    def build() -> Workflow:
+        wf = Workflow("capped", config=Config(max_mem="6G"))
+        folder = tmp_path
+
+        @wf.job(retries=1, mem=mem)
+        def flaky() -> int:
+            runs = len(list(folder.glob("ran-*")))
+            (folder / f"ran-{runs}").touch()
+            raise RuntimeError(f"broken on run {runs + 1}")
+
+        return wf
+
+    run = _failing(build(), tmp_path / "r")
+    Run(run.run_id, open_store(run.store.location), workflow=build()).retry()
+    rows = _attempts(run.store, run.run_id, "flaky")
+    assert [r.resources for r in rows] == [
+        {"mem": "4G"}, {"mem": "6G"}, {"mem": "12G"}, {"mem": "12G"},
+    ]  # fmt: skip

@@ -367,7 +367,7 @@ def resume(
     engine = Engine(
         graph, store, run_id, params=values, run_dir=directory, verify=verify,
         retry_tasks=retry_tasks, on_error=str(options.get("on_error", "stop")), resume=True,
-        write_once=True,
+        write_once=True, limits=_limits(wf.config),
     )  # fmt: skip
     engine.on_progress = progress
     drive(engine, int(options.get("max_workers", 1)))
