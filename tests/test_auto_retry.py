@@ -591,3 +591,16 @@ def test_a_resumed_local_run_caps_its_retries_by_the_config_too(tmp_path: Path) 
     assert [r.resources for r in rows] == [
         {"mem": "4G"}, {"mem": "6G"}, {"mem": "12G"}, {"mem": "12G"},
     ]  # fmt: skip
+
+
+def test_requeues_are_counted_through_the_retries_between_them() -> None:
+    # the docs' bound: max_requeues along the automatic attempts, not only in a row
+    spec = _spec(retries=5)
+    reasons: dict[int, str] = {}
+    kinds = ["PREEMPTED", "ERROR", "PREEMPTED", "PREEMPTED", "PREEMPTED"]
+    for attempt, kind in enumerate(kinds, 1):
+        again = next_attempt(spec, kind, attempt, {}, used_before(reasons, attempt), Limits())
+        if again is None:
+            break
+        reasons[again.attempt] = again.reason
+    assert attempt == 5 and again is None  # the fourth preemption is final

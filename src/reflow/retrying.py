@@ -10,7 +10,8 @@ outcomes arrive, the cluster dispatcher on the pass after a job failed.
 - A kind not in the task's `retry_on` is final.  A user's cancel is no
   failure kind at all (the instance is CANCELLED, not FAILED): never retried.
 - PREEMPTED and NODE_FAIL are requeued without using `retries`, at most
-  `max_requeues` times in a row, with the same resources and no delay.
+  `max_requeues` times along the chain of automatic attempts (retries in
+  between do not start the count again), with the same resources and no delay.
 - Any other kind uses one of `retries`; the next attempt waits `retry_delay *
   backoff ** (retries used before it)` seconds (at most a week).  With `escalate`, after an
   OOM it asks for twice the memory, after a TIMEOUT for twice the time (only
