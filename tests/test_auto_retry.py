@@ -564,9 +564,7 @@ def test_a_retry_with_more_retries_is_what_status_counts_against(tmp_path: Path)
 
 
 def test_a_resumed_local_run_caps_its_retries_by_the_config_too(tmp_path: Path) -> None:
-    # [executor] max_mem caps what a callable asks for on an automatic retry, in a run
-    # and in its `retry` alike (the attempt by hand, 12G, is the callable's own; after it
-    # the cap holds the next at 12G, never 16G)
+    # [executor] max_mem caps what a callable asks for, in a run and in its `retry` alike
     from reflow import Run
     from reflow.config import Config
 
@@ -589,7 +587,7 @@ def test_a_resumed_local_run_caps_its_retries_by_the_config_too(tmp_path: Path) 
     Run(run.run_id, open_store(run.store.location), workflow=build()).retry()
     rows = _attempts(run.store, run.run_id, "flaky")
     assert [r.resources for r in rows] == [
-        {"mem": "4G"}, {"mem": "6G"}, {"mem": "12G"}, {"mem": "12G"},
+        {"mem": "4G"}, {"mem": "6G"}, {"mem": "6G"}, {"mem": "6G"},
     ]  # fmt: skip
 
 
@@ -604,3 +602,26 @@ def test_requeues_are_counted_through_the_retries_between_them() -> None:
             break
         reasons[again.attempt] = again.reason
     assert attempt == 5 and again is None  # the fourth preemption is final
+
+
+def test_a_manual_retry_of_a_callable_stays_within_max_mem(tmp_path: Path) -> None:
+    # max_mem is "never more than this": the callable's answer for an attempt started
+    # by hand is capped as an automatic retry's is (a scheduler refuses a job that asks
+    # for more than its nodes have)
+    wf = Workflow("capped")
+
+    @wf.job(mem=lambda attempt: f"{100 * attempt}M", retries=1, max_mem="150M")
+    def big() -> int:
+        return 1
+
+    ex, store, run = _played(wf, tmp_path)
+    for _ in range(2):  # 100M, then 150M (not 200M) run out of memory
+        (job,) = [j for j in ex.waves("big") if j not in ex.ended]
+        ex.ended[job] = JobState.OUT_OF_MEMORY
+        dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    assert run.state is RunState.FAILED
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, retry=True)
+    rows = store.instance_attempts(run.run_id, "big", -1)
+    assert [r.resources for r in rows] == [{"mem": "100M"}, {"mem": "150M"}, {"mem": "150M"}]
+    (job,) = [j for j in ex.waves("big") if j not in ex.ended]
+    assert ex.jobs[job][1].mem == "150M"

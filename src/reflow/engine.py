@@ -899,25 +899,29 @@ class Engine:
         """(index -> resources JSON where it differs, the JSON of the rest) of new rows.
 
         An automatic retry asks for what `retrying` decided; any other attempt
-        for the task's own resources for its number (its callables), but after
-        an attempt that ran out of memory or time no less of it than a retry
-        would have (`retrying.by_hand`).
+        for the task's own resources for its number (its callables, capped),
+        but after an attempt that ran out of memory or time no less of it than
+        a retry would have (`retrying.by_hand`).
         """
         spec = self.graph.tasks[name]
         default = resources_json(first_resources(spec))
         asks: dict[int, str | None] = {}
-        if spec.per_attempt:  # a callable of the attempt number: attempts after 1 differ
-            for i, a, _, _ in to_run:
-                if a != 1:
-                    asks[i] = resources_json(first_resources(spec, a))
         for i, a, _, _ in to_run:
-            old = None if i in plan.retries else existing.get(i)
-            if old is not None and old.state == FAILED and old.failure_kind in ("OOM", "TIMEOUT"):
-                mine = resources_json(
-                    by_hand(spec, old.failure_kind, a, _asks(old.resources), self.limits(name))
+            if a == 1 or i in plan.retries:
+                continue
+            old = existing.get(i)
+            if old is None or old.state != FAILED or old.failure_kind not in ("OOM", "TIMEOUT"):
+                old = None  # nothing ran out: only a callable makes this attempt differ
+                if not spec.per_attempt:
+                    continue
+            mine = resources_json(
+                by_hand(
+                    spec, None if old is None else old.failure_kind, a,
+                    None if old is None else _asks(old.resources), self.limits(name),
                 )
-                if mine != asks.get(i, default):
-                    asks[i] = mine
+            )  # fmt: skip
+            if mine != default:
+                asks[i] = mine
         for i, again in plan.retries.items():
             asks[i] = resources_json(again.resources)
         return asks, default

@@ -177,13 +177,18 @@ def by_hand(
 ) -> dict[str, Any]:  # fmt: skip
     """What `attempt`, started by hand (`retry`) after one that failed of `kind`, asks for.
 
-    The task's own resources for that attempt; but the one the failed attempt
-    (asking `resources`) ran out of, no less than the rule would ask for next:
-    a `retry` that went back to the task's `mem=` after the escalated attempts
-    ran out of memory would only run out again.  A value the user raised in
-    the task since is asked for as it is, when larger.
+    The task's own resources for that attempt, a callable's answer capped as
+    on an automatic retry; but the one the failed attempt (asking `resources`)
+    ran out of, no less than the rule would ask for next: a `retry` that went
+    back to the task's `mem=` after the escalated attempts ran out of memory
+    would only run out again.  A value the user raised in the task since is
+    asked for as it is, when larger.
     """
     own = first_resources(spec, attempt)
+    if attempt != 1 and "mem" in spec.per_attempt and "mem" in own:
+        own["mem"] = _cap_mem(own["mem"], None, spec.max_mem or limits.max_mem, limits)
+    if attempt != 1 and "time" in spec.per_attempt and "time" in own:
+        own["time"] = _cap_time(own["time"], None, spec.max_time or limits.max_time, limits)
     key = _RAN_OUT.get(kind or "")
     if key is None or resources is None or key not in resources or key not in own:
         return own
