@@ -44,10 +44,10 @@ def _flaky(folder: Path, fails: int, **options: Any) -> Workflow:
     return wf
 
 
-def _failing(wf: Workflow, run_dir: Path) -> Any:
+def _failing(wf: Workflow, run_dir: Path, **options: Any) -> Any:
     """The FAILED run of `wf` (run_local raises at a failure: the run is on the error)."""
     with pytest.raises(TaskFailedError) as caught:
-        wf.run_local(run_dir)
+        wf.run_local(run_dir, **options)
     return caught.value.run
 
 
@@ -549,13 +549,15 @@ def test_status_reads_retry_on_of_a_task_without_retries(tmp_path: Path) -> None
     assert "PREEMPTED" in line and "to be tried again" not in line
 
 
-def test_a_retry_with_more_retries_is_what_status_counts_against(tmp_path: Path) -> None:
+def test_a_retry_with_more_retries_is_what_status_counts_against(
+    tmp_path: Path, any_store: str
+) -> None:
     # retries=1 used up; the user raises it to 2 and types `retry`: status counts the
     # budget the engine used (2), not the one recorded when the run began (1)
     from reflow import Run
 
-    run = _failing(_flaky(tmp_path, 9, retries=1), tmp_path / "r")
-    store = open_store(run.store.location)
+    run = _failing(_flaky(tmp_path, 9, retries=1), tmp_path / "r", store=any_store)
+    store = open_store(any_store)
     again = Run(run.run_id, store, workflow=_flaky(tmp_path, 9, retries=2))
     again.retry()
     assert [r.attempt for r in _attempts(store, run.run_id, "flaky")] == [1, 2, 3, 4, 5]
