@@ -906,6 +906,8 @@ class Engine:
         spec = self.graph.tasks[name]
         default = resources_json(first_resources(spec))
         asks: dict[int, str | None] = {}
+        if not existing:  # a first expansion: every attempt is the first
+            return asks, default
         for i, a, _, _ in to_run:
             if a == 1 or i in plan.retries:
                 continue
