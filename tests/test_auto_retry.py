@@ -22,8 +22,10 @@ from reflow.errors import TaskFailedError, ValidationError
 from reflow.executors.base import Executor, JobResources, JobState, JobStatus
 from reflow.flow import TaskSpec
 from reflow.instances import execute
+from reflow.render import render_status
 from reflow.results import Wave, write_result
 from reflow.retrying import Limits, Used, first_resources, next_attempt, used_before
+from reflow.run import status_overview
 from reflow.stores import open_store
 
 
@@ -42,10 +44,10 @@ def _flaky(folder: Path, fails: int, **options: Any) -> Workflow:
     return wf
 
 
-def _failing(wf: Workflow, run_dir: Path) -> Any:
+def _failing(wf: Workflow, run_dir: Path, **options: Any) -> Any:
     """The FAILED run of `wf` (run_local raises at a failure: the run is on the error)."""
     with pytest.raises(TaskFailedError) as caught:
-        wf.run_local(run_dir)
+        wf.run_local(run_dir, **options)
     return caught.value.run
 
 
@@ -275,8 +277,8 @@ def test_the_delay_grows_by_the_backoff() -> None:
         ({"retry_delay": -1}, r"retry_delay=-1 is not a delay"),
         ({"backoff": 0.5}, r"backoff=0\.5 must be a number >= 1"),
         ({"escalate": "yes"}, r"escalate='yes' must be True or False"),
-        ({"max_mem": "lots"}, r"mem='lots' is not a memory size"),
-        ({"max_time": "forever"}, r"time='forever' is not a time limit"),
+        ({"max_mem": "lots"}, r"max_mem='lots' is not a memory size"),
+        ({"max_time": "forever"}, r"max_time='forever' is not a time limit"),
         ({"mem": lambda: "1G"}, r"mem= must be a value or a function of the attempt number"),
         ({"time": lambda a, b: "10"}, r"time= must be a value or a function"),
         ({"mem": lambda attempt: "lots"}, r"mem='lots' is not a memory size .* for attempt 1"),
@@ -437,3 +439,191 @@ def test_the_run_records_each_task_s_retry_options(tmp_path: Path) -> None:
         "retries": 2, "retry_on": ["OOM"], "retry_delay": 60.0, "backoff": 2.0,
         "escalate": True, "max_mem": None, "max_time": None,
     }  # fmt: skip
+
+
+def _played(wf: Workflow, tmp_path: Path) -> tuple[_Scheduler, Any, Any]:
+    """(the played scheduler, the store, the run) of `wf` submitted to it."""
+    ex = _Scheduler(wf)
+    store = open_store(tmp_path / "m.db")
+    return ex, store, wf.submit(tmp_path / "run", executor=ex, store=store)
+
+
+def _status_line(store: Any, run_id: str, needle: str) -> str:
+    """The one line of `status` that contains `needle`."""
+    (line,) = [t for t in render_status(status_overview(store, run_id)).splitlines() if needle in t]
+    return line
+
+
+def test_a_manual_retry_after_an_oom_asks_for_no_less_than_what_ran_out(tmp_path: Path) -> None:
+    # retries=1 after OOMs at 100M and 200M: the user types `retry`; its attempt must
+    # not go back to the task's 100M (it would surely run out again) but escalate on
+    wf = Workflow("again")
+
+    @wf.job(mem="100M", retries=1)
+    def big() -> int:
+        return 1
+
+    ex, store, run = _played(wf, tmp_path)
+    (job,) = ex.waves("big")
+    ex.ended[job] = JobState.OUT_OF_MEMORY
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    (second,) = [j for j in ex.waves("big") if j != job]
+    assert ex.jobs[second][1].mem == "200M"
+    ex.ended[second] = JobState.OUT_OF_MEMORY
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    assert run.state is RunState.FAILED
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, retry=True)
+    (third,) = [j for j in ex.waves("big") if j not in (job, second)]
+    assert ex.jobs[third][1].mem == "400M"
+    rows = store.instance_attempts(run.run_id, "big", -1)
+    assert [(r.attempt, r.resources) for r in rows][-1] == (3, {"mem": "400M"})
+
+
+def _cannot_start() -> Workflow:
+    """`c` cannot start (its array inputs differ in length) while `slow` runs on."""
+    wf = Workflow("cannot")
+
+    @wf.job()
+    def a() -> list[int]:
+        return [1, 2]
+
+    @wf.job()
+    def b() -> list[int]:
+        return [1, 2, 3]
+
+    @wf.array_job(retries=2)
+    def c(x: Annotated[int, Result(step="a")], y: Annotated[int, Result(step="b")]) -> int:
+        return x + y
+
+    @wf.job()
+    def slow() -> int:
+        return 1
+
+    return wf
+
+
+def test_a_task_that_cannot_start_is_not_failed_again_by_every_pass(tmp_path: Path) -> None:
+    wf = _cannot_start()
+    ex, store, run = _played(wf, tmp_path)
+    for job in ex.waves("a") + ex.waves("b"):
+        ex.play(job)
+    for _ in range(3):  # `slow` still runs: the dispatcher passes again and again
+        dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    rows = store.instance_attempts(run.run_id, "c", -1)
+    assert [(r.attempt, r.state) for r in rows] == [(1, "FAILED")]
+    assert "cannot start" in (rows[0].error_text or "")
+    assert store.retried_counts(run.run_id).get("c", 0) == 0
+
+
+def test_status_does_not_promise_a_retry_to_a_task_that_cannot_start(tmp_path: Path) -> None:
+    wf = _cannot_start()
+    ex, store, run = _played(wf, tmp_path)
+    for job in ex.waves("a") + ex.waves("b"):
+        ex.play(job)
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    assert run.state is RunState.RUNNING  # `slow` runs on
+    line = _status_line(store, run.run_id, "cannot start")
+    assert "FAILED" in line and "to be tried again" not in line
+
+
+def test_status_reads_retry_on_of_a_task_without_retries(tmp_path: Path) -> None:
+    # retries=0 and retry_on without PREEMPTED: a preempted attempt is final, and
+    # status, which reads the run's recorded specs, must not promise a requeue
+    wf = Workflow("final")
+
+    @wf.job(retry_on=["ERROR"])
+    def once() -> int:
+        return 1
+
+    @wf.job()
+    def slow() -> int:
+        return 1
+
+    ex, store, run = _played(wf, tmp_path)
+    (job,) = ex.waves("once")
+    ex.ended[job] = JobState.PREEMPTED
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    assert run.state is RunState.RUNNING  # `slow` runs on
+    assert [r.attempt for r in store.instance_attempts(run.run_id, "once", -1)] == [1]
+    line = _status_line(store, run.run_id, "once  FAILED")
+    assert "PREEMPTED" in line and "to be tried again" not in line
+
+
+def test_a_retry_with_more_retries_is_what_status_counts_against(
+    tmp_path: Path, any_store: str
+) -> None:
+    # retries=1 used up; the user raises it to 2 and types `retry`: status counts the
+    # budget the engine used (2), not the one recorded when the run began (1)
+    from reflow import Run
+
+    run = _failing(_flaky(tmp_path, 9, retries=1), tmp_path / "r", store=any_store)
+    store = open_store(any_store)
+    again = Run(run.run_id, store, workflow=_flaky(tmp_path, 9, retries=2))
+    again.retry()
+    assert [r.attempt for r in _attempts(store, run.run_id, "flaky")] == [1, 2, 3, 4, 5]
+    line = _status_line(store, run.run_id, "flaky  FAILED")
+    assert "(ERROR, attempt 5: 2 of 2 retries used)" in line
+
+
+def test_a_resumed_local_run_caps_its_retries_by_the_config_too(tmp_path: Path) -> None:
+    # [executor] max_mem caps what a callable asks for, in a run and in its `retry` alike
+    from reflow import Run
+    from reflow.config import Config
+
+    def mem(attempt: int) -> str:
+        return f"{4 * attempt}G"
+
+    def build() -> Workflow:
+        wf = Workflow("capped", config=Config(max_mem="6G"))
+        folder = tmp_path
+
+        @wf.job(retries=1, mem=mem)
+        def flaky() -> int:
+            runs = len(list(folder.glob("ran-*")))
+            (folder / f"ran-{runs}").touch()
+            raise RuntimeError(f"broken on run {runs + 1}")
+
+        return wf
+
+    run = _failing(build(), tmp_path / "r")
+    Run(run.run_id, open_store(run.store.location), workflow=build()).retry()
+    rows = _attempts(run.store, run.run_id, "flaky")
+    assert [r.resources for r in rows] == [
+        {"mem": "4G"}, {"mem": "6G"}, {"mem": "6G"}, {"mem": "6G"},
+    ]  # fmt: skip
+
+
+def test_requeues_are_counted_through_the_retries_between_them() -> None:
+    # the docs' bound: max_requeues along the automatic attempts, not only in a row
+    spec = _spec(retries=5)
+    reasons: dict[int, str] = {}
+    kinds = ["PREEMPTED", "ERROR", "PREEMPTED", "PREEMPTED", "PREEMPTED"]
+    for attempt, kind in enumerate(kinds, 1):
+        again = next_attempt(spec, kind, attempt, {}, used_before(reasons, attempt), Limits())
+        if again is None:
+            break
+        reasons[again.attempt] = again.reason
+    assert attempt == 5 and again is None  # the fourth preemption is final
+
+
+def test_a_manual_retry_of_a_callable_stays_within_max_mem(tmp_path: Path) -> None:
+    # max_mem is "never more than this": the callable's answer for an attempt started
+    # by hand is capped as an automatic retry's is (a scheduler refuses a job that asks
+    # for more than its nodes have)
+    wf = Workflow("capped")
+
+    @wf.job(mem=lambda attempt: f"{100 * attempt}M", retries=1, max_mem="150M")
+    def big() -> int:
+        return 1
+
+    ex, store, run = _played(wf, tmp_path)
+    for _ in range(2):  # 100M, then 150M (not 200M) run out of memory
+        (job,) = [j for j in ex.waves("big") if j not in ex.ended]
+        ex.ended[job] = JobState.OUT_OF_MEMORY
+        dispatch_pass(wf, store, run.run_id, ex, config=wf.config, in_job=True)
+    assert run.state is RunState.FAILED
+    dispatch_pass(wf, store, run.run_id, ex, config=wf.config, retry=True)
+    rows = store.instance_attempts(run.run_id, "big", -1)
+    assert [r.resources for r in rows] == [{"mem": "100M"}, {"mem": "150M"}, {"mem": "150M"}]
+    (job,) = [j for j in ex.waves("big") if j not in ex.ended]
+    assert ex.jobs[job][1].mem == "150M"

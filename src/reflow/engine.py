@@ -28,6 +28,7 @@ from .retrying import (
     Limits,
     Retry,
     Used,
+    by_hand,
     first_resources,
     next_attempt,
     resources_json,
@@ -658,6 +659,10 @@ class Engine:
             if i in plan.special:
                 if plan.special[i][0] == SKIPPED and old.state == SKIPPED:
                     keep[i] = _Row(SKIPPED, old.attempt, old.identity, None)
+                elif plan.special[i][0] == FAILED and old.state == FAILED and not retryable:
+                    # it cannot start, as before: a pass that retries nothing keeps it
+                    # (a new attempt on every dispatcher pass would read as retried)
+                    keep[i] = _Row(FAILED, old.attempt, old.identity, None)
             elif i in ident_of:
                 new_ident = ident_of[i]
                 same = old.identity == new_ident
@@ -818,7 +823,7 @@ class Engine:
         )
         to_run = [(i, att[i], ident, p) for i, ident, p in todo if i not in hits]
         hit_rows = [(i, att[i], ident, *hits[i], p) for i, ident, p in todo if i in hits]
-        asks, default = self._resources_for(name, plan, att, to_run)
+        asks, default = self._resources_for(name, plan, att, to_run, existing)
         plan.todo = todo = []
         skipped = [
             (i, att[i], None, why)
@@ -827,7 +832,11 @@ class Engine:
         ]
         reasons = [(i, att[i], why) for i, why in plan.notes.items()]
         reasons += [(i, att[i], r.reason) for i, r in plan.retries.items() if i not in hits]
-        failed = [(i, att[i], None, why) for i, (st, why) in special.items() if st == FAILED]
+        failed = [
+            (i, att[i], None, why)
+            for i, (st, why) in special.items()
+            if st == FAILED and i not in keep
+        ]
         # with write_once, the instances to run are only counted now (`expected`), and
         # written when they are marked running or finish (or the run stops)
         defer = self.write_once and bool(to_run)
@@ -885,19 +894,36 @@ class Engine:
         plan: _Plan,
         att: dict[int, int],
         to_run: Sequence[tuple[int, int, str, str]],
+        existing: Mapping[int, InstanceRow],
     ) -> tuple[dict[int, str | None], str | None]:
         """(index -> resources JSON where it differs, the JSON of the rest) of new rows.
 
         An automatic retry asks for what `retrying` decided; any other attempt
-        for the task's own resources for its number (its callables).
+        for the task's own resources for its number (its callables, capped),
+        but after an attempt that ran out of memory or time no less of it than
+        a retry would have (`retrying.by_hand`).
         """
         spec = self.graph.tasks[name]
         default = resources_json(first_resources(spec))
         asks: dict[int, str | None] = {}
-        if spec.per_attempt:  # a callable of the attempt number: attempts after 1 differ
-            for i, a, _, _ in to_run:
-                if a != 1:
-                    asks[i] = resources_json(first_resources(spec, a))
+        if not existing:  # a first expansion: every attempt is the first
+            return asks, default
+        for i, a, _, _ in to_run:
+            if a == 1 or i in plan.retries:
+                continue
+            old = existing.get(i)
+            if old is None or old.state != FAILED or old.failure_kind not in ("OOM", "TIMEOUT"):
+                old = None  # nothing ran out: only a callable makes this attempt differ
+                if not spec.per_attempt:
+                    continue
+            mine = resources_json(
+                by_hand(
+                    spec, None if old is None else old.failure_kind, a,
+                    None if old is None else _asks(old.resources), self.limits(name),
+                )
+            )  # fmt: skip
+            if mine != default:
+                asks[i] = mine
         for i, again in plan.retries.items():
             asks[i] = resources_json(again.resources)
         return asks, default

@@ -153,22 +153,28 @@ class TaskSpec(FrozenRecord):
         return self.replace(name=name, args=args, after=after)
 
 
-def _check_time(value: str | None, task: str) -> str | None:
+def _check_time(value: str | None, task: str, what: str = "time") -> str | None:
     if value is None:
         return None
     try:  # the one grammar (reflow.resources), as for the config file's [dispatch] time
         return normal_time(value)
     except ResourceError as exc:
-        raise ValidationError(f"task '{task}': {exc}") from None
+        raise ValidationError(f"task '{task}': {_named(exc, 'time', what)}") from None
 
 
-def _check_mem(value: str | int | None, task: str) -> str | None:
+def _check_mem(value: str | int | None, task: str, what: str = "mem") -> str | None:
     if value is None:
         return None
     try:  # the one grammar (reflow.resources): '4G', '500M', 4096 (MB)
         return normal_mem(value)
     except ResourceError as exc:
-        raise ValidationError(f"task '{task}': {exc}") from None
+        raise ValidationError(f"task '{task}': {_named(exc, 'mem', what)}") from None
+
+
+def _named(exc: ResourceError, key: str, what: str) -> str:
+    """The parser's message, naming the keyword the user gave (`max_mem=`, not `mem=`)."""
+    text = str(exc)
+    return what + text[len(key) :] if text.startswith(f"{key}=") else text
 
 
 def _check_positive(value: int | None, what: str, task: str) -> int | None:
@@ -526,8 +532,8 @@ class Flow:
                 retry_delay=_check_delay(retry_delay, task),
                 backoff=_check_backoff(backoff, task),
                 escalate=_check_bool(escalate, "escalate", task),
-                max_mem=_check_mem(max_mem, task),
-                max_time=_check_time(max_time, task),
+                max_mem=_check_mem(max_mem, task, "max_mem"),
+                max_time=_check_time(max_time, task, "max_time"),
                 per_attempt=per_attempt,
             )
             self._add(spec)

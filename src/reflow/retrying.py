@@ -10,7 +10,8 @@ outcomes arrive, the cluster dispatcher on the pass after a job failed.
 - A kind not in the task's `retry_on` is final.  A user's cancel is no
   failure kind at all (the instance is CANCELLED, not FAILED): never retried.
 - PREEMPTED and NODE_FAIL are requeued without using `retries`, at most
-  `max_requeues` times in a row, with the same resources and no delay.
+  `max_requeues` times along the chain of automatic attempts (retries in
+  between do not start the count again), with the same resources and no delay.
 - Any other kind uses one of `retries`; the next attempt waits `retry_delay *
   backoff ** (retries used before it)` seconds (at most a week).  With `escalate`, after an
   OOM it asks for twice the memory, after a TIMEOUT for twice the time (only
@@ -20,7 +21,9 @@ outcomes arrive, the cluster dispatcher on the pass after a job failed.
   alike), whatever the kind; `escalate=False` keeps the others as they were.
 - The budget is counted along the instance's chain of automatic attempts (each
   keeps why it ran, `reason`, in the store): a manual `retry` starts a new
-  chain, so it gives a fresh budget.
+  chain, so it gives a fresh budget.  Its attempt asks for the task's own
+  resources, but after an OOM or a TIMEOUT never less of the one that ran
+  out than an automatic retry would have asked for (`by_hand`).
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ if TYPE_CHECKING:
     from .config import Config
 
 __all__ = [
-    "MAX_DELAY", "REQUEUED", "Limits", "Retry", "Used", "config_limits", "first_resources",
-    "next_attempt", "resources_json", "used_before",
+    "MAX_DELAY", "REQUEUED", "Limits", "Retry", "Used", "by_hand", "config_limits",
+    "first_resources", "next_attempt", "resources_json", "used_before",
 ]  # fmt: skip
 
 #: failure kinds that are the cluster's doing, not the task's: requeued, not retried
@@ -162,6 +165,38 @@ def next_attempt(
     new = _escalated(spec, kind, attempt + 1, asked, limits)
     why = f"{_RETRIED}{kind} (retry {done.retries} of {spec.retries})"
     return Retry(attempt + 1, new, delay, done, why)
+
+
+#: the resource an attempt of each kind ran out of
+_RAN_OUT = {"OOM": "mem", "TIMEOUT": "time"}
+
+
+def by_hand(
+    spec: TaskSpec, kind: str | None, attempt: int, resources: Mapping[str, Any] | None,
+    limits: Limits,
+) -> dict[str, Any]:  # fmt: skip
+    """What `attempt`, started by hand (`retry`) after one that failed of `kind`, asks for.
+
+    The task's own resources for that attempt, a callable's answer capped as
+    on an automatic retry; but the one the failed attempt (asking `resources`)
+    ran out of, no less than the rule would ask for next: a `retry` that went
+    back to the task's `mem=` after the escalated attempts ran out of memory
+    would only run out again.  A value the user raised in the task since is
+    asked for as it is, when larger.
+    """
+    own = first_resources(spec, attempt)
+    if attempt != 1 and "mem" in spec.per_attempt and "mem" in own:
+        own["mem"] = _cap_mem(own["mem"], None, spec.max_mem or limits.max_mem, limits)
+    if attempt != 1 and "time" in spec.per_attempt and "time" in own:
+        own["time"] = _cap_time(own["time"], None, spec.max_time or limits.max_time, limits)
+    key = _RAN_OUT.get(kind or "")
+    if key is None or resources is None or key not in resources or key not in own:
+        return own
+    rule = _escalated(spec, kind or "", attempt, dict(resources), limits)[key]
+    size = (lambda v: parse_mem(v).nbytes) if key == "mem" else time_seconds
+    if size(rule) > size(own[key]):
+        own[key] = rule
+    return own
 
 
 def _escalated(

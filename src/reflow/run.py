@@ -367,7 +367,9 @@ def _budget_used(store: Store, head: _Head, instances: list[dict[str, Any]]) -> 
         if inst["state"] != "FAILED":
             continue
         kind = inst.get("failure_kind") or "ERROR"
-        waits = running and kind in head.retry_on.get(inst["task_name"], ())
+        # one that never ran (no kind, no start: its task cannot start) is not retried
+        ran = inst.get("failure_kind") is not None or inst.get("started_at") is not None
+        waits = running and ran and kind in head.retry_on.get(inst["task_name"], ())
         if inst["attempt"] > 1 or waits:
             later.setdefault(inst["task_name"], []).append((inst, waits))
     requeues = None

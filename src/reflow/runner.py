@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ReflowError, ValidationError
 from .owner import FOREGROUND, current_owner, owner_alive
 from .params import type_name
+from .states import FAILURE_KINDS
 from .wiring import Graph, Pipeline, resolve_params
 
 if TYPE_CHECKING:
@@ -362,10 +363,11 @@ def resume(
     if info["executor"] != FOREGROUND:
         return _resume_cluster(wf, run_id, store, info, retry_tasks, verify)
     store.claim_run(run_id, current_owner(), alive=owner_alive)
+    _record_retry_options(store, run_id, graph)
     engine = Engine(
         graph, store, run_id, params=values, run_dir=directory, verify=verify,
         retry_tasks=retry_tasks, on_error=str(options.get("on_error", "stop")), resume=True,
-        write_once=True,
+        write_once=True, limits=_limits(wf.config),
     )  # fmt: skip
     engine.on_progress = progress
     drive(engine, int(options.get("max_workers", 1)))
@@ -395,6 +397,7 @@ def _resume_cluster(
                 "for it to finish, or cancel it first"
             )
     store.set_run_status(run_id, "RUNNING")
+    _record_retry_options(store, run_id, wf.validate())
     res = dispatch_pass(
         wf,
         store,
@@ -406,6 +409,28 @@ def _resume_cluster(
         verify=verify,
     )
     return res.reset
+
+
+def _record_retry_options(store: Store, run_id: str, graph: Graph) -> None:
+    """Record each task's retry options as the workflow retrying the run gives them.
+
+    The engine applies the options of the workflow it is given; `status`
+    reads the run's recorded spec, so a user who raised `retries=` before
+    typing `retry` would otherwise see the new attempts counted against the
+    old budget ("2 of 1 retries used").
+    """
+    import json
+
+    now = {name: json.loads(doc).get("retry") for name, _, _, doc in task_rows(graph)}
+    changed: dict[str, str] = {}
+    for name, _, spec in store.task_specs(run_id):
+        if name not in now or spec.get("retry") == now[name]:
+            continue
+        doc = {k: v for k, v in spec.items() if k != "retry"}
+        if now[name] is not None:
+            doc["retry"] = now[name]
+        changed[name] = json.dumps(doc, sort_keys=True)
+    store.update_task_specs(run_id, changed)
 
 
 def _abandon(store: Store, run_id: str, executor: Executor) -> None:
@@ -486,7 +511,9 @@ def task_rows(graph: Graph) -> list[tuple[str, int, bool, str]]:
         }
         if spec.backend is not None:  # reflow-hpc's hint: recorded, otherwise unused
             doc["backend"] = spec.backend
-        if spec.retries:  # automatic retries (retrying.py), for what `status` says of them
+        # automatic retries (retrying.py), for what `status` says of them: also of a task
+        # without `retries` whose `retry_on` leaves out a kind requeued by default
+        if spec.retries or spec.retry_on != FAILURE_KINDS:
             doc["retry"] = {
                 "retries": spec.retries, "retry_on": list(spec.retry_on),
                 "retry_delay": spec.retry_delay, "backoff": spec.backoff,

@@ -510,6 +510,17 @@ class SqlStore:
         )
         return [(r[0], bool(r[1]), json.loads(r[2])) for r in rows]
 
+    def update_task_specs(self, run_id: str, specs: Mapping[str, str]) -> None:
+        """Replace the recorded spec of these tasks of the run (unknown names ignored)."""
+        if not specs:
+            return
+        with self._write() as conn:
+            self._lock_run(conn, run_id)
+            conn.executemany(
+                "UPDATE tasks SET spec = ? WHERE run_id = ? AND task_name = ?",
+                [(spec, run_id, name) for name, spec in specs.items()],
+            )
+
     def set_run_status(self, run_id: str, status: str, *, release: bool = False) -> None:
         """Set the run's status; a final status records the finish time."""
         now = _now()

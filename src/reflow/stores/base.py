@@ -272,6 +272,14 @@ class Store(Protocol):
         """The run's tasks in topological order: (name, is_array, spec dict)."""
         ...
 
+    def update_task_specs(self, run_id: str, specs: Mapping[str, str]) -> None:
+        """Replace the recorded spec (JSON text) of some of the run's tasks, in one transaction.
+
+        `specs`: task name -> its new spec; a name the run has no task of is
+        ignored.  Order, array-ness and counts stay as they were.
+        """
+        ...
+
     def set_run_status(self, run_id: str, status: str, *, release: bool = False) -> None:
         """Set the run's status (a final one records the finish time; `release` drops the owner)."""
         ...
