@@ -28,7 +28,7 @@ from reflow.executors import slurm as slurm_module
 from reflow.executors.base import Executor, JobResources, JobState, JobStatus, SchedulerError
 from reflow.executors.slurm import SlurmExecutor
 from reflow.render import render_status
-from reflow.run import status_overview
+from reflow.run import Run, status_overview
 from reflow.runner import submit
 from reflow.stores.sqlite import SqliteStore
 
@@ -368,3 +368,14 @@ def test_pbs_pro_finds_jobs_by_name_in_its_history(monkeypatch: pytest.MonkeyPat
     found = PBSExecutor(flavor="pro").find_named(["etl.extract", "etl.nothing"], 0.0)
     assert found == {"etl.extract": "1001.pbsserver", "etl.nothing": None}
     assert PBSExecutor(flavor="torque").find_named(["etl.extract"], 0.0) is None
+
+
+def test_cancel_cancels_the_job_a_killed_pass_submitted_unrecorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex = Played()
+    ex.die = "after"  # split's job p1 exists; the pass died before recording it
+    run_id, store = _submitted(tmp_path, ex)
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    Run(run_id, store).cancel()
+    assert ex.cancelled == ["p1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -102,10 +103,14 @@ class Run:
     def _cancel_jobs(self, info: dict[str, Any], task: str | None) -> None:
         """Cancel the scheduler jobs of the run (of one task), the dispatcher included."""
         from .config import load_config
-        from .dispatch import make_executor
+        from .dispatch import adopt_unrecorded, make_executor
 
         options = info["options"] if isinstance(info["options"], dict) else {}
         executor = make_executor(options.get("executor"), load_config())
+        # jobs a killed pass submitted without recording them: found first, cancelled too
+        with contextlib.suppress(ReflowError, OSError):
+            adopt_unrecorded(self.store, self.run_id, executor)
+            info = self.store.get_run(self.run_id)  # the dispatcher may have been adopted
         jobs = [
             j
             for t, _, _, _, j, _ in self.store.in_flight(self.run_id)
