@@ -379,3 +379,23 @@ def test_cancel_cancels_the_job_a_killed_pass_submitted_unrecorded(
     monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
     Run(run_id, store).cancel()
     assert ex.cancelled == ["p1"]
+
+
+def test_a_submit_whose_chained_dispatcher_timed_out_cancels_that_dispatcher_too(
+    tmp_path: Path,
+) -> None:
+    ex = Played()
+    real = ex.submit
+
+    def chain_times_out(command: Sequence[str], resources: JobResources) -> str:
+        if "dispatch" in command:
+            ex.die = "timeout"  # the dispatcher job exists, but its id was never heard
+        return real(command, resources)
+
+    ex.submit = chain_times_out  # type: ignore[method-assign]
+    store = SqliteStore(tmp_path / "m.db")
+    with pytest.raises(SchedulerError, match="did not answer"):
+        wf.submit(tmp_path / "run", executor=ex, store=store, n=3)
+    assert sorted(ex.cancelled) == ["p1", "p2"]  # split's job and the dispatcher
+    (info,) = store.list_runs()
+    assert store.get_run(info["run_id"])["dispatcher"] is None

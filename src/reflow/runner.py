@@ -412,13 +412,18 @@ def _abandon(store: Store, run_id: str, executor: Executor) -> None:
     """After a failed submission: cancel what was submitted; the run ends FAILED.
 
     A job whose submission failed without a clear answer (the command timed
-    out) may exist all the same: the journal finds it first, so it is cancelled too.
+    out) may exist all the same: the journal finds it first, so it is cancelled
+    too, the chained dispatcher job among them.
     """
     from .dispatch import adopt_unrecorded
 
     with contextlib.suppress(ReflowError, OSError):
         adopt_unrecorded(store, run_id, executor)
     jobs = sorted({executor.job_of(j) for *_, j, _ in store.in_flight(run_id) if j})
+    dispatcher = store.get_run(run_id).get("dispatcher")
+    if dispatcher:  # chained (or adopted) before the failure: it must not run on
+        jobs.append(str(dispatcher))
+        store.set_dispatcher(run_id, None)
     if jobs:
         executor.cancel(jobs)
     store.cancel_instances(run_id, None, "the submission of the run failed")
