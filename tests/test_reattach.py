@@ -399,3 +399,19 @@ def test_a_submit_whose_chained_dispatcher_timed_out_cancels_that_dispatcher_too
     assert sorted(ex.cancelled) == ["p1", "p2"]  # split's job and the dispatcher
     (info,) = store.list_runs()
     assert store.get_run(info["run_id"])["dispatcher"] is None
+
+
+def test_slurm_without_accounting_settles_a_job_the_queue_does_not_know(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def sacct(argv: Sequence[str], *, what: str, timeout: float = 120) -> str:
+        raise SchedulerError(
+            f"cannot {what}: sacct exited with 1: sacct: error: Slurm accounting storage "
+            "is disabled"
+        )
+
+    monkeypatch.setattr(slurm_module, "run_command", sacct)
+    monkeypatch.setattr(slurm_module, "run_scheduler", _squeue(""))
+    # a fresh process (the next pass, `retry`): nothing has asked sacct before
+    found = SlurmExecutor().find_submitted([("wf.a", "rfaaaa", 0.0)])
+    assert found == {"rfaaaa": None}  # never submitted: not waited for forever
