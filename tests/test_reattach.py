@@ -415,3 +415,18 @@ def test_slurm_without_accounting_settles_a_job_the_queue_does_not_know(
     # a fresh process (the next pass, `retry`): nothing has asked sacct before
     found = SlurmExecutor().find_submitted([("wf.a", "rfaaaa", 0.0)])
     assert found == {"rfaaaa": None}  # never submitted: not waited for forever
+
+
+def test_a_dispatcher_job_that_cannot_load_its_workflow_says_why_in_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex = Played()
+    run_id, store = _submitted(tmp_path, ex)
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    script = tmp_path / "pipeline.py"  # edited while the run was in flight
+    script.write_text("def broken(:\n")
+    argv = ["--run-id", run_id, "--store", str(tmp_path / "m.db"), "--workflow", "attach"]
+    assert dispatch_module.main([*argv, "--origin", json.dumps({"script": str(script)})]) == 1
+    text = render_status(status_overview(store, run_id))
+    assert "dispatcher: cannot load workflow 'attach' from" in text
+    assert store.get_run(run_id)["status"] == RunState.FAILED.value

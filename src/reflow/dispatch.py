@@ -1133,12 +1133,26 @@ def _dispatcher_waits(sub: _Submitter, engine: Engine, graph: Any) -> list[str]:
     return sorted(needs) or everything
 
 
+def _load(origin: Mapping[str, Any], name: str) -> Pipeline:
+    """The run's workflow; whatever stops its script from loading as one ReflowError."""
+    from .loader import load_workflow
+
+    try:
+        return load_workflow(dict(origin), name)
+    except ReflowError:
+        raise
+    except Exception as exc:  # the script was edited while the run was in flight
+        where = origin.get("script") or origin.get("module")
+        raise ReflowError(
+            f"cannot load workflow '{name}' from {where}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """One chained dispatcher pass, run as a scheduler job."""
     import argparse
 
     from .config import load_config
-    from .loader import load_workflow
     from .stores import open_store
 
     parser = argparse.ArgumentParser(prog="python -m reflow dispatch")
@@ -1164,10 +1178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reflow: run {ns.run_id} is {info['status']}; nothing to do")
         return 0
     options = info["options"] if isinstance(info["options"], dict) else {}
-    executor = make_executor(options.get("executor"), config)
     origin = json.loads(ns.origin)
-    wf = load_workflow(origin, ns.workflow)
     try:
+        executor = make_executor(options.get("executor"), config)
+        wf = _load(origin, ns.workflow)
         after = [j for j in ns.after.split(",") if j]
         res = dispatch_pass(
             wf, store, ns.run_id, executor, config=config, wait_for=after, origin=origin,
@@ -1179,6 +1193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except ReflowError as exc:
         print(f"reflow: dispatcher pass failed: {exc}", file=sys.stderr)
+        # for `status` (a failure inside the pass has recorded it already)
+        store.set_dispatch_error(ns.run_id, str(exc) or type(exc).__name__)
         store.set_dispatcher(ns.run_id, None)
         store.set_run_status(ns.run_id, RunState.FAILED.value, release=True)
         return 1
