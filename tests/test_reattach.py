@@ -302,6 +302,10 @@ def test_slurm_finds_jobs_by_name_in_the_queue_then_the_accounting(
     )
     assert found == {"rfaaaa": "11", "rfbbbb": "12", "rfcccc": None}
     assert "--name=wf.b.rfbbbb,wf.c.rfcccc" in asked[0]
+    # whoever asks (a colleague's `status` of a shared run): sacct shows a user other
+    # than root only their own jobs unless told otherwise, and a job not shown was
+    # taken for one never submitted, to be submitted again by the run's next pass
+    assert "--allusers" in asked[0]
 
 
 def test_a_job_name_keeps_its_token_whole() -> None:

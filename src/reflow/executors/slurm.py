@@ -267,7 +267,9 @@ class SlurmExecutor(BatchExecutor):
         self.calls["sacct"] += 1
         try:
             argv = [
-                self.sacct, "-n", "-P", "-X", "--name=" + ",".join(rest),
+                # every user's: without it sacct shows a user other than root only
+                # their own, and another user's job not shown would count as never submitted
+                self.sacct, "-n", "-P", "-X", "--allusers", "--name=" + ",".join(rest),
                 "-S", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)),
                 "-E", "now", "--format=JobID,JobName",
             ]  # fmt: skip
