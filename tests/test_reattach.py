@@ -434,3 +434,19 @@ def test_a_dispatcher_job_that_cannot_load_its_workflow_says_why_in_status(
     text = render_status(status_overview(store, run_id))
     assert "dispatcher: cannot load workflow 'attach' from" in text
     assert store.get_run(run_id)["status"] == RunState.FAILED.value
+
+
+def test_status_of_a_run_whose_journal_it_cannot_change_is_shown_all_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex = Played()
+    ex.die = "after"
+    run_id, store = _submitted(tmp_path, ex)
+
+    def not_yours(entry: Any) -> None:  # a colleague's run: its journal folder is not theirs
+        raise PermissionError(13, "Permission denied", str(entry.path))
+
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    monkeypatch.setattr("reflow.journal.remove", not_yours)
+    text = render_status(status_overview(store, run_id))
+    assert text.startswith(f"run {run_id}")

@@ -657,7 +657,11 @@ def _liveness(
     try:
         executor = make_executor(options.get("executor"), load_config())
         # jobs a killed pass submitted without recording them are adopted first
-        if adopt_unrecorded(store, run_id, executor):
+        try:
+            unsettled = adopt_unrecorded(store, run_id, executor)
+        except OSError:  # the run's files are not ours to change: its own next pass settles
+            unsettled = 0
+        if unsettled:
             warnings.append(
                 "a job a killed dispatcher pass may have submitted can be neither found nor "
                 "ruled out yet; nothing more is submitted until the scheduler can tell"
