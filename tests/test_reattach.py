@@ -263,13 +263,8 @@ def test_a_busy_sbatch_is_asked_again_but_a_slow_one_is_not(
 def test_an_accounting_outage_falls_back_to_squeue_and_settles_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def sacct(argv: Sequence[str], *, what: str, timeout: float = 120) -> str:
-        # what sacct says with slurmdbd stopped (Slurm 22.05, the test cluster)
-        raise SchedulerError(
-            f"cannot {what}: sacct exited with 1: sacct: error: Problem talking to the "
-            "database: Connection refused"
-        )
-
+    # what sacct says with slurmdbd stopped (Slurm 22.05, the test cluster)
+    sacct = _failing_sacct("Problem talking to the database: Connection refused")
     monkeypatch.setattr(slurm_module, "run_command", sacct)
     monkeypatch.setattr(slurm_module, "run_scheduler", _squeue("7_0|RUNNING|None\n"))
     ex = SlurmExecutor()
@@ -277,6 +272,13 @@ def test_an_accounting_outage_falls_back_to_squeue_and_settles_nothing(
     assert states["7_0"].state is JobState.RUNNING
     assert states["8"].state is JobState.UNKNOWN  # left the queue: ended somehow, not failed
     assert "slurmdbd" in states["8"].reason
+
+
+def _failing_sacct(said: str) -> Any:
+    def sacct(argv: Sequence[str], *, what: str, timeout: float = 120) -> str:
+        raise SchedulerError(f"cannot {what}: sacct exited with 1: sacct: error: {said}")
+
+    return sacct
 
 
 def _squeue(out: str) -> Any:
@@ -408,12 +410,7 @@ def test_a_submit_whose_chained_dispatcher_timed_out_cancels_that_dispatcher_too
 def test_slurm_without_accounting_settles_a_job_the_queue_does_not_know(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def sacct(argv: Sequence[str], *, what: str, timeout: float = 120) -> str:
-        raise SchedulerError(
-            f"cannot {what}: sacct exited with 1: sacct: error: Slurm accounting storage "
-            "is disabled"
-        )
-
+    sacct = _failing_sacct("Slurm accounting storage is disabled")
     monkeypatch.setattr(slurm_module, "run_command", sacct)
     monkeypatch.setattr(slurm_module, "run_scheduler", _squeue(""))
     # a fresh process (the next pass, `retry`): nothing has asked sacct before
