@@ -447,3 +447,30 @@ def test_status_of_a_run_whose_journal_it_cannot_change_is_shown_all_the_same(
     monkeypatch.setattr("reflow.journal.remove", not_yours)
     text = render_status(status_overview(store, run_id))
     assert text.startswith(f"run {run_id}")
+
+
+def test_a_busy_qmaster_is_asked_again_for_job_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reflow.executors import sge as sge_module
+    from reflow.executors.sge import SGEExecutor
+
+    listing = (
+        "<?xml version='1.0'?><job_info><queue_info><job_list state='running'>"
+        "<JB_job_number>31</JB_job_number><JB_name>wf.a</JB_name>"
+        "<state>r</state></job_list></queue_info></job_info>"
+    )
+    said: list[str] = []
+
+    def qstat(argv: Sequence[str], **_: Any) -> str:
+        said.append(" ".join(argv))
+        if len(said) == 1:  # what qstat says while qmaster restarts or is swamped
+            raise SchedulerError(
+                "cannot ask SGE for job states: qstat exited with 1: error: commlib error: "
+                "got select error (Connection refused)"
+            )
+        return listing
+
+    monkeypatch.setattr(sge_module, "run_command", qstat)
+    ex = SGEExecutor()
+    ex.backoff = (0.0,)
+    assert ex.states(["31"])["31"].state is JobState.RUNNING  # not a failed pass
+    assert said == ["qstat -u * -xml"] * 2
