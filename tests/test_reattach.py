@@ -474,3 +474,28 @@ def test_a_busy_qmaster_is_asked_again_for_job_states(monkeypatch: pytest.Monkey
     ex.backoff = (0.0,)
     assert ex.states(["31"])["31"].state is JobState.RUNNING  # not a failed pass
     assert said == ["qstat -u * -xml"] * 2
+
+
+def test_a_retry_that_must_wait_for_the_journal_says_it_retried_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reflow import journal
+    from reflow.errors import ReflowError
+
+    class Failing(Played):
+        def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+            return {j: JobStatus(JobState.FAILED, "FAILED") for j in job_ids}
+
+    ex = Failing()
+    run_id, store = _submitted(tmp_path, ex)
+    dispatch_pass(wf, store, run_id, ex, config=wf.config, in_job=True)  # split's job failed
+    assert store.get_run(run_id)["status"] == RunState.FAILED.value
+    # a pass killed at its sbatch, and the scheduler cannot tell now whether it took the job
+    with journal.writing(tmp_path / "run", run_id, "dispatcher", "attach.dispatch"):
+        pass
+    ex.can_tell = False
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    with pytest.raises(ReflowError, match=rf"run '{run_id}' was not retried: .* again"):
+        Run(run_id, store, workflow=wf).retry()  # it reset nothing; before, it said 0 quietly
+    (row,) = store.instances(run_id, task="split")
+    assert row["state"] == "FAILED"

@@ -178,6 +178,8 @@ class DispatchResult:
         self.reset = 0
         #: jobs the pass could not settle now (the scheduler could not say): it waits
         self.unsettled = 0
+        #: the journal held the pass back: nothing was decided, reset or submitted
+        self.held = False
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -566,6 +568,7 @@ def _one_pass(
         # a job an earlier pass may have submitted can be neither found nor ruled out
         # now: submitting its instances again could run them twice, so nothing is
         # submitted until a later pass can tell
+        result.held = True
         if chain and run_state == RunState.RUNNING.value:
             result.dispatcher = _chain_once(sub, store, executor, (), time.time() + _WAIT_SECONDS)
         return result

@@ -129,6 +129,7 @@ class Run:
 
         For a local run this resumes in the foreground; reused upstream outputs
         are verified first (`verify=True`).  Returns how many instances were reset.
+        A ReflowError when a scheduler run cannot be retried now (see `runner.resume`).
         """
         if self.workflow is None:
             raise ReflowError(

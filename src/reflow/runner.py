@@ -337,7 +337,8 @@ def resume(
     """Drive an existing run again (retry); return how many instances were reset.
 
     A local run resumes here in the foreground; a scheduler run is handed to a
-    dispatcher pass through its executor.
+    dispatcher pass through its executor (a ReflowError if the submission journal
+    holds that pass back: a job a killed pass may have submitted cannot be told yet).
     """
     from .engine import Engine
     from .local import drive
@@ -405,6 +406,13 @@ def _resume_cluster(
         retry_tasks=None if tasks is None else sorted(tasks),
         verify=verify,
     )
+    if res.held:  # the passes chained from here are ordinary ones: they retry nothing
+        raise ReflowError(
+            f"run '{run_id}' was not retried: a job a killed dispatcher pass may have "
+            "submitted can be neither found nor ruled out now (the scheduler cannot tell), "
+            f"and nothing is reset or submitted until it can; try 'retry {run_id}' again in "
+            "a minute"
+        )
     return res.reset
 
 
