@@ -499,3 +499,16 @@ def test_a_retry_that_must_wait_for_the_journal_says_it_retried_nothing(
         Run(run_id, store, workflow=wf).retry()  # it reset nothing; before, it said 0 quietly
     (row,) = store.instances(run_id, task="split")
     assert row["state"] == "FAILED"
+
+
+def test_a_cancel_the_scheduler_never_took_is_an_error_not_a_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    down = "scancel: error: Unable to contact slurm controller (connect failure)"
+    fake = _answers((1, down))
+    monkeypatch.setattr("reflow.executors._common.run_scheduler", fake)
+    ex = SlurmExecutor()
+    ex.backoff = (0.0, 0.0)
+    with pytest.raises(SchedulerError, match="Unable to contact slurm controller"):
+        ex.cancel(["5", "6"])  # the jobs run on: `cancel` must not call them CANCELLED
+    assert len(fake.seen) == 3  # asked again after each delay first

@@ -32,6 +32,7 @@ from .executors.base import (
     JobResources,
     JobState,
     JobStatus,
+    SchedulerError,
     merge_options,
 )
 from .instances import Outcome, Work
@@ -621,8 +622,10 @@ def _one_pass(
     result.jobs = submitted + ahead
     result.reset = engine.reset
     if result.jobs and store.get_run(run_id)["status"] == RunState.CANCELLED.value:
-        # cancelled while this pass was submitting: take back what it submitted
-        executor.cancel(result.jobs)
+        # cancelled while this pass was submitting: take back what it submitted (as far
+        # as the scheduler lets: the run stays CANCELLED)
+        with contextlib.suppress(SchedulerError):
+            executor.cancel(result.jobs)
         store.cancel_instances(run_id, None, "cancelled by the user")
         store.set_dispatcher(run_id, None)
         result.state = RunState.CANCELLED

@@ -432,8 +432,9 @@ def _abandon(store: Store, run_id: str, executor: Executor) -> None:
     if dispatcher:  # chained (or adopted) before the failure: it must not run on
         jobs.append(str(dispatcher))
         store.set_dispatcher(run_id, None)
-    if jobs:
-        executor.cancel(jobs)
+    if jobs:  # as far as the scheduler lets: the submission's own error is the one to show
+        with contextlib.suppress(ReflowError):
+            executor.cancel(jobs)
     store.cancel_instances(run_id, None, "the submission of the run failed")
     store.set_run_status(run_id, "FAILED", release=True)
 
