@@ -512,3 +512,20 @@ def test_a_cancel_the_scheduler_never_took_is_an_error_not_a_success(
     with pytest.raises(SchedulerError, match="Unable to contact slurm controller"):
         ex.cancel(["5", "6"])  # the jobs run on: `cancel` must not call them CANCELLED
     assert len(fake.seen) == 3  # asked again after each delay first
+
+
+def test_a_cancel_that_failed_leaves_the_run_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Down(Played):
+        def cancel(self, job_ids: Sequence[str]) -> None:
+            raise SchedulerError("cannot cancel Slurm jobs: Unable to contact slurm controller")
+
+    ex = Down()
+    run_id, store = _submitted(tmp_path, ex)
+    queued = store.get_run(run_id)["dispatcher"]
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    with pytest.raises(SchedulerError):
+        Run(run_id, store).cancel()
+    info = store.get_run(run_id)
+    assert (info["status"], info["dispatcher"]) == (RunState.RUNNING.value, queued)

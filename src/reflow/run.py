@@ -118,11 +118,13 @@ class Run:
         ]
         # whole array jobs when every element of theirs goes, elements otherwise
         ids = sorted({executor.job_of(j) for j in jobs}) if task is None else sorted(set(jobs))
-        if task is None and info.get("dispatcher"):
-            ids.append(str(info["dispatcher"]))
-            self.store.set_dispatcher(self.run_id, None)
+        dispatcher = info.get("dispatcher") if task is None else None
+        if dispatcher:
+            ids.append(str(dispatcher))
         if ids:
-            executor.cancel(ids)
+            executor.cancel(ids)  # a SchedulerError leaves the run as it was
+        if dispatcher:
+            self.store.set_dispatcher(self.run_id, None)
 
     def retry(self, task: str | None = None, verify: bool = True) -> int:
         """Rerun failed, cancelled and skipped instances (of `task`, or all).
