@@ -529,3 +529,16 @@ def test_a_cancel_that_failed_leaves_the_run_as_it_was(
         Run(run_id, store).cancel()
     info = store.get_run(run_id)
     assert (info["status"], info["dispatcher"]) == (RunState.RUNNING.value, queued)
+
+
+def test_cancel_of_a_run_its_failed_dispatcher_left_cancels_the_jobs_still_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex = Played()
+    run_id, store = _submitted(tmp_path, ex)
+    # what a dispatcher job does when its pass fails: the run FAILED, split's job p1 on
+    store.set_dispatcher(run_id, None)
+    store.set_run_status(run_id, RunState.FAILED.value, release=True)
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    assert Run(run_id, store).cancel() == 1
+    assert ex.cancelled == ["p1"]

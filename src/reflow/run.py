@@ -93,7 +93,10 @@ class Run:
         info = self.info()
         if task is not None:
             _check_task(self.store, self.run_id, task)
-        if info["executor"] != FOREGROUND and info["status"] == RunState.RUNNING.value:
+        # a run whose dispatcher pass failed is FAILED with its jobs still running
+        if info["executor"] != FOREGROUND and (
+            info["status"] == RunState.RUNNING.value or self.store.in_flight(self.run_id)
+        ):
             self._cancel_jobs(info, task)
         n = self.store.cancel_instances(self.run_id, task, "cancelled by the user")
         if task is None and info["status"] == RunState.RUNNING.value:
