@@ -28,7 +28,7 @@ from reflow.executors import slurm as slurm_module
 from reflow.executors.base import Executor, JobResources, JobState, JobStatus, SchedulerError
 from reflow.executors.slurm import SlurmExecutor
 from reflow.render import render_status
-from reflow.run import status_overview
+from reflow.run import Run, status_overview
 from reflow.runner import submit
 from reflow.stores.sqlite import SqliteStore
 
@@ -263,13 +263,8 @@ def test_a_busy_sbatch_is_asked_again_but_a_slow_one_is_not(
 def test_an_accounting_outage_falls_back_to_squeue_and_settles_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def sacct(argv: Sequence[str], *, what: str, timeout: float = 120) -> str:
-        # what sacct says with slurmdbd stopped (Slurm 22.05, the test cluster)
-        raise SchedulerError(
-            f"cannot {what}: sacct exited with 1: sacct: error: Problem talking to the "
-            "database: Connection refused"
-        )
-
+    # what sacct says with slurmdbd stopped (Slurm 22.05, the test cluster)
+    sacct = _failing_sacct("Problem talking to the database: Connection refused")
     monkeypatch.setattr(slurm_module, "run_command", sacct)
     monkeypatch.setattr(slurm_module, "run_scheduler", _squeue("7_0|RUNNING|None\n"))
     ex = SlurmExecutor()
@@ -277,6 +272,13 @@ def test_an_accounting_outage_falls_back_to_squeue_and_settles_nothing(
     assert states["7_0"].state is JobState.RUNNING
     assert states["8"].state is JobState.UNKNOWN  # left the queue: ended somehow, not failed
     assert "slurmdbd" in states["8"].reason
+
+
+def _failing_sacct(said: str) -> Any:
+    def sacct(argv: Sequence[str], *, what: str, timeout: float = 120) -> str:
+        raise SchedulerError(f"cannot {what}: sacct exited with 1: sacct: error: {said}")
+
+    return sacct
 
 
 def _squeue(out: str) -> Any:
@@ -302,6 +304,10 @@ def test_slurm_finds_jobs_by_name_in_the_queue_then_the_accounting(
     )
     assert found == {"rfaaaa": "11", "rfbbbb": "12", "rfcccc": None}
     assert "--name=wf.b.rfbbbb,wf.c.rfcccc" in asked[0]
+    # whoever asks (a colleague's `status` of a shared run): sacct shows a user other
+    # than root only their own jobs unless told otherwise, and a job not shown was
+    # taken for one never submitted, to be submitted again by the run's next pass
+    assert "--allusers" in asked[0]
 
 
 def test_a_job_name_keeps_its_token_whole() -> None:
@@ -368,3 +374,171 @@ def test_pbs_pro_finds_jobs_by_name_in_its_history(monkeypatch: pytest.MonkeyPat
     found = PBSExecutor(flavor="pro").find_named(["etl.extract", "etl.nothing"], 0.0)
     assert found == {"etl.extract": "1001.pbsserver", "etl.nothing": None}
     assert PBSExecutor(flavor="torque").find_named(["etl.extract"], 0.0) is None
+
+
+def test_cancel_cancels_the_job_a_killed_pass_submitted_unrecorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex = Played()
+    ex.die = "after"  # split's job p1 exists; the pass died before recording it
+    run_id, store = _submitted(tmp_path, ex)
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    Run(run_id, store).cancel()
+    assert ex.cancelled == ["p1"]
+
+
+def test_a_submit_whose_chained_dispatcher_timed_out_cancels_that_dispatcher_too(
+    tmp_path: Path,
+) -> None:
+    ex = Played()
+    real = ex.submit
+
+    def chain_times_out(command: Sequence[str], resources: JobResources) -> str:
+        if "dispatch" in command:
+            ex.die = "timeout"  # the dispatcher job exists, but its id was never heard
+        return real(command, resources)
+
+    ex.submit = chain_times_out  # type: ignore[method-assign]
+    store = SqliteStore(tmp_path / "m.db")
+    with pytest.raises(SchedulerError, match="did not answer"):
+        wf.submit(tmp_path / "run", executor=ex, store=store, n=3)
+    assert sorted(ex.cancelled) == ["p1", "p2"]  # split's job and the dispatcher
+    (info,) = store.list_runs()
+    assert store.get_run(info["run_id"])["dispatcher"] is None
+
+
+def test_slurm_without_accounting_settles_a_job_the_queue_does_not_know(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sacct = _failing_sacct("Slurm accounting storage is disabled")
+    monkeypatch.setattr(slurm_module, "run_command", sacct)
+    monkeypatch.setattr(slurm_module, "run_scheduler", _squeue(""))
+    # a fresh process (the next pass, `retry`): nothing has asked sacct before
+    found = SlurmExecutor().find_submitted([("wf.a", "rfaaaa", 0.0)])
+    assert found == {"rfaaaa": None}  # never submitted: not waited for forever
+
+
+def test_a_dispatcher_job_that_cannot_load_its_workflow_says_why_in_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex = Played()
+    run_id, store = _submitted(tmp_path, ex)
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    script = tmp_path / "pipeline.py"  # edited while the run was in flight
+    script.write_text("def broken(:\n")
+    argv = ["--run-id", run_id, "--store", str(tmp_path / "m.db"), "--workflow", "attach"]
+    assert dispatch_module.main([*argv, "--origin", json.dumps({"script": str(script)})]) == 1
+    text = render_status(status_overview(store, run_id))
+    assert "dispatcher: cannot load workflow 'attach' from" in text
+    assert store.get_run(run_id)["status"] == RunState.FAILED.value
+
+
+def test_status_of_a_run_whose_journal_it_cannot_change_is_shown_all_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex = Played()
+    ex.die = "after"
+    run_id, store = _submitted(tmp_path, ex)
+
+    def not_yours(entry: Any) -> None:  # a colleague's run: its journal folder is not theirs
+        raise PermissionError(13, "Permission denied", str(entry.path))
+
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    monkeypatch.setattr("reflow.journal.remove", not_yours)
+    text = render_status(status_overview(store, run_id))
+    assert text.startswith(f"run {run_id}")
+
+
+def test_a_busy_qmaster_is_asked_again_for_job_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reflow.executors import sge as sge_module
+    from reflow.executors.sge import SGEExecutor
+
+    listing = (
+        "<?xml version='1.0'?><job_info><queue_info><job_list state='running'>"
+        "<JB_job_number>31</JB_job_number><JB_name>wf.a</JB_name>"
+        "<state>r</state></job_list></queue_info></job_info>"
+    )
+    said: list[str] = []
+
+    def qstat(argv: Sequence[str], **_: Any) -> str:
+        said.append(" ".join(argv))
+        if len(said) == 1:  # what qstat says while qmaster restarts or is swamped
+            raise SchedulerError(
+                "cannot ask SGE for job states: qstat exited with 1: error: commlib error: "
+                "got select error (Connection refused)"
+            )
+        return listing
+
+    monkeypatch.setattr(sge_module, "run_command", qstat)
+    ex = SGEExecutor()
+    ex.backoff = (0.0,)
+    assert ex.states(["31"])["31"].state is JobState.RUNNING  # not a failed pass
+    assert said == ["qstat -u * -xml"] * 2
+
+
+def test_a_retry_that_must_wait_for_the_journal_says_it_retried_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reflow import journal
+    from reflow.errors import ReflowError
+
+    class Failing(Played):
+        def states(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+            return {j: JobStatus(JobState.FAILED, "FAILED") for j in job_ids}
+
+    ex = Failing()
+    run_id, store = _submitted(tmp_path, ex)
+    dispatch_pass(wf, store, run_id, ex, config=wf.config, in_job=True)  # split's job failed
+    assert store.get_run(run_id)["status"] == RunState.FAILED.value
+    # a pass killed at its sbatch, and the scheduler cannot tell now whether it took the job
+    with journal.writing(tmp_path / "run", run_id, "dispatcher", "attach.dispatch"):
+        pass
+    ex.can_tell = False
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    with pytest.raises(ReflowError, match=rf"run '{run_id}' was not retried: .* again"):
+        Run(run_id, store, workflow=wf).retry()  # it reset nothing; before, it said 0 quietly
+    (row,) = store.instances(run_id, task="split")
+    assert row["state"] == "FAILED"
+
+
+def test_a_cancel_the_scheduler_never_took_is_an_error_not_a_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    down = "scancel: error: Unable to contact slurm controller (connect failure)"
+    fake = _answers((1, down))
+    monkeypatch.setattr("reflow.executors._common.run_scheduler", fake)
+    ex = SlurmExecutor()
+    ex.backoff = (0.0, 0.0)
+    with pytest.raises(SchedulerError, match="Unable to contact slurm controller"):
+        ex.cancel(["5", "6"])  # the jobs run on: `cancel` must not call them CANCELLED
+    assert len(fake.seen) == 3  # asked again after each delay first
+
+
+def test_a_cancel_that_failed_leaves_the_run_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Down(Played):
+        def cancel(self, job_ids: Sequence[str]) -> None:
+            raise SchedulerError("cannot cancel Slurm jobs: Unable to contact slurm controller")
+
+    ex = Down()
+    run_id, store = _submitted(tmp_path, ex)
+    queued = store.get_run(run_id)["dispatcher"]
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    with pytest.raises(SchedulerError):
+        Run(run_id, store).cancel()
+    info = store.get_run(run_id)
+    assert (info["status"], info["dispatcher"]) == (RunState.RUNNING.value, queued)
+
+
+def test_cancel_of_a_run_its_failed_dispatcher_left_cancels_the_jobs_still_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex = Played()
+    run_id, store = _submitted(tmp_path, ex)
+    # what a dispatcher job does when its pass fails: the run FAILED, split's job p1 on
+    store.set_dispatcher(run_id, None)
+    store.set_run_status(run_id, RunState.FAILED.value, release=True)
+    monkeypatch.setattr(dispatch_module, "make_executor", lambda *_: ex)
+    assert Run(run_id, store).cancel() == 1
+    assert ex.cancelled == ["p1"]

@@ -32,6 +32,7 @@ from .executors.base import (
     JobResources,
     JobState,
     JobStatus,
+    SchedulerError,
     merge_options,
 )
 from .instances import Outcome, Work
@@ -178,6 +179,8 @@ class DispatchResult:
         self.reset = 0
         #: jobs the pass could not settle now (the scheduler could not say): it waits
         self.unsettled = 0
+        #: the journal held the pass back: nothing was decided, reset or submitted
+        self.held = False
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -566,6 +569,7 @@ def _one_pass(
         # a job an earlier pass may have submitted can be neither found nor ruled out
         # now: submitting its instances again could run them twice, so nothing is
         # submitted until a later pass can tell
+        result.held = True
         if chain and run_state == RunState.RUNNING.value:
             result.dispatcher = _chain_once(sub, store, executor, (), time.time() + _WAIT_SECONDS)
         return result
@@ -618,8 +622,10 @@ def _one_pass(
     result.jobs = submitted + ahead
     result.reset = engine.reset
     if result.jobs and store.get_run(run_id)["status"] == RunState.CANCELLED.value:
-        # cancelled while this pass was submitting: take back what it submitted
-        executor.cancel(result.jobs)
+        # cancelled while this pass was submitting: take back what it submitted (as far
+        # as the scheduler lets: the run stays CANCELLED)
+        with contextlib.suppress(SchedulerError):
+            executor.cancel(result.jobs)
         store.cancel_instances(run_id, None, "cancelled by the user")
         store.set_dispatcher(run_id, None)
         result.state = RunState.CANCELLED
@@ -1133,12 +1139,26 @@ def _dispatcher_waits(sub: _Submitter, engine: Engine, graph: Any) -> list[str]:
     return sorted(needs) or everything
 
 
+def _load(origin: Mapping[str, Any], name: str) -> Pipeline:
+    """The run's workflow; whatever stops its script from loading as one ReflowError."""
+    from .loader import load_workflow
+
+    try:
+        return load_workflow(dict(origin), name)
+    except ReflowError:
+        raise
+    except Exception as exc:  # the script was edited while the run was in flight
+        where = origin.get("script") or origin.get("module")
+        raise ReflowError(
+            f"cannot load workflow '{name}' from {where}: {type(exc).__name__}: {exc}"
+        ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """One chained dispatcher pass, run as a scheduler job."""
     import argparse
 
     from .config import load_config
-    from .loader import load_workflow
     from .stores import open_store
 
     parser = argparse.ArgumentParser(prog="python -m reflow dispatch")
@@ -1164,10 +1184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reflow: run {ns.run_id} is {info['status']}; nothing to do")
         return 0
     options = info["options"] if isinstance(info["options"], dict) else {}
-    executor = make_executor(options.get("executor"), config)
     origin = json.loads(ns.origin)
-    wf = load_workflow(origin, ns.workflow)
     try:
+        executor = make_executor(options.get("executor"), config)
+        wf = _load(origin, ns.workflow)
         after = [j for j in ns.after.split(",") if j]
         res = dispatch_pass(
             wf, store, ns.run_id, executor, config=config, wait_for=after, origin=origin,
@@ -1179,6 +1199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except ReflowError as exc:
         print(f"reflow: dispatcher pass failed: {exc}", file=sys.stderr)
+        # for `status` (a failure inside the pass has recorded it already)
+        store.set_dispatch_error(ns.run_id, str(exc) or type(exc).__name__)
         store.set_dispatcher(ns.run_id, None)
         store.set_run_status(ns.run_id, RunState.FAILED.value, release=True)
         return 1

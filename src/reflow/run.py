@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -92,7 +93,10 @@ class Run:
         info = self.info()
         if task is not None:
             _check_task(self.store, self.run_id, task)
-        if info["executor"] != FOREGROUND and info["status"] == RunState.RUNNING.value:
+        # a run whose dispatcher pass failed is FAILED with its jobs still running
+        if info["executor"] != FOREGROUND and (
+            info["status"] == RunState.RUNNING.value or self.store.in_flight(self.run_id)
+        ):
             self._cancel_jobs(info, task)
         n = self.store.cancel_instances(self.run_id, task, "cancelled by the user")
         if task is None and info["status"] == RunState.RUNNING.value:
@@ -102,10 +106,14 @@ class Run:
     def _cancel_jobs(self, info: dict[str, Any], task: str | None) -> None:
         """Cancel the scheduler jobs of the run (of one task), the dispatcher included."""
         from .config import load_config
-        from .dispatch import make_executor
+        from .dispatch import adopt_unrecorded, make_executor
 
         options = info["options"] if isinstance(info["options"], dict) else {}
         executor = make_executor(options.get("executor"), load_config())
+        # jobs a killed pass submitted without recording them: found first, cancelled too
+        with contextlib.suppress(ReflowError, OSError):
+            adopt_unrecorded(self.store, self.run_id, executor)
+            info = self.store.get_run(self.run_id)  # the dispatcher may have been adopted
         jobs = [
             j
             for t, _, _, _, j, _ in self.store.in_flight(self.run_id)
@@ -113,17 +121,20 @@ class Run:
         ]
         # whole array jobs when every element of theirs goes, elements otherwise
         ids = sorted({executor.job_of(j) for j in jobs}) if task is None else sorted(set(jobs))
-        if task is None and info.get("dispatcher"):
-            ids.append(str(info["dispatcher"]))
-            self.store.set_dispatcher(self.run_id, None)
+        dispatcher = info.get("dispatcher") if task is None else None
+        if dispatcher:
+            ids.append(str(dispatcher))
         if ids:
-            executor.cancel(ids)
+            executor.cancel(ids)  # a SchedulerError leaves the run as it was
+        if dispatcher:
+            self.store.set_dispatcher(self.run_id, None)
 
     def retry(self, task: str | None = None, verify: bool = True) -> int:
         """Rerun failed, cancelled and skipped instances (of `task`, or all).
 
         For a local run this resumes in the foreground; reused upstream outputs
         are verified first (`verify=True`).  Returns how many instances were reset.
+        A ReflowError when a scheduler run cannot be retried now (see `runner.resume`).
         """
         if self.workflow is None:
             raise ReflowError(
@@ -654,7 +665,11 @@ def _liveness(
     try:
         executor = make_executor(options.get("executor"), load_config())
         # jobs a killed pass submitted without recording them are adopted first
-        if adopt_unrecorded(store, run_id, executor):
+        try:
+            unsettled = adopt_unrecorded(store, run_id, executor)
+        except OSError:  # the run's files are not ours to change: its own next pass settles
+            unsettled = 0
+        if unsettled:
             warnings.append(
                 "a job a killed dispatcher pass may have submitted can be neither found nor "
                 "ruled out yet; nothing more is submitted until the scheduler can tell"

@@ -338,7 +338,8 @@ def resume(
     """Drive an existing run again (retry); return how many instances were reset.
 
     A local run resumes here in the foreground; a scheduler run is handed to a
-    dispatcher pass through its executor.
+    dispatcher pass through its executor (a ReflowError if the submission journal
+    holds that pass back: a job a killed pass may have submitted cannot be told yet).
     """
     from .engine import Engine
     from .local import drive
@@ -408,6 +409,13 @@ def _resume_cluster(
         retry_tasks=None if tasks is None else sorted(tasks),
         verify=verify,
     )
+    if res.held:  # the passes chained from here are ordinary ones: they retry nothing
+        raise ReflowError(
+            f"run '{run_id}' was not retried: a job a killed dispatcher pass may have "
+            "submitted can be neither found nor ruled out now (the scheduler cannot tell), "
+            f"and nothing is reset or submitted until it can; try 'retry {run_id}' again in "
+            "a minute"
+        )
     return res.reset
 
 
@@ -437,15 +445,21 @@ def _abandon(store: Store, run_id: str, executor: Executor) -> None:
     """After a failed submission: cancel what was submitted; the run ends FAILED.
 
     A job whose submission failed without a clear answer (the command timed
-    out) may exist all the same: the journal finds it first, so it is cancelled too.
+    out) may exist all the same: the journal finds it first, so it is cancelled
+    too, the chained dispatcher job among them.
     """
     from .dispatch import adopt_unrecorded
 
     with contextlib.suppress(ReflowError, OSError):
         adopt_unrecorded(store, run_id, executor)
     jobs = sorted({executor.job_of(j) for *_, j, _ in store.in_flight(run_id) if j})
-    if jobs:
-        executor.cancel(jobs)
+    dispatcher = store.get_run(run_id).get("dispatcher")
+    if dispatcher:  # chained (or adopted) before the failure: it must not run on
+        jobs.append(str(dispatcher))
+        store.set_dispatcher(run_id, None)
+    if jobs:  # as far as the scheduler lets: the submission's own error is the one to show
+        with contextlib.suppress(ReflowError):
+            executor.cancel(jobs)
     store.cancel_instances(run_id, None, "the submission of the run failed")
     store.set_run_status(run_id, "FAILED", release=True)
 

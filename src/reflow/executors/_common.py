@@ -375,8 +375,12 @@ class SchedulerExecutor(Executor):
     def cancel_all(self, argv: Sequence[str], ids: Sequence[str], what: str) -> None:
         """One `argv ID...`; when it fails for several ids (finished ones make some
         commands stop), each alone, unless the command went on with the rest
-        (`cancel_alone = False`)."""
+        (`cancel_alone = False`).  Still busy after `backoff`: a SchedulerError, since
+        nothing was cancelled."""
         proc = self.patiently(lambda: run_scheduler([*argv, *ids], what=what))
+        said = (proc.stderr + proc.stdout).lower()
+        if proc.returncode != 0 and any(w in said for w in self.busy_words):
+            raise SchedulerError(f"cannot {what}: {last_words(proc)}")
         if proc.returncode != 0 and len(ids) > 1 and self.cancel_alone:
             for job in ids:
                 run_scheduler([*argv, job], what=what)

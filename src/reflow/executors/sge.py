@@ -502,8 +502,10 @@ class SGEExecutor(BatchExecutor):
         if not asked:
             return {}
         self.calls["qstat"] += 1
-        listing = parse_qstat_xml(
-            run_command([self.qstat, "-u", "*", "-xml"], what="ask SGE for job states")
+        listing = parse_qstat_xml(  # asked again while qmaster is busy (`busy_words`)
+            self.ask(
+                lambda: run_command([self.qstat, "-u", "*", "-xml"], what="ask SGE for job states")
+            )
         )
         found: dict[str, JobStatus] = {}
         in_error: list[str] = []

@@ -267,14 +267,20 @@ class SlurmExecutor(BatchExecutor):
         self.calls["sacct"] += 1
         try:
             argv = [
-                self.sacct, "-n", "-P", "-X", "--name=" + ",".join(rest),
+                # every user's: without it sacct shows a user other than root only
+                # their own, and another user's job not shown would count as never submitted
+                self.sacct, "-n", "-P", "-X", "--allusers", "--name=" + ",".join(rest),
                 "-S", time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)),
                 "-E", "now", "--format=JobID,JobName",
             ]  # fmt: skip
             out = self.ask(
                 lambda: run_command(argv, what="ask Slurm's accounting for jobs by name")
             )
-        except SchedulerError:
+        except SchedulerError as exc:
+            # a cluster without accounting (or sacct): the queue is all there is, as in
+            # `states`; this may be the first question of a fresh process (the next pass)
+            if "accounting storage is disabled" in str(exc).lower() or "not found" in str(exc):
+                self._accounting = False
             # without the accounting, what left the queue cannot be told from what never was
             return found if self._accounting is not False else {**dict.fromkeys(rest), **found}
         for line in out.splitlines():
