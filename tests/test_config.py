@@ -237,6 +237,7 @@ ENV_VALUES = {
     "executor.mode": ("LSF", "bsub"),
     "executor.python": ("/env/python", "/env/python"),
     "executor.pack": ("8", 8),
+    "executor.grace": ("90", 90),
     "dispatch.cpus": ("3", 3),
     "dispatch.time": ("02:00:00", "02:00:00"),
     "dispatch.mem": ("2g", "2G"),

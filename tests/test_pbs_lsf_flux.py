@@ -73,6 +73,7 @@ def test_render_singleton(which: str) -> None:
         name="etl.extract",
         cpus=2,
         time="00:10:00",
+        grace=60,
         mem="4G",
         stdout=log,
         stderr=log,
@@ -100,6 +101,7 @@ def test_render_array_with_parallelism_partition_account_and_extra_options(which
         name="etl.transform",
         cpus=4,
         time="1-02:00:00",
+        grace=60,  # the warning before the time limit
         mem="500M",
         partition=partition,
         account=account,

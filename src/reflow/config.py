@@ -88,7 +88,7 @@ class _Key:
     section: str
     name: str
     env: str
-    kind: str  # how values are checked: store, path, command, program, mode, cpus, time, mem
+    kind: str  # how values are checked: store, path, command, program, mode, cpus, grace, time, mem
     example: str | int  # shown in the example file and in error messages
     default: str  # as documented in the example file
     help: str
@@ -173,6 +173,18 @@ _KEY_LIST: tuple[_Key, ...] = (
         'scheduler: "auto" sizes packs from the slots the scheduler reports and the\n'
         "durations the store has seen; 1 gives every instance its own element.\n"
         "A task's own @wf.job(pack=...) and submit --pack win over this.",
+    ),
+    _Key(
+        "executor",
+        "grace",
+        env="REFLOW_GRACE",
+        kind="grace",
+        example=120,
+        default="60",
+        help="Seconds before a job's time limit at which the scheduler warns the job\n"
+        "(SIGUSR1): the running task gets reflow.signals.TaskInterrupted and can\n"
+        "write a checkpoint; the attempt is recorded as a TIMEOUT.  At most half\n"
+        "the job's time limit is used; 0 asks for no warning.",
     ),
     *(
         _Key(
@@ -294,6 +306,7 @@ _EXPECTED = {
     "program": "a non-empty command name or path",
     "mode": "one of " + ", ".join(MODES) + " (or slurm, pbs, lsf, sge)",
     "cpus": "a whole number of CPUs, 1 or more",
+    "grace": "a whole number of seconds, 0 or more",
     "time": TIME_EXPECTED,
     "mem": MEM_EXPECTED,
     "pack": PACK_EXPECTED,
@@ -302,13 +315,14 @@ _EXPECTED = {
 
 def _check(kind: str, value: object, *, from_text: bool = False) -> Any:
     """`value` normalised for a key of `kind`; `from_text` values are strings to parse."""
-    if kind == "cpus":
+    if kind in ("cpus", "grace"):
         if from_text and isinstance(value, str):
             try:
                 value = int(value.strip())
             except ValueError:
                 raise _Invalid(_EXPECTED[kind]) from None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        least = 1 if kind == "cpus" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise _Invalid(_EXPECTED[kind])
         return value
     if kind in ("time", "mem", "pack"):
@@ -379,6 +393,7 @@ class Config:
     mode: str = "local"
     python: str = field(default_factory=lambda: sys.executable)
     pack: int | str = "auto"
+    grace: int = 60
     sbatch: str | None = None
     squeue: str | None = None
     sacct: str | None = None

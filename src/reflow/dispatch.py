@@ -652,6 +652,7 @@ class _Submitter:
                 base,
                 array_size=-(-len(chunk) // per) if spec.array else None,
                 time=_times(spec.time, per) if not followers else _sum_times(times),
+                grace=self.config.grace,
             )
             job = self.executor.submit(self._worker_command(waves), res)
             jobs.append(job)

@@ -41,7 +41,9 @@ class Outcome(Record):
     """What running one instance produced.
 
     `identity`, `parts`, `cached_from` and `skipped` are set only by a worker
-    that resolved its own inputs (an instance submitted ahead).  `value` is the
+    that resolved its own inputs (an instance submitted ahead).  `kind`: the
+    failure kind of a failed outcome, one of `states.FAILURE_KINDS` (None when
+    ok, or not known: read as "ERROR").  `value` is the
     returned value itself when it is immutable and was produced in this
     process, so the engine need not decode `output` again; it is never sent
     anywhere (not pickled, not compared).
@@ -54,6 +56,7 @@ class Outcome(Record):
         "finished",
         "identity",
         "index",
+        "kind",
         "ok",
         "output",
         "output_hash",
@@ -81,12 +84,14 @@ class Outcome(Record):
         cached_from: int | None = None,
         skipped: bool = False,
         value: Any = NO_VALUE,
+        kind: str | None = None,
     ) -> None:
         self.task, self.index, self.attempt, self.ok = task, index, attempt, ok
         self.output, self.output_hash, self.error = output, output_hash, error
         self.started, self.finished = started, finished
         self.identity, self.parts, self.cached_from = identity, parts, cached_from
         self.skipped, self.value = skipped, value
+        self.kind = kind
 
     def __getstate__(self) -> dict[str, Any]:  # a worker process sends only the text
         return {f: getattr(self, f) for f in self._field_names if f != "value"}
@@ -101,9 +106,14 @@ def _label(task: str, index: int) -> str:
 
 
 def failure(
-    work: Work, error: str, started: float | None = None, *, skipped: bool = False
+    work: Work,
+    error: str,
+    started: float | None = None,
+    *,
+    skipped: bool = False,
+    kind: str | None = None,
 ) -> Outcome:
-    """A failed (or, with `skipped`, skipped) Outcome for `work` with its error text."""
+    """A failed (or, with `skipped`, skipped) Outcome for `work` with its error text and kind."""
     now = time.time()
     return Outcome(
         work.task,
@@ -116,6 +126,7 @@ def failure(
         now if started is None else started,
         now,
         skipped=skipped,
+        kind=kind,
     )
 
 
@@ -135,8 +146,10 @@ def execute(func: Callable[..., Any], work: Work) -> Outcome:
     try:
         value = func(**work.kwargs)
     except (Exception, SystemExit) as exc:
-        # drop this frame: the user's traceback starts in their own function
-        return failure(work, traceback_text(exc, skip_frames=1), started)
+        # drop this frame: the user's traceback starts in their own function; a
+        # MemoryError is how a memory limit on allocations (SGE's h_vmem) shows
+        kind = "OOM" if isinstance(exc, MemoryError) else None
+        return failure(work, traceback_text(exc, skip_frames=1), started, kind=kind)
     try:
         text, ohash = codec.dumps_hashed(value)
     except EncodeError as exc:

@@ -231,6 +231,8 @@ def write_result_file(
         doc["cached_from"] = outcome.cached_from
     if outcome.skipped:
         doc["skipped"] = True
+    if outcome.kind is not None:
+        doc["kind"] = outcome.kind
     path = _result_file(run_dir, run_id, outcome.task, outcome.index, outcome.attempt)
     _atomic_write(path, json.dumps(doc, ensure_ascii=False).encode("utf-8"))
     return path
@@ -285,7 +287,15 @@ def _record(doc: dict[str, Any], path: str | Path) -> Outcome:
         parts,
         cached_from,
         bool(get("skipped")),
+        kind=_kind(get("kind")) if not ok else None,
     )
+
+
+def _kind(value: object) -> str | None:
+    """A result file's failure kind, if it is one reflow knows (else None: read as ERROR)."""
+    from .states import FAILURE_KINDS
+
+    return value if isinstance(value, str) and value in FAILURE_KINDS else None
 
 
 #: (inode, size, modification time in ns) of a result file when it was read

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["FINAL_STATES", "RunState", "TaskState"]
+__all__ = ["FAILURE_KINDS", "FINAL_STATES", "RunState", "TaskState"]
+
+FAILURE_KINDS = ("ERROR", "OOM", "TIMEOUT", "NODE_FAIL", "PREEMPTED")
 
 
 class _Named(str, enum.Enum):

@@ -44,6 +44,9 @@ class JobResources:
     stderr: str | None = None
     workdir: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    #: seconds before the time limit at which the job asks for a warning signal (SIGUSR1);
+    #: None or 0: none (see `warning_seconds`)
+    grace: int | None = None
 
 
 class JobState(str, enum.Enum):

@@ -39,7 +39,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ValidationError
-from ._common import SchedulerExecutor, aggregate, flags, memory, option_key, run_scheduler, seconds
+from ._common import (
+    SchedulerExecutor,
+    aggregate,
+    flags,
+    memory,
+    option_key,
+    run_scheduler,
+    seconds,
+    warning_seconds,
+)
 from .base import JobResources, JobState, JobStatus, SchedulerError
 
 __all__ = ["FluxExecutor", "decode_id", "parse_flux_jobs"]
@@ -186,6 +195,8 @@ class FluxExecutor(SchedulerExecutor):
             argv.append(f"--cores-per-task={int(r.cpus)}")
         if r.time:
             argv.append(f"--time-limit={seconds(r.time)}s")  # Flux's FSD: seconds
+            if warning_seconds(r):
+                argv.append(f"--signal=SIGUSR1@{warning_seconds(r)}s")
         if r.mem:
             memory(r.mem)  # checked like everywhere, but not passed (see the module docstring)
         if r.partition:
