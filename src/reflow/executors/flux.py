@@ -139,6 +139,8 @@ def _status(state: str, result: str, code: str, wait: str, kind: str, note: str)
         return JobStatus(JobState.CANCELLED, said, exit_code)
     if result == "TIMEOUT" or kind == "timeout":
         return JobStatus(JobState.TIMEOUT, said, exit_code)
+    if kind == "node-failure":  # job-exec lost a node the job ran on
+        return JobStatus(JobState.NODE_FAIL, said, exit_code)
     return JobStatus(JobState.FAILED, said, exit_code)
 
 
