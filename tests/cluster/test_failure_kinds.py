@@ -1,23 +1,29 @@
 """Failure kinds on the real clusters: what the scheduler's accounting says a job died of,
 and the warning before a time limit reaching the task (issue 14).
 
-Executor level: a job over its memory reads OUT_OF_MEMORY, asked the way the dispatcher
-asks (one query for the job, each element looked up in the answer), every time it is
-asked, never COMPLETED or FAILED first. Workflow level: a task over its time limit gets
-TaskInterrupted before the kill and writes its checkpoint; the attempt ends TIMEOUT.
+Executor level, on Slurm: a job over its memory reads OUT_OF_MEMORY, asked the way the
+dispatcher asks (one query for the job, each element looked up in the answer), every
+time it is asked, never COMPLETED or FAILED first (SGE's qacct has no such passing
+answers, and its execd kills a job whose processes together exceed h_vmem only now and
+then: the recorded qacct outputs of tests/test_sge_executor.py cover how it is read).
+Workflow level, on both: an instance over its memory fails out of memory; a task over
+its time limit gets TaskInterrupted before the kill and writes its checkpoint, and the
+attempt ends TIMEOUT. On Slurm: an element whose job is requeued (as preemption does)
+runs again as the same attempt.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pl_limits
 from case_helpers import only_failed
-from schedulers import Scheduler, every_scheduler
+from schedulers import Scheduler, every_scheduler, only
 
-from cluster_support import Cluster, status_text, wait_final
+from cluster_support import Cluster, status_text, wait_final, wait_until
 from reflow import RunState
 from reflow.executors import JobResources, JobState
 
@@ -36,7 +42,7 @@ _JOB = _ELEMENT + (
 )
 
 
-@every_scheduler
+@only("slurm")
 def test_an_element_over_its_memory_reads_out_of_memory_every_time_it_is_asked(
     scheduler: Scheduler, tmp_path: Path
 ) -> None:
@@ -70,6 +76,24 @@ def test_an_element_over_its_memory_reads_out_of_memory_every_time_it_is_asked(
 
 
 @every_scheduler
+def test_an_instance_over_its_memory_fails_out_of_memory(
+    scheduler: Scheduler, cluster: Cluster
+) -> None:
+    run = cluster.submit(pl_limits.oom_wf, megabytes=350)
+    assert wait_final(run, 120) is RunState.FAILED, status_text(run)
+    (failed,) = only_failed(run)
+    text = failed["error_text"]
+    if scheduler.name == "slurm":  # killed by Slurm, read from sacct
+        last = text.splitlines()[-1]
+        assert last.startswith(
+            f"the job ran out of memory (slurm: job {failed['job_id']} FAILED, peak memory "
+        ), text
+        assert last.endswith(" of 120M, killed by SIGKILL)"), text
+    else:  # SGE's h_vmem refuses the allocation itself
+        assert text.rstrip().endswith("MemoryError"), text
+
+
+@every_scheduler
 def test_a_task_over_its_time_limit_is_interrupted_and_checkpoints(
     scheduler: Scheduler, cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -87,3 +111,32 @@ def test_a_task_over_its_time_limit_is_interrupted_and_checkpoints(
         "the job's time limit was near (the scheduler's warning signal came): "
         "the task was interrupted"
     ), text
+
+
+@only("slurm")
+def test_a_requeued_element_runs_again_as_the_same_attempt(
+    scheduler: Scheduler, cluster: Cluster, tmp_path: Path
+) -> None:
+    # `scontrol requeue` is what preemption with PreemptMode=REQUEUE does to a job: SIGTERM,
+    # then the job is queued again under its id; it must not count as a failed attempt
+    run = cluster.submit(pl_limits.requeue_wf, n=2, folder=str(tmp_path))
+    wait_until(lambda: (tmp_path / "started.0.0").exists(), 60, "element 0 to start", run)
+    (element,) = [i["job_id"] for i in run.store.instances(run.run_id, task="nap")
+                  if i["array_index"] == 0]  # fmt: skip
+    subprocess.run(["scontrol", "requeue", element], check=True, timeout=30)
+
+    def restarted() -> bool:
+        # a requeued job waits two minutes before it may start again: start it now
+        subprocess.run(["scontrol", "update", f"JobId={element}", "StartTime=now"],
+                       capture_output=True, timeout=30, check=False)  # fmt: skip
+        return (tmp_path / "started.0.1").exists()
+
+    wait_until(restarted, 120, "element 0 to run again", run)
+    assert wait_final(run, 120) is RunState.SUCCESS, status_text(run)
+    assert run.outputs("nap") == [0, 1]
+    assert (tmp_path / "interrupted.0").read_text() == "SIGTERM"  # it could checkpoint
+    rows = run.store.instances(run.run_id, task="nap")
+    assert sorted((i["array_index"], i["attempt"], i["state"]) for i in rows) == [
+        (0, 1, "SUCCESS"),
+        (1, 1, "SUCCESS"),
+    ]

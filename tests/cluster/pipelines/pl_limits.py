@@ -1,22 +1,26 @@
-"""A task that outgrows its memory, and one that outlives its time limit but checkpoints.
+"""A task that outgrows its memory, one that outlives its time limit but checkpoints, and
+one whose job is requeued (preempted) while it runs.
 
-`hungry` needs about 350 MB (in five processes of 70 MB, so each stays under SGE's
-per-process h_vmem and the job's sum does not) under mem="120M". `patient` runs until
-the scheduler's warning before its 1-minute limit interrupts it, writes a checkpoint
-file, and re-raises; a later attempt (with more time) starts from the checkpoint.
+`hungry` needs about 350 MB under mem="120M": Slurm's memory sampler kills its job;
+under SGE's h_vmem (a limit on each process's allocations) the allocation fails and
+the task gets a MemoryError. `patient` runs until the scheduler's warning before its
+1-minute limit interrupts it, writes a checkpoint file, and re-raises; a later attempt
+(with more time) starts from the checkpoint. `nap` element 0 waits to be requeued
+(`started.0.<restarts>` says it runs), then finishes when its job runs again.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import os
 import time
 from pathlib import Path
+from typing import Annotated
 
-from reflow import Workflow
+from reflow import Result, Workflow
 from reflow.signals import TaskInterrupted
 
-#: one process's share of the memory: every page touched, so it is really used
+#: five processes of 70 MB: each under SGE's per-process h_vmem, so the job as a whole
+#: is over it (SGE's execd samples the sum, not always: see test_failure_kinds)
 HOG = """
 import time
 block = bytearray(70 << 20)
@@ -25,20 +29,16 @@ for i in range(0, len(block), 4096):
 time.sleep(150)
 """
 
-
-def eat_350_megabytes() -> None:
-    hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(5)]
-    for hog in hogs:
-        hog.wait()
-
-
 oom_wf = Workflow("rt-oom")
 
 
 @oom_wf.job(time="00:05:00", mem="120M")
-def hungry(n: int) -> int:
-    eat_350_megabytes()
-    return n
+def hungry(megabytes: int) -> int:
+    block = bytearray(megabytes << 20)
+    for i in range(0, len(block), 4096):  # every page touched: really used (resident)
+        block[i] = 1
+    time.sleep(5)  # Slurm samples memory once a second
+    return megabytes
 
 
 limit_wf = Workflow("rt-limit")
@@ -57,6 +57,27 @@ def patient(folder: str) -> int:
     except TaskInterrupted as exc:
         checkpoint.write_text(f"{steps} {exc.signal_name}")
         raise
+
+
+requeue_wf = Workflow("rt-requeue")
+
+
+@requeue_wf.job(time="00:05:00", mem="100M")
+def items(n: int) -> list[int]:
+    return list(range(n))
+
+
+@requeue_wf.job(array=True, time="00:05:00", mem="100M")
+def nap(x: Annotated[int, Result(step="items")], folder: str) -> int:
+    restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
+    Path(folder, f"started.{x}.{restarts}").touch()
+    if x == 0 and restarts == "0":
+        try:
+            time.sleep(120)  # the test requeues the job meanwhile
+        except TaskInterrupted as exc:
+            Path(folder, f"interrupted.{x}").write_text(exc.signal_name)
+            raise
+    return x
 
 
 if __name__ == "__main__":
