@@ -14,16 +14,15 @@ runs again as the same attempt.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pl_limits
-from case_helpers import only_failed
+from case_helpers import only_failed, requeue_while_running
 from schedulers import Scheduler, every_scheduler, only
 
-from cluster_support import Cluster, status_text, wait_final, wait_until
+from cluster_support import Cluster, status_text, wait_final
 from reflow import RunState
 from reflow.executors import JobResources, JobState
 
@@ -120,18 +119,7 @@ def test_a_requeued_element_runs_again_as_the_same_attempt(
     # `scontrol requeue` is what preemption with PreemptMode=REQUEUE does to a job: SIGTERM,
     # then the job is queued again under its id; it must not count as a failed attempt
     run = cluster.submit(pl_limits.requeue_wf, n=2, folder=str(tmp_path))
-    wait_until(lambda: (tmp_path / "started.0.0").exists(), 60, "element 0 to start", run)
-    (element,) = [i["job_id"] for i in run.store.instances(run.run_id, task="nap")
-                  if i["array_index"] == 0]  # fmt: skip
-    subprocess.run(["scontrol", "requeue", element], check=True, timeout=30)
-
-    def restarted() -> bool:
-        # a requeued job waits two minutes before it may start again: start it now
-        subprocess.run(["scontrol", "update", f"JobId={element}", "StartTime=now"],
-                       capture_output=True, timeout=30, check=False)  # fmt: skip
-        return (tmp_path / "started.0.1").exists()
-
-    wait_until(restarted, 120, "element 0 to run again", run)
+    requeue_while_running(run, "nap", tmp_path)
     assert wait_final(run, 120) is RunState.SUCCESS, status_text(run)
     assert run.outputs("nap") == [0, 1]
     assert (tmp_path / "interrupted.0").read_text() == "SIGTERM"  # it could checkpoint

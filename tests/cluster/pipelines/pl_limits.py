@@ -34,6 +34,10 @@ oom_wf = Workflow("rt-oom")
 
 @oom_wf.job(time="00:05:00", mem="120M")
 def hungry(megabytes: int) -> int:
+    return eat(megabytes)
+
+
+def eat(megabytes: int) -> int:
     block = bytearray(megabytes << 20)
     for i in range(0, len(block), 4096):  # every page touched: really used (resident)
         block[i] = 1
@@ -46,6 +50,10 @@ limit_wf = Workflow("rt-limit")
 
 @limit_wf.job(time="00:01:00", mem="100M")
 def patient(folder: str) -> int:
+    return until_interrupted(folder)
+
+
+def until_interrupted(folder: str) -> int:
     checkpoint = Path(folder) / "checkpoint"
     steps = int(checkpoint.read_text().split()[0]) if checkpoint.exists() else 0
     if steps:  # resumed: finish from where the attempt before stopped
@@ -69,6 +77,10 @@ def items(n: int) -> list[int]:
 
 @requeue_wf.job(array=True, time="00:05:00", mem="100M")
 def nap(x: Annotated[int, Result(step="items")], folder: str) -> int:
+    return until_requeued(x, folder)
+
+
+def until_requeued(x: int, folder: str) -> int:
     restarts = os.environ.get("SLURM_RESTART_COUNT", "0")
     Path(folder, f"started.{x}.{restarts}").touch()
     if x == 0 and restarts == "0":
