@@ -44,12 +44,17 @@ def step(k: int, folder: str) -> int:
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _worker(tmp_path: Path, count: int) -> subprocess.Popen[bytes]:
+def _worker(tmp_path: Path, count: int, fused: bool = False) -> subprocess.Popen[bytes]:
     (tmp_path / "pipeline.py").write_text(PIPELINE)
     works = [Work("step", k, 1, {"k": k, "folder": str(tmp_path)}) for k in range(count)]
     write_wave(tmp_path / "wave.jsonl", "graceful-1", works, per=count)
+    waves = ["--wave", str(tmp_path / "wave.jsonl")]
+    if fused:  # a singleton fused behind: it finds its inputs itself (`deferred`)
+        after = [Work("step", 9, 1, {"k": 9, "folder": str(tmp_path)})]
+        write_wave(tmp_path / "after.jsonl", "graceful-1", after, {"inputs": {}})
+        waves += ["--wave", str(tmp_path / "after.jsonl")]
     origin = json.dumps({"script": str(tmp_path / "pipeline.py")})
-    argv = [sys.executable, "-m", "reflow", "worker", "--wave", str(tmp_path / "wave.jsonl"),
+    argv = [sys.executable, "-m", "reflow", "worker", *waves,
             "--run-dir", str(tmp_path / "run"), "--origin", origin,
             "--workflow", "graceful"]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), REFLOW_JOB_ID="77")
@@ -88,6 +93,16 @@ def test_the_warning_interrupts_the_task_which_checkpoints_and_ends_as_timeout(
     assert not second.ok and second.kind == "TIMEOUT"
     assert not (tmp_path / "started.1").exists()  # not started with no time left
     assert (second.error or "").endswith("before this instance started")
+
+
+def test_a_task_fused_behind_the_interrupted_one_leaves_no_result(tmp_path: Path) -> None:
+    # the dispatcher marks it SKIPPED behind its upstream's TIMEOUT (dispatch._skip_behind)
+    proc = _worker(tmp_path, 1, fused=True)
+    _when_started(proc, tmp_path / "started.0")
+    proc.send_signal(signal.SIGUSR1)
+    assert proc.wait(60) == 0
+    assert set(_results(tmp_path)) == {0} and _results(tmp_path)[0].kind == "TIMEOUT"
+    assert not (tmp_path / "started.9").exists()
 
 
 def test_a_kill_without_warning_leaves_no_result_for_the_scheduler_to_explain(

@@ -182,6 +182,8 @@ class _Runner:
         return execute(wf.tasks[work.task].func, work)
 
     def run(self, item: WaveElement) -> None:
+        if self.warned and item.deferred is not None:
+            return  # fused behind the one the warning stopped: the dispatcher skips it
         from .results import log_files, write_result_file
 
         work, run_dir = item.work, self.run_dir
