@@ -99,7 +99,8 @@ _SETTLE_SECONDS = 60.0
 #: (without cgroups Slurm samples memory once a second and kills the step with SIGKILL)
 _NEAR_LIMIT = 0.95
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)[nc?]?$")
-_ENDED_BADLY = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+#: the end states a job's steps may correct (killed for memory, a step that failed)
+_CORRECTABLE = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
 def parse_sacct(text: str, now: float) -> dict[str, JobStatus]:
@@ -152,7 +153,7 @@ def _job_status(parts: Sequence[str], steps: Sequence[Sequence[str]], now: float
     # shown for a finished job, such a reason would read as the cause of its end
     if reason not in ("None", "") and not (state.final and reason in _WAIT_REASONS):
         said = f"{state_text} ({reason})"
-    if state not in _ENDED_BADLY:
+    if state not in _CORRECTABLE:
         return JobStatus(state, said, exit_code)
     batch = next((s for s in steps if s[0].endswith(".batch")), None)
     # a ReqMem of `16?`: the record is not complete yet (seen while an array's elements
