@@ -238,6 +238,9 @@ ENV_VALUES = {
     "executor.python": ("/env/python", "/env/python"),
     "executor.pack": ("8", 8),
     "executor.grace": ("90", 90),
+    "executor.max_mem": ("64g", "64G"),
+    "executor.max_time": ("2-00:00:00", "2-00:00:00"),
+    "executor.max_requeues": ("0", 0),
     "dispatch.cpus": ("3", 3),
     "dispatch.time": ("02:00:00", "02:00:00"),
     "dispatch.mem": ("2g", "2G"),
@@ -661,3 +664,20 @@ def test_as_dict_mirrors_the_file() -> None:
     assert data["executor"]["submit_options"]["gpus"] == 2
     assert data["dispatch"] == {"cpus": 2, "time": "1-00:30:00", "mem": "4G"}
     assert Config().as_dict()["config_file"] is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("max_requeues", "-1", "a whole number, 0 or more"),
+        ("max_mem", "lots", "a memory size above zero"),
+        ("max_time", "1:99", "a time limit above zero"),
+    ],
+)
+def test_a_bad_retry_limit_in_the_config_is_one_clear_error(
+    tmp_path: Path, key: str, value: str, expected: str
+) -> None:
+    file = tmp_path / "config.toml"
+    file.write_text(f'[executor]\n{key} = "{value}"\n')
+    with pytest.raises(ConfigError, match=rf"{key} = .* is invalid; expected {expected}"):
+        load_config(file)

@@ -196,13 +196,16 @@ def test_fix_counts_the_instances_a_killed_local_run_never_wrote(
     store.write_expansion(
         run_id, "items", supersede=[], pending=[(-1, 1, None, None)], hits=[], skipped=[]
     )
-    store.record_outcomes(run_id, [("items", -1, 1, "SUCCESS", "[0,1,2,3,4]", "h", None, 1.0, 2.0)])
+    store.record_outcomes(
+        run_id, [("items", -1, 1, "SUCCESS", "[0,1,2,3,4]", "h", None, 1.0, 2.0, None)]
+    )
     store.write_expansion(
         run_id, "double", supersede=[], pending=[], hits=[], skipped=[], expected=5
     )
     store.insert_instances(
-        [(run_id, "double", 0, 1, "SUCCESS", "i0", "{}", "0", "h0", None, 1.0, 2.0),
-         (run_id, "double", 1, 1, "RUNNING", "i1", "{}", None, None, None, 1.0, None)]
+        [(run_id, "double", 0, 1, "SUCCESS", "i0", "{}", "0", "h0", None, 1.0, 2.0, None, None),
+         (run_id, "double", 1, 1, "RUNNING", "i1", "{}", None, None, None, 1.0, None, None,
+          None)]
     )  # fmt: skip
     assert store.summary(run_id)["double"] == {"SUCCESS": 1, "RUNNING": 1, "PENDING": 3}
 

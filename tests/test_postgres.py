@@ -130,11 +130,20 @@ def test_an_older_version_is_upgraded_in_place_keeping_its_runs(
     postgres_url: str, tmp_path: Path
 ) -> None:
     # PostgreSQL stores begin at version 4: the upgrades after it are the shared
-    # _MIGRATIONS, translated; an older number (written by hand here) is brought up to date
+    # _MIGRATIONS, translated; a store of version 4 (made here by taking schema 5's
+    # columns away) is brought up to date
     run = _wf().run_local(tmp_path / "r", store=postgres_url, n=2)
-    execute(postgres_url, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
-    assert open_store(postgres_url).get_run(run.run_id)["status"] == "SUCCESS"
+    execute(postgres_url, "ALTER TABLE instances DROP COLUMN failure_kind")
+    execute(postgres_url, "ALTER TABLE instances DROP COLUMN resources")
+    execute(postgres_url, "UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    store = open_store(postgres_url)
+    assert store.get_run(run.run_id)["status"] == "SUCCESS"
     assert execute(postgres_url, "SELECT value FROM meta") == [(str(SCHEMA_VERSION),)]
+    assert {i["failure_kind"] for i in store.instances(run.run_id)} == {None}
+    assert ("failure_kind",) in execute(
+        postgres_url,
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'instances'",
+    )
 
 
 def test_a_database_holding_other_tables_is_refused_and_left_untouched(

@@ -526,8 +526,9 @@ def test_a_team_store_keeps_the_permissions_its_owner_gave_it(tmp_path: Path) ->
 
 def _legacy(ran: list[int]) -> Workflow:
     """The workflow tests/golden/store-v1.sql (reflow 0.1.0, schema 1), store-v2.sql (the
-    commit before schema 3) and store-v3.sql (the commit before schema 4) were made with:
-    two runs of n=3, the second all cache hits."""
+    commit before schema 3), store-v3.sql (the commit before schema 4) and store-v4.sql
+    (the commit before schema 5) were made with: two runs of n=3, the second all cache
+    hits."""
     wf = Workflow("legacy")
 
     @wf.job()
@@ -554,7 +555,7 @@ def _v1_store(path: Path, version: int = 1) -> Path:
     return path
 
 
-@pytest.mark.parametrize("old", [1, 2, 3])
+@pytest.mark.parametrize("old", [1, 2, 3, 4])
 def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
     sqlite_path: Path, tmp_path: Path, old: int
 ) -> None:
@@ -571,6 +572,7 @@ def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
             "SELECT sql FROM sqlite_master WHERE name = 'instances_cache'"
         ).fetchone()
         task_columns = {r[1] for r in db.execute("PRAGMA table_info(tasks)")}
+        instance_columns = {r[1] for r in db.execute("PRAGMA table_info(instances)")}
         plan = " ".join(
             str(r[-1])
             for r in db.execute(
@@ -579,11 +581,12 @@ def test_an_older_store_is_upgraded_in_place_keeping_runs_outputs_and_the_cache(
             )
         )
     db.close()
-    assert int(version) == SCHEMA_VERSION == 4
+    assert int(version) == SCHEMA_VERSION == 5
     assert "reasons" in tables  # what only the engine knew when it decided (why)
     assert "identities" not in tables  # folded into the instances that computed them
     assert "substr(identity, 1, 16)" in cache_index and "instances_cache" in plan
     assert "expected" in task_columns
+    assert {"failure_kind", "resources"} <= instance_columns  # what each attempt failed of, asked
     for r in runs:
         run = Run(r["run_id"], store)
         assert run.output("total") == 5 and run.outputs("square") == [0, 1, 4]
@@ -620,7 +623,7 @@ def test_a_schema_1_store_that_cannot_be_written_says_how_to_upgrade_it(tmp_path
     before = store_path.read_bytes()
     with (
         read_only(folder),
-        pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 4.*writable"),
+        pytest.raises(StoreError, match=r"schema version 1 and this reflow needs 5.*writable"),
     ):
         open_store(store_path).list_runs()
     assert store_path.read_bytes() == before
@@ -711,7 +714,7 @@ def test_a_cache_hit_whose_source_is_gone_is_written_pending_not_success(
         skipped=[],
     )  # fmt: skip
     store.record_outcomes(
-        src_run, [("a", i, 1, "SUCCESS", str(i), f"h{i}", None, 1.0, 2.0) for i in (0, 1)]
+        src_run, [("a", i, 1, "SUCCESS", str(i), f"h{i}", None, 1.0, 2.0, None) for i in (0, 1)]
     )
     ids = dict(store.conn.execute("SELECT array_index, id FROM instances").fetchall())
     with store.transaction():  # the second source stops being SUCCESS
@@ -744,3 +747,38 @@ def test_a_driver_holds_its_writes_longer_only_while_commits_are_slow(store_path
     assert _hold_for(store) == pytest.approx(max(0.05, 10 * store.last_commit_seconds))
     store.last_commit_seconds = 0.02
     assert _hold_for(store) == pytest.approx(0.2)
+
+
+def test_a_failed_attempt_keeps_its_kind_and_resources_when_it_is_tried_again(
+    any_store: str,
+) -> None:
+    # the failure kind goes in with the state, and a retry keeps the failed row whole
+    # beside a new current attempt that asks for its own resources
+    store = open_store(any_store)
+    run = _new_run(store)
+    store.write_expansion(
+        run, "a", supersede=[], pending=[(0, 1, "i0", "{}"), (1, 1, "i1", "{}")], hits=[],
+        skipped=[], resources={0: "{\"mem\": \"1G\"}"}, default_resources="{\"mem\": \"1G\"}",
+    )  # fmt: skip
+    store.record_outcomes(
+        run,
+        [
+            ("a", 0, 1, "FAILED", None, None, "killed", 1.0, 2.0, "OOM"),
+            ("a", 1, 1, "SUCCESS", "1", "h1", None, 1.0, 2.0, None),
+        ],
+    )
+    why = "tried again after OOM (retry 1 of 2)"
+    assert store.retry_instances(run, [("a", 0, 2, '{"mem": "2G"}', why)]) == 1
+    assert store.retry_instances(run, [("a", 0, 2, '{"mem": "2G"}', why)]) == 0  # done already
+    assert store.retry_instances(run, [("a", 1, 2, None, why)]) == 0  # it did not fail
+    history = store.instance_attempts(run, "a", 0)
+    assert [(h.attempt, h.current, h.state, h.failure_kind, h.resources) for h in history] == [
+        (1, False, "FAILED", "OOM", {"mem": "1G"}),
+        (2, True, "PENDING", None, {"mem": "2G"}),
+    ]
+    assert history[0].error_text == "killed" and history[0].finished == 2.0
+    (now,) = store.instances(run, task="a", states=["PENDING"])
+    assert (now["attempt"], now["failure_kind"], now["resources"]) == (2, None, {"mem": "2G"})
+    assert store.current_rows(run, "a")[0].identity == "i0"  # the same instance, run again
+    assert store.reasons(run, "a") == {(0, 2): why}
+    assert [a["failure_kind"] for a in store.attempts(run, "a", 0)] == ["OOM", None]

@@ -88,7 +88,8 @@ class _Key:
     section: str
     name: str
     env: str
-    kind: str  # how values are checked: store, path, command, program, mode, cpus, grace, time, mem
+    #: how values are checked: store, path, command, program, mode, cpus, count, grace, time, mem
+    kind: str
     example: str | int  # shown in the example file and in error messages
     default: str  # as documented in the example file
     help: str
@@ -199,6 +200,36 @@ _KEY_LIST: tuple[_Key, ...] = (
         for name, scheduler in _SCHEDULER_COMMANDS
     ),
     _Key(
+        "executor",
+        "max_mem",
+        env="REFLOW_MAX_MEM",
+        kind="mem",
+        example="64G",
+        default="none",
+        help="The most memory an automatic retry after running out of memory asks for\n"
+        "(each retry doubles the memory, up to this). A task's own max_mem= wins.",
+    ),
+    _Key(
+        "executor",
+        "max_time",
+        env="REFLOW_MAX_TIME",
+        kind="time",
+        example="2-00:00:00",
+        default="none",
+        help="The longest time limit an automatic retry after a time-out asks for (each\n"
+        "retry doubles the time, up to this). A task's own max_time= wins.",
+    ),
+    _Key(
+        "executor",
+        "max_requeues",
+        env="REFLOW_MAX_REQUEUES",
+        kind="count",
+        example=5,
+        default="3",
+        help="How many times an instance whose job was preempted or whose node failed is\n"
+        "requeued; these do not use up the task's retries=, but are bounded by this.",
+    ),
+    _Key(
         "dispatch",
         "cpus",
         env="REFLOW_DISPATCH_CPUS",
@@ -306,6 +337,7 @@ _EXPECTED = {
     "program": "a non-empty command name or path",
     "mode": "one of " + ", ".join(MODES) + " (or slurm, pbs, lsf, sge)",
     "cpus": "a whole number of CPUs, 1 or more",
+    "count": "a whole number, 0 or more",
     "grace": "a whole number of seconds, 0 or more",
     "time": TIME_EXPECTED,
     "mem": MEM_EXPECTED,
@@ -315,7 +347,7 @@ _EXPECTED = {
 
 def _check(kind: str, value: object, *, from_text: bool = False) -> Any:
     """`value` normalised for a key of `kind`; `from_text` values are strings to parse."""
-    if kind in ("cpus", "grace"):
+    if kind in ("cpus", "count", "grace"):
         if from_text and isinstance(value, str):
             try:
                 value = int(value.strip())
@@ -394,6 +426,9 @@ class Config:
     python: str = field(default_factory=lambda: sys.executable)
     pack: int | str = "auto"
     grace: int = 60
+    max_mem: str | None = None
+    max_time: str | None = None
+    max_requeues: int = 3
     sbatch: str | None = None
     squeue: str | None = None
     sacct: str | None = None
@@ -420,7 +455,9 @@ class Config:
     def __post_init__(self) -> None:
         for key in _KEY_LIST:
             value = getattr(self, key.field)
-            if value is None and key.kind in ("store", "path", "command"):
+            if value is None and (
+                key.kind in ("store", "path", "command") or key.default == "none"
+            ):
                 continue
             try:
                 checked = _check(key.kind, value)

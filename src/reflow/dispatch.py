@@ -42,12 +42,14 @@ from .results import (
     scan_results,
     write_wave,
 )
+from .retrying import Limits, config_limits, first_resources
 from .states import RunState
 from .wiring import Graph, Mode, resolve_params
 
 if TYPE_CHECKING:
     from .config import Config
     from .stores import Store
+    from .stores.base import Finished
     from .wiring import Pipeline
 
 __all__ = ["DispatchResult", "dispatch_pass", "make_executor"]
@@ -61,6 +63,13 @@ _REASONS = {
     JobState.PREEMPTED: "the job was preempted",
     JobState.FAILED: "the job failed before the task could report",
     JobState.COMPLETED: "the job ended without writing a result",
+}
+# the failure kind of an instance whose job the scheduler ended so (anything else: ERROR)
+_KINDS = {
+    JobState.OUT_OF_MEMORY: "OOM",
+    JobState.TIMEOUT: "TIMEOUT",
+    JobState.NODE_FAIL: "NODE_FAIL",
+    JobState.PREEMPTED: "PREEMPTED",
 }
 _LOST_AFTER_SECONDS = 120.0  # a job unknown to the scheduler this long after submission is lost
 _DEFAULT_SLOTS = 64  # array elements at once when the scheduler does not say how many fit
@@ -193,7 +202,7 @@ def _ingest(
     """
     read: dict[str, Stamp] = {}
     resolved: list[Outcome] = []
-    rows: list[tuple[str, int, int, str, str | None, str | None, str | None, float, float]] = []
+    rows: list[Finished] = []
     for path, item, stamp in scan_results(run_dir, run_id, recorded):
         if isinstance(item, str) or stamp is None:
             print(f"reflow: {item}", file=sys.stderr)
@@ -207,6 +216,7 @@ def _ingest(
                 (
                     item.task, item.index, item.attempt, state, item.output, item.output_hash,
                     item.error, item.started, item.finished,
+                    (item.kind or "ERROR") if state == "FAILED" else None,
                 )
             )  # fmt: skip
     if not read:
@@ -240,11 +250,12 @@ def _failure_text(
     where: tuple[str, int, int],
     job: str,
     status: JobStatus,
-) -> str:
-    """Why an instance's job ended without a result, in the words a user needs.
+) -> tuple[str, str]:
+    """(why an instance's job ended without a result, its failure kind).
 
-    The reason goes last: `status` shows an error's last line, as for a traceback.
-    `where`: the instance's (task, index, attempt).
+    The reason, in the words a user needs, goes last: `status` shows an
+    error's last line, as for a traceback.  `where`: the instance's (task,
+    index, attempt).  The kind is the scheduler's (see `_KINDS`).
     """
     task, index, attempt = where
     scheduler_log = _tail(run_dir / "logs" / task / "scheduler" / f"{job}.log", 3)
@@ -266,7 +277,7 @@ def _failure_text(
     if scheduler_log:
         parts.append(f"last lines of the scheduler's log:\n{scheduler_log}")
     parts.append(f"{reason} ({executor.name}: job {job} {said})")
-    return "\n".join(parts)
+    return "\n".join(parts), _KINDS.get(state, "ERROR")
 
 
 def _reconcile(
@@ -300,6 +311,7 @@ def _reconcile(
         now = time.time()
         running: list[tuple[str, int, int]] = []
         failed: list[tuple[str, int, int, str]] = []
+        kinds: dict[tuple[str, int, int], str] = {}
         live: set[str] = set()
         for task, index, att, state, job, submitted in flight:
             status = states.get(job or "") or states.get(executor.job_of(job or ""))
@@ -322,14 +334,10 @@ def _reconcile(
             if status.state is JobState.COMPLETED and base in wait_for and attempt < attempts - 1:
                 doubt.add(base)
                 continue
-            failed.append(
-                (
-                    task,
-                    index,
-                    att,
-                    _failure_text(executor, run_dir, run_id, (task, index, att), job or "", status),
-                )
+            why, kinds[(task, index, att)] = _failure_text(
+                executor, run_dir, run_id, (task, index, att), job or "", status
             )
+            failed.append((task, index, att, why))
         if running:
             store.mark_job_running(run_id, running)
         if failed:
@@ -337,11 +345,14 @@ def _reconcile(
             _ingest(store, run_id, run_dir, recorded)
             now = time.time()
             still = {(t, i, a) for t, i, a, *_ in store.in_flight(run_id)}
-            rows = [
-                (t, i, a, state, None, None, why, None, now)
+            rows: list[Finished] = [
+                (
+                    t, i, a, state, None, None, why, None, now,
+                    kinds.get((t, i, a), "ERROR") if state == "FAILED" else None,
+                )
                 for t, i, a, state, why in _skip_behind(store, run_id, graph, failed)
                 if (t, i, a) in still
-            ]
+            ]  # fmt: skip
             store.record_outcomes(run_id, rows)
             failed_total += len(rows)
         if not (live | doubt) & wait_for:
@@ -535,6 +546,7 @@ def _one_pass(
         resume=True,
         keep_in_flight=True,
         verify_kept=retry,
+        limits=_Limits(wf, executor, config),
     )
     if run_state == RunState.CANCELLED.value:
         engine.stop(cancelled=True)
@@ -548,12 +560,24 @@ def _one_pass(
     sub = _Submitter(wf, store, run_id, executor, config, options, run_dir, trusted)
     submitted: list[str] = []
     for task, items in by_task.items():
-        fused = (
-            _fusable(sub, engine, task, items[0], by_task, options)
-            if not graph.tasks[task].array and len(items) == 1
-            else []
-        )
-        submitted.extend(sub.wave(task, items, followers=fused))
+        # attempts that ask for other resources than the task's own (an automatic retry
+        # after an OOM or a time-out, a callable of the attempt number) go in jobs of
+        # their own, one per set of resources
+        own = first_resources(graph.tasks[task])
+        groups: dict[str, list[Work]] = {}
+        asks: dict[str, dict[str, Any]] = {}
+        for w in items:
+            wanted = engine.resources_of(task, w.index)
+            key = json.dumps(wanted, sort_keys=True) if wanted not in (None, own) else ""
+            groups.setdefault(key, []).append(w)
+            asks.setdefault(key, wanted or {})
+        for key, group in groups.items():
+            fused = (
+                _fusable(sub, engine, task, group[0], by_task, options)
+                if not graph.tasks[task].array and len(group) == 1 and not key
+                else []
+            )
+            submitted.extend(sub.wave(task, group, followers=fused, asks=asks[key] or None))
     ahead: list[str] = []
     if engine.in_flight and run_state != RunState.CANCELLED.value and not engine.stopping:
         ahead = _submit_ahead(sub, engine, graph, options)
@@ -576,8 +600,32 @@ def _one_pass(
         return result
     if chain:
         waits = _dispatcher_waits(sub, engine, graph) or submitted or sorted(live)
-        result.dispatcher = sub.chain(waits)
+        # nothing to wait for but a retry's delay: the next pass starts when it is due
+        # (held by the pass itself, `--not-before`: every scheduler runs that, where a
+        # begin time would be a flag of each scheduler's own)
+        due = engine.retry_due if not waits else None
+        result.dispatcher = sub.chain(waits, not_before=due)
     return result
+
+
+class _Limits:
+    """task -> the caps of its automatic retries: the config's, and its partition's.
+
+    The partition's are asked of the scheduler (`Executor.capacity`) only for
+    a task that is about to be retried, once per task and pass.
+    """
+
+    def __init__(self, wf: Pipeline, executor: Executor, config: Config) -> None:
+        self.wf, self.executor, self.config = wf, executor, config
+        self.native = executor.queue_key
+        self.known: dict[str, Limits] = {}
+
+    def __call__(self, task: str) -> Limits:
+        if task not in self.known:
+            res = _resources(self.wf, task, 1, self.config.submit_options, self.native, None, None)
+            room = self.executor.capacity(res)
+            self.known[task] = config_limits(self.config, room.max_mem, room.max_seconds)
+        return self.known[task]
 
 
 class _Submitter:
@@ -612,13 +660,15 @@ class _Submitter:
         deferred: Mapping[str, Any] | None = None,
         dependencies: Sequence[str] = (),
         followers: Sequence[tuple[Work, Mapping[str, Any]]] = (),
+        asks: Mapping[str, Any] | None = None,
     ) -> list[str]:
         """Submit `items` of `task` as one job: an array job of packs for an array task.
 
         Each array element runs `per` instances in turn (see `_pack_size`);
         arrays are split at the scheduler's size limit.  `followers`: singletons
         fused behind a singleton `task` (see `_fusable`), each (its Work, how it
-        finds its inputs), run in the same job one after the other.
+        finds its inputs), run in the same job one after the other.  `asks`:
+        the memory, time and CPUs these attempts ask for, when not the task's own.
         """
         spec = self.wf.tasks[task]
         log_dir = self.run_dir / "logs" / task / "scheduler"
@@ -631,6 +681,8 @@ class _Submitter:
             self.wf, task, len(items), self.submit_options, self.native, log, self.cwd,
             dependencies,
         )  # fmt: skip
+        if asks:
+            base = replace(base, mem=asks.get("mem"), time=asks.get("time"), cpus=asks.get("cpus"))
         per = self._pack_size(task, len(items), base) if spec.array else 1
         elements = -(-len(items) // per)
         step = per * (min(elements, self.limit) if self.limit else elements)
@@ -647,11 +699,11 @@ class _Submitter:
             for work, how in followers:
                 waves.append(wave.with_name(f"{work.task}.0.{work.attempt}.0.jsonl"))
                 write_wave(waves[-1], self.run_id, [work], how)
-            times = [spec.time] + [self.wf.tasks[w.task].time for w, _ in followers]
+            times = [base.time] + [self.wf.tasks[w.task].time for w, _ in followers]
             res = replace(
                 base,
                 array_size=-(-len(chunk) // per) if spec.array else None,
-                time=_times(spec.time, per) if not followers else _sum_times(times),
+                time=_times(base.time, per) if not followers else _sum_times(times),
                 grace=self.config.grace,
             )
             job = self.executor.submit(self._worker_command(waves), res)
@@ -698,7 +750,7 @@ class _Submitter:
             per = min(count, max(1, int(setting)))
             if per == 1:
                 return 1
-            room = self.executor.capacity(res) if spec.time else Capacity()
+            room = self.executor.capacity(res) if res.time else Capacity()
         else:
             room = self.executor.capacity(res)
             elements = min(count, room.slots or _DEFAULT_SLOTS, spec.array_parallelism or count)
@@ -708,12 +760,16 @@ class _Submitter:
                 enough = math.ceil(count * typical / _MIN_ELEMENT_SECONDS)
                 elements = min(elements, max(1, enough))
             per = -(-count // max(1, elements))
-        if spec.time and room.max_seconds:
-            per = max(1, min(per, room.max_seconds // max(1, seconds(spec.time))))
+        if res.time and room.max_seconds:
+            per = max(1, min(per, room.max_seconds // max(1, seconds(res.time))))
         return per
 
-    def chain(self, dependencies: Sequence[str]) -> str:
-        """Submit the next dispatcher pass as a small job behind `dependencies`."""
+    def chain(self, dependencies: Sequence[str], not_before: float | None = None) -> str:
+        """Submit the next dispatcher pass as a small job behind `dependencies`.
+
+        `not_before`: the pass waits until then (time.time()) before it starts
+        (see `main`): a retry's delay with nothing else in flight.
+        """
         command = [
             self.python,
             "-m",
@@ -730,6 +786,8 @@ class _Submitter:
             "--after",
             ",".join(dependencies),
         ]
+        if not_before is not None:
+            command += ["--not-before", f"{not_before:.3f}"]
         log_dir = self.run_dir / "logs" / "_dispatcher"
         log_dir.mkdir(parents=True, exist_ok=True)
         partition, account, _ = merge_options({}, self.submit_options, self.native)
@@ -929,8 +987,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--origin", required=True)
     parser.add_argument("--workflow", required=True)
     parser.add_argument("--after", default="", help="the jobs this pass was chained behind")
+    parser.add_argument(
+        "--not-before", type=float, default=None, help="start the pass no earlier (epoch seconds)"
+    )
     ns = parser.parse_args(argv)
     config = load_config()
+    if ns.not_before is not None:
+        # a retry's delay: wait in this small job, up to its own time limit less a margin;
+        # a pass that wakes too early finds the retry not due and chains itself again
+        budget = max(0.0, seconds(config.dispatch_time) - 60.0)
+        time.sleep(max(0.0, min(ns.not_before - time.time(), budget)))
     store = open_store(ns.store)
     info = store.get_run(ns.run_id)
     if info["status"] != RunState.RUNNING.value:

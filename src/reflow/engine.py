@@ -24,6 +24,15 @@ from .identity import identity_template, template_maker
 from .inputs import Feed, InputError, per_item, whole
 from .instances import NO_VALUE, Outcome, Work
 from .params import MISSING
+from .retrying import (
+    Limits,
+    Retry,
+    Used,
+    first_resources,
+    next_attempt,
+    resources_json,
+    used_before,
+)
 from .rules import element_block, elementwise_upstream, stale_reason, verifying, whole_task_block
 from .states import RunState
 from .stores import InstanceRow, NewInstance, Store
@@ -44,6 +53,7 @@ class _Row:
     identity: str | None
     output_hash: str | None
     written: bool = True  # False: counted in the store (tasks.expected), no row yet
+    resources: str | None = None  # what this attempt asks for (JSON), None: nothing
 
 
 @dataclass
@@ -59,6 +69,9 @@ class _Task:
     unwritten: int = 0  # rows not written yet (write_once)
     # the ingredients of an instance's identity, for the rows written late (by index)
     parts: Callable[[int], str] | None = None
+    # the Work of (index, attempt) again, for an instance retried in this process
+    remake: Callable[[int, int], Work] | None = None
+    used: dict[int, Used] = field(default_factory=dict)  # budget used, by index (retried ones)
 
     @property
     def complete(self) -> bool:
@@ -108,6 +121,16 @@ def _label(task: str, index: int) -> str:
     return f"'{task}'" if index < 0 else f"'{task}'[{index}]"
 
 
+def _asks(text: str | None) -> dict[str, Any] | None:
+    """An attempt's stored resources (JSON) as a dict; None when not known."""
+    if text is None:
+        return None
+    import json
+
+    doc = json.loads(text)
+    return doc if isinstance(doc, dict) else None
+
+
 class _Plan:
     """What one task's expansion decided before anything is written (see `Engine._plan`).
 
@@ -118,12 +141,14 @@ class _Plan:
     template and the varying input hashes (rebuilding an instance's
     ingredients later); `todo`: (index, identity, ingredients) of what is not
     kept from an earlier attempt; `notes`: index -> why an output it could
-    have reused failed its check (kept in the store for `why`).
+    have reused failed its check (kept in the store for `why`); `retries`:
+    index -> the automatic next attempt of a failed instance, due now; `later`:
+    index -> when a failed instance's next attempt is due, if not yet.
     """
 
     __slots__ = (
-        "columns", "feeds", "idents", "notes", "order", "parts", "special", "template", "todo",
-        "wholes",
+        "columns", "feeds", "idents", "later", "notes", "order", "parts", "retries", "special",
+        "template", "todo", "wholes",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -137,6 +162,8 @@ class _Plan:
         self.columns: list[list[str]] = []
         self.todo: list[tuple[int, str, str]] = []
         self.notes: dict[int, str] = {}
+        self.retries: dict[int, Retry] = {}
+        self.later: dict[int, float] = {}  # index -> when its retry is due (kept FAILED till then)
 
 
 class Decision:
@@ -184,6 +211,7 @@ class Engine:
         verify_kept: bool = True,
         write_once: bool = False,
         dry: bool = False,
+        limits: Callable[[str], Limits] | None = None,
     ) -> None:
         self.graph = graph
         self.store = store
@@ -211,7 +239,16 @@ class Engine:
         # elements of a chain whose own input is known (`decide_elements`)
         self.dry = dry
         self.decisions: dict[str, Decision] = {}
+        # the caps of automatic retries beside the task's own, by task (the config's
+        # [executor] max_mem, max_time, max_requeues; the partition's limits)
+        self.limits = limits or (lambda task: Limits())
+        # retries waiting for their delay: (due, task, index, attempt), soonest first
+        self._delayed: list[tuple[float, str, int, int]] = []
+        # a dispatcher pass: when the soonest failed instance kept for a later retry is due
+        self.retry_due: float | None = None
         self._sources: dict[str, dict[int, int]] = {}  # dry: index -> cache source row
+        # the last task's reasons, index -> attempt -> why (the budgets of automatic retries)
+        self._reasons: tuple[str, dict[int, dict[int, str]]] | None = None
         self._expected_before = store.expected_counts(run_id) if resume else {}
         self.stopping = False
         self.cancelled = False
@@ -243,6 +280,8 @@ class Engine:
         works: list[Iterator[Work]] = []
         if self.stopping:
             return iter(())
+        if self._delayed and self._delayed[0][0] <= time.time():
+            works.append(iter(self._due()))
         ready = self._ready
         with _set_aside():
             while ready:  # in graph order; expanding one task may make its dependants ready
@@ -252,6 +291,37 @@ class Engine:
                     self._completed(name)
         self._notify()
         return itertools.chain.from_iterable(works)
+
+    @property
+    def next_due(self) -> float | None:
+        """When the soonest retry waiting for its delay is due (time.time()), or None."""
+        return self._delayed[0][0] if self._delayed and not self.stopping else None
+
+    def _due(self) -> list[Work]:
+        """The Work of every retry whose delay is over."""
+        now = time.time()
+        out = []
+        while self._delayed and self._delayed[0][0] <= now:
+            _, task, index, attempt = heapq.heappop(self._delayed)
+            remake = self._tasks[task].remake
+            assert remake is not None
+            out.append(remake(index, attempt))
+        return out
+
+    def retrying(self, outcome: Outcome) -> bool:
+        """Whether a failed outcome will be tried again (so a run does not stop for it)."""
+        return not outcome.ok and self._again(outcome) is not None
+
+    def _again(self, o: Outcome) -> Retry | None:
+        """The next attempt of an instance that just failed here, or None: it stays failed."""
+        t = self._tasks[o.task]
+        row = t.rows.get(o.index)
+        if t.remake is None or o.skipped or row is None or row.state in _FINAL or self.stopping:
+            return None
+        return next_attempt(
+            self.graph.tasks[o.task], o.kind, row.attempt, _asks(row.resources),
+            t.used.get(o.index, Used()), self.limits(o.task),
+        )  # fmt: skip
 
     def _completed(self, name: str) -> None:
         for dep in self._dependants[name]:
@@ -286,7 +356,8 @@ class Engine:
         `record` builds the rows of finished instances, with their outcomes.
         """
         return (self.run_id, task, index, row.attempt, state, row.identity,
-                _written_now(t, row, index), None, None, None, started, None)  # fmt: skip
+                _written_now(t, row, index), None, None, None, started, None, None,
+                row.resources)  # fmt: skip
 
     def write_pending(self) -> None:
         """Write every instance not written yet as PENDING (the run stops before they run)."""
@@ -312,17 +383,20 @@ class Engine:
             return
         updates = []  # rows written before: updated
         new: list[NewInstance] = []  # rows not written yet: inserted, once
+        retried: list[tuple[str, int, int, str | None, str]] = []  # failed, tried again
         run_id = self.run_id
         tasks = self._tasks
         for o in outcomes:
             t = tasks[o.task]
             row = t.rows[o.index]
             state = SUCCESS if o.ok else FAILED
+            kind = None if o.ok else o.kind or "ERROR"
+            again = None if o.ok else self._again(o)
             if row.written:
                 updates.append(
                     (
                         o.task, o.index, o.attempt, state, o.output, o.output_hash, o.error,
-                        o.started, o.finished,
+                        o.started, o.finished, kind,
                     )
                 )  # fmt: skip
             elif row.state not in _FINAL:
@@ -330,10 +404,24 @@ class Engine:
                     (
                         run_id, o.task, o.index, row.attempt, state, row.identity,
                         _written_now(t, row, o.index), o.output, o.output_hash, o.error,
-                        o.started, o.finished,
+                        o.started, o.finished, kind, row.resources,
                     )
                 )  # fmt: skip
             if row.state in _FINAL:
+                continue
+            if again is not None:  # not final: its next attempt is written, run when due
+                asks = resources_json(again.resources)
+                retried.append((o.task, o.index, again.attempt, asks, again.reason))
+                row.state, row.attempt, row.resources, row.written = (
+                    PENDING,
+                    again.attempt,
+                    asks,
+                    True,
+                )
+                t.used[o.index] = again.used
+                heapq.heappush(
+                    self._delayed, (time.time() + again.delay, o.task, o.index, again.attempt)
+                )
                 continue
             t.unfinished -= 1
             if t.unfinished == 0 and t.expanded:
@@ -351,8 +439,14 @@ class Engine:
                 t.bad += 1
                 if self.on_error == "stop":
                     self.stopping = True
-        self.store.insert_instances(new)
-        self.store.record_outcomes(run_id, updates)
+        if retried:  # the failed attempts and their next ones: one transaction
+            with self.store.transaction():
+                self.store.insert_instances(new)
+                self.store.record_outcomes(run_id, updates)
+                self.store.retry_instances(run_id, retried)
+        else:
+            self.store.insert_instances(new)
+            self.store.record_outcomes(run_id, updates)
         self._notify()
 
     def progress(self) -> tuple[int, int, int, int]:
@@ -388,8 +482,13 @@ class Engine:
 
     @property
     def in_flight(self) -> int:
-        """Instances handed out whose outcome has not been recorded."""
+        """Instances handed out whose outcome has not been recorded, or waiting for a retry."""
         return sum(t.unfinished for t in self._tasks.values())
+
+    def resources_of(self, task: str, index: int) -> dict[str, Any] | None:
+        """What the current attempt of an instance asks for (None: the task's own)."""
+        row = self._tasks[task].rows.get(index)
+        return None if row is None else _asks(row.resources)
 
     def final_state(self) -> RunState:
         """The run's state once nothing is in flight."""
@@ -565,13 +664,50 @@ class Engine:
                 if same and old.state == SUCCESS:
                     keep[i] = _Row(SUCCESS, old.attempt, new_ident, old.output_hash)
                 elif self._still_holds(old, same, retryable):
-                    keep[i] = _Row(old.state, old.attempt, new_ident, None)
+                    if (
+                        old.state == FAILED
+                        and self.keep_in_flight
+                        and self._retry_later(name, i, old, plan)
+                    ):
+                        continue  # tried again now: a new attempt
+                    # (what it asks for goes along: a PENDING one is handed out again)
+                    keep[i] = _Row(old.state, old.attempt, new_ident, None, True, old.resources)
         if keep and self.verify_kept and self._verifying(name):
             stale = self._stale(name, [i for i, r in keep.items() if r.state == SUCCESS])
             for i, why in stale.items():
                 del keep[i]
                 plan.notes[i] = why
         return keep
+
+    def _retry_later(self, name: str, index: int, old: InstanceRow, plan: _Plan) -> bool:
+        """Whether a failed instance a dispatcher pass found gets its automatic next attempt now.
+
+        Its job failed since the last pass (the scheduler's kind, or the one its
+        result file gave).  Its budget is read from the reasons its attempts keep
+        (`retrying.used_before`); a retry not due yet stays FAILED, and the task
+        unfinished, until a pass at or after `plan.later[index]`.
+        """
+        spec = self.graph.tasks[name]
+        kind = old.failure_kind or "ERROR"  # not known (written before schema 5): an error
+        if kind not in spec.retry_on:
+            return False
+        if self._reasons is None or self._reasons[0] != name:
+            by_index: dict[int, dict[int, str]] = {}
+            for (i, a), why in self.store.reasons(self.run_id, name).items():
+                by_index.setdefault(i, {})[a] = why
+            self._reasons = (name, by_index)
+        again = next_attempt(
+            spec, kind, old.attempt, _asks(old.resources),
+            used_before(self._reasons[1].get(index, {}), old.attempt), self.limits(name),
+        )  # fmt: skip
+        if again is None:
+            return False
+        due = (old.finished or 0.0) + again.delay
+        if due > time.time():
+            plan.later[index] = due
+            return False
+        plan.retries[index] = again
+        return True
 
     def _cache_hits(self, name: str, plan: _Plan) -> dict[int, tuple[int, str]]:
         """Step 3: index -> (source instance, output hash) of the instances the cache has.
@@ -682,6 +818,7 @@ class Engine:
         )
         to_run = [(i, att[i], ident, p) for i, ident, p in todo if i not in hits]
         hit_rows = [(i, att[i], ident, *hits[i], p) for i, ident, p in todo if i in hits]
+        asks, default = self._resources_for(name, plan, att, to_run)
         plan.todo = todo = []
         skipped = [
             (i, att[i], None, why)
@@ -689,6 +826,7 @@ class Engine:
             if st == SKIPPED and i not in keep
         ]
         reasons = [(i, att[i], why) for i, why in plan.notes.items()]
+        reasons += [(i, att[i], r.reason) for i, r in plan.retries.items() if i not in hits]
         failed = [(i, att[i], None, why) for i, (st, why) in special.items() if st == FAILED]
         # with write_once, the instances to run are only counted now (`expected`), and
         # written when they are marked running or finish (or the run stops)
@@ -696,7 +834,7 @@ class Engine:
         lost = self.store.write_expansion(
             self.run_id, name, supersede=supersede, pending=[] if defer else to_run,
             hits=hit_rows, skipped=skipped, failed=failed, expected=len(order) + len(special),
-            reasons=reasons,
+            reasons=reasons, resources=asks, default_resources=default,
         )  # fmt: skip
         pending: list[tuple[int, int, str | None]] = [(i, a, d) for i, a, d, _ in to_run]
         del to_run
@@ -706,11 +844,16 @@ class Engine:
 
         # the in-memory picture of the task (new rows are PENDING, SKIPPED or FAILED;
         # kept ones may be in any state)
-        kept_unfinished = sum(1 for r in keep.values() if r.state not in _FINAL)
-        kept_bad = sum(1 for r in keep.values() if r.state in _BAD)
+        # (a failed one waiting for its retry's delay is unfinished, not bad)
+        later = plan.later
+        kept_unfinished = sum(1 for r in keep.values() if r.state not in _FINAL) + len(later)
+        kept_bad = sum(1 for r in keep.values() if r.state in _BAD) - len(later)
+        if later:
+            soonest = min(later.values())
+            self.retry_due = soonest if self.retry_due is None else min(self.retry_due, soonest)
         rows = t.rows = keep
         for i, a, pending_ident in pending:
-            rows[i] = _Row(PENDING, a, pending_ident, None, not defer)
+            rows[i] = _Row(PENDING, a, pending_ident, None, not defer, asks.get(i, default))
         if defer:
             t.unwritten = len(pending)
             t.parts = _parts_of(plan.template, plan.columns)
@@ -719,7 +862,7 @@ class Engine:
             for i in lost:
                 del hits[i]
                 pending.append((i, att[i], hit_ident[i]))
-                rows[i] = _Row(PENDING, att[i], hit_ident[i], None)
+                rows[i] = _Row(PENDING, att[i], hit_ident[i], None, True, asks.get(i, default))
         self.cache_hits += len(hits)
         for i, a, ident, _, ohash, _ in hit_rows:
             if i in hits:
@@ -735,6 +878,29 @@ class Engine:
         if failed and self.on_error == "stop":  # only new failures stop; kept ones are history
             self.stopping = True
         return pending
+
+    def _resources_for(
+        self,
+        name: str,
+        plan: _Plan,
+        att: dict[int, int],
+        to_run: Sequence[tuple[int, int, str, str]],
+    ) -> tuple[dict[int, str | None], str | None]:
+        """(index -> resources JSON where it differs, the JSON of the rest) of new rows.
+
+        An automatic retry asks for what `retrying` decided; any other attempt
+        for the task's own resources for its number (its callables).
+        """
+        spec = self.graph.tasks[name]
+        default = resources_json(first_resources(spec))
+        asks: dict[int, str | None] = {}
+        if spec.per_attempt:  # a callable of the attempt number: attempts after 1 differ
+            for i, a, _, _ in to_run:
+                if a != 1:
+                    asks[i] = resources_json(first_resources(spec, a))
+        for i, again in plan.retries.items():
+            asks[i] = resources_json(again.resources)
+        return asks, default
 
     def _hand_out(
         self,
@@ -753,7 +919,10 @@ class Engine:
         for arg, (_, getter) in plan.wholes.items():
             shared[arg] = getter()  # once: every element gets the same object
         pending.sort()
-        return _works(name, [(i, a) for i, a, _ in pending], shared, list(plan.feeds.items()))
+        feeds = list(plan.feeds.items())
+        if self.graph.tasks[name].retries:  # an instance retried here needs its Work again
+            self._tasks[name].remake = lambda i, a: next(_works(name, [(i, a)], shared, feeds))
+        return _works(name, [(i, a) for i, a, _ in pending], shared, feeds)
 
     def _still_holds(self, old: InstanceRow, same: bool, retryable: bool) -> bool:
         """Whether a failed or unfinished earlier attempt stays as it is."""

@@ -13,7 +13,8 @@ from typing import Any, TypeVar, overload
 from .errors import ValidationError
 from .params import ArgSpec, read_signature
 from .records import FrozenRecord
-from .resources import ResourceError, normal_mem, normal_pack, normal_time
+from .resources import ResourceError, delay_seconds, normal_mem, normal_pack, normal_time
+from .states import FAILURE_KINDS
 
 __all__ = ["Flow", "TaskSpec"]
 
@@ -31,6 +32,16 @@ class TaskSpec(FrozenRecord):
     feeds or follows.  `options`: scheduler-native submit options (the task's
     `submit_options=`, `partition=`, `queue=`, `account=`).  `backend`:
     reflow-hpc's backend hint, recorded and otherwise unused.
+
+    Automatic retries (engine `retrying.py`): a failed attempt whose failure
+    kind is in `retry_on` is tried again, up to `retries` more times (a
+    preempted or node-failed one is requeued without using them), after
+    `retry_delay` seconds times `backoff` to the power of the retries used;
+    with `escalate`, after running out of memory (time) the next attempt asks
+    for twice the memory (time), up to `max_mem` (`max_time`).  `per_attempt`:
+    "mem", "time" or "cpus" -> the callable of the attempt number the task gave
+    for it, which replaces that rule; `mem`, `time` and `cpus` hold what
+    attempt 1 asks for.
     """
 
     __slots__ = (
@@ -39,14 +50,22 @@ class TaskSpec(FrozenRecord):
         "array",
         "array_parallelism",
         "backend",
+        "backoff",
         "cache",
         "cpus",
+        "escalate",
         "func",
         "fuse",
+        "max_mem",
+        "max_time",
         "mem",
         "name",
         "options",
         "pack",
+        "per_attempt",
+        "retries",
+        "retry_delay",
+        "retry_on",
         "returns",
         "time",
         "verify",
@@ -69,6 +88,14 @@ class TaskSpec(FrozenRecord):
     pack: int | str | None
     fuse: bool
     backend: str | None
+    retries: int
+    retry_on: tuple[str, ...]
+    retry_delay: float | None
+    backoff: float
+    escalate: bool
+    max_mem: str | None
+    max_time: str | None
+    per_attempt: Mapping[str, Callable[[int], Any]]
 
     def __init__(
         self,
@@ -89,12 +116,22 @@ class TaskSpec(FrozenRecord):
         pack: int | str | None = None,
         fuse: bool = True,
         backend: str | None = None,
+        retries: int = 0,
+        retry_on: tuple[str, ...] = FAILURE_KINDS,
+        retry_delay: float | None = None,
+        backoff: float = 2.0,
+        escalate: bool = True,
+        max_mem: str | None = None,
+        max_time: str | None = None,
+        per_attempt: Mapping[str, Callable[[int], Any]] | None = None,
     ) -> None:
         values = locals()
         for field in self._field_names:
             object.__setattr__(self, field, values[field])
         if options is None:
             object.__setattr__(self, "options", {})
+        if per_attempt is None:
+            object.__setattr__(self, "per_attempt", {})
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -157,7 +194,8 @@ def check_pack(value: object, what: str) -> int | str | None:
 JOB_KEYWORDS = (
     "name", "cpus", "time", "mem", "array", "array_parallelism", "cache", "version",
     "verify", "after", "partition", "queue", "account", "pack", "fuse", "submit_options",
-    "extra", "backend",
+    "extra", "backend", "retries", "retry_on", "retry_delay", "backoff", "escalate", "max_mem",
+    "max_time",
 )  # fmt: skip
 
 
@@ -204,6 +242,108 @@ def _submit_options(task: str, what: str, value: object) -> dict[str, Any]:
                 else f"task '{task}': {key}={item!r} must be a string, number or bool"
             )
     return dict(value)
+
+
+def _check_retries(value: object, task: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(
+            f"task '{task}': retries={value!r} must be a whole number >= 0 (how many more "
+            "times a failed instance is tried)"
+        )
+    return value
+
+
+def _check_retry_on(value: object, task: str) -> tuple[str, ...]:
+    """`retry_on=` as failure kinds (one kind, or several; any case), in FAILURE_KINDS' order."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, Iterable):
+        raise ValidationError(
+            f"task '{task}': retry_on={value!r} must name failure kinds among "
+            + ", ".join(FAILURE_KINDS)
+        )
+    kinds = set()
+    for item in items:
+        kind = item.strip().upper() if isinstance(item, str) else item
+        if kind not in FAILURE_KINDS:
+            import difflib
+
+            close = difflib.get_close_matches(str(kind), FAILURE_KINDS, n=1, cutoff=0.5)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ValidationError(
+                f"task '{task}': retry_on names an unknown failure kind {item!r}.{hint} "
+                "Use some of: " + ", ".join(FAILURE_KINDS)
+            )
+        kinds.add(kind)
+    return tuple(k for k in FAILURE_KINDS if k in kinds)
+
+
+def _check_delay(value: object, task: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return delay_seconds(value)
+    except ResourceError as exc:
+        raise ValidationError(f"task '{task}': {exc}") from None
+
+
+def _check_backoff(value: object, task: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < 1e6:
+        raise ValidationError(
+            f"task '{task}': backoff={value!r} must be a number >= 1 (the factor each "
+            "retry's delay grows by; 1 keeps it the same)"
+        )
+    return float(value)
+
+
+# how `mem`, `time` and `cpus` are checked, given as values or returned by callables
+_RESOURCE_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "mem": lambda v, task: _check_mem(v, task),
+    "time": lambda v, task: _check_time(v, task),
+    "cpus": lambda v, task: _check_positive(v, "cpus", task),
+}
+
+
+def _per_attempt(
+    task: str, given: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Callable[[int], Any]]]:
+    """(what attempt 1 asks for, the callables) of `mem`, `time` and `cpus`, checked.
+
+    A callable must take the attempt number (1, 2, ...) as its one positional
+    argument and return a valid value; it is called for attempt 1 here, so a
+    wrong one is refused when the task is defined, not when it first fails.
+    """
+    first: dict[str, Any] = {}
+    rules: dict[str, Callable[[int], Any]] = {}
+    for key, value in given.items():
+        check = _RESOURCE_CHECKS[key]
+        if not callable(value):
+            first[key] = check(value, task)
+            continue
+        import inspect  # only here: a job imports this module, and inspect is slow to
+
+        try:
+            inspect.signature(value).bind(1)
+        except TypeError:
+            raise ValidationError(
+                f"task '{task}': {key}= must be a value or a function of the attempt number "
+                f"(e.g. {key}=lambda attempt: ...), and {getattr(value, '__name__', value)!r} "
+                "does not take exactly one argument"
+            ) from None
+        except ValueError:  # a builtin without a signature: its call below tells
+            pass
+        try:
+            result = value(1)
+        except Exception as exc:
+            raise ValidationError(
+                f"task '{task}': {key}= (a function of the attempt number) failed for "
+                f"attempt 1: {type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            first[key] = check(result, task)
+        except ValidationError as exc:
+            raise ValidationError(f"{exc} (returned by {key}= for attempt 1)") from None
+        rules[key] = value
+    return first, rules
 
 
 def _check_after(value: Iterable[str] | str | None, task: str) -> tuple[str, ...]:
@@ -261,9 +401,9 @@ class Flow:
         name: str | None = None,
         /,
         *,
-        cpus: int | None = None,
-        time: str | None = None,
-        mem: str | None = None,
+        cpus: int | Callable[[int], int] | None = None,
+        time: str | Callable[[int], str] | None = None,
+        mem: str | int | Callable[[int], str | int] | None = None,
         array: bool = False,
         array_parallelism: int | None = None,
         cache: bool = True,
@@ -278,6 +418,13 @@ class Flow:
         submit_options: Mapping[str, Any] | None = None,
         extra: Mapping[str, Any] | None = None,
         backend: str | None = None,
+        retries: int = 0,
+        retry_on: Iterable[str] | str = FAILURE_KINDS,
+        retry_delay: str | float | None = None,
+        backoff: float = 2.0,
+        escalate: bool = True,
+        max_mem: str | int | None = None,
+        max_time: str | None = None,
     ) -> Callable[[F], F]: ...
 
     def job(
@@ -286,9 +433,9 @@ class Flow:
         /,
         *,
         name: str | None = None,
-        cpus: int | None = None,
-        time: str | None = None,
-        mem: str | None = None,
+        cpus: int | Callable[[int], int] | None = None,
+        time: str | Callable[[int], str] | None = None,
+        mem: str | int | Callable[[int], str | int] | None = None,
         array: bool = False,
         array_parallelism: int | None = None,
         cache: bool = True,
@@ -303,6 +450,13 @@ class Flow:
         submit_options: Mapping[str, Any] | None = None,
         extra: Mapping[str, Any] | None = None,
         backend: str | None = None,
+        retries: int = 0,
+        retry_on: Iterable[str] | str = FAILURE_KINDS,
+        retry_delay: str | float | None = None,
+        backoff: float = 2.0,
+        escalate: bool = True,
+        max_mem: str | int | None = None,
+        max_time: str | None = None,
         **unknown: Any,
     ) -> F | Callable[[F], F]:
         """Register a function as a task; the function itself is returned unchanged.
@@ -341,6 +495,7 @@ class Flow:
                 )
             if backend is not None and not isinstance(backend, str):
                 raise ValidationError(f"task '{task}': backend={backend!r} must be a string")
+            first, per_attempt = _per_attempt(task, {"mem": mem, "time": time, "cpus": cpus})
             args, returns = read_signature(fn, task)
             options = _submit_options(task, "extra", extra)
             options.update(_submit_options(task, "submit_options", submit_options))
@@ -359,13 +514,21 @@ class Flow:
                 version=str(version),
                 verify=verify,
                 after=_check_after(after, task),
-                cpus=_check_positive(cpus, "cpus", task),
-                time=_check_time(time, task),
-                mem=_check_mem(mem, task),
+                cpus=first["cpus"],
+                time=first["time"],
+                mem=first["mem"],
                 options=options,
                 pack=check_pack(pack, f"task '{task}': pack"),
                 fuse=_check_bool(fuse, "fuse", task),
                 backend=backend,
+                retries=_check_retries(retries, task),
+                retry_on=_check_retry_on(retry_on, task),
+                retry_delay=_check_delay(retry_delay, task),
+                backoff=_check_backoff(backoff, task),
+                escalate=_check_bool(escalate, "escalate", task),
+                max_mem=_check_mem(max_mem, task),
+                max_time=_check_time(max_time, task),
+                per_attempt=per_attempt,
             )
             self._add(spec)
             return fn

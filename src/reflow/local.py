@@ -60,6 +60,15 @@ class _CancelWatch:
         return self.engine.cancelled
 
 
+def _wait_for_retry(engine: Engine, watch: _CancelWatch) -> None:
+    """Sleep until the soonest retry waiting for its delay is due, or the run is cancelled."""
+    while (due := engine.next_due) is not None and not watch.check():
+        left = due - time.time()
+        if left <= 0:
+            return
+        time.sleep(min(left, _CANCEL_POLL_SECONDS / 4))
+
+
 def drive(engine: Engine, max_workers: int = 1) -> RunState:
     """Run the graph to the end on this machine and return the run's final state."""
     try:
@@ -290,8 +299,14 @@ def _drive_inline(engine: Engine) -> None:
                 queue = engine.advance()
                 chunk = 1  # a new wave: its first instance may be slow, start small again
                 batch = list(itertools.islice(queue, chunk))
-            if engine.stopping or not batch:
+            if engine.stopping:
                 break
+            if not batch:  # nothing to run now: the run ends, unless a retry is due later
+                if engine.next_due is None:
+                    break
+                store.release()
+                _wait_for_retry(engine, watch)
+                continue
             # Shown RUNNING only while batches are small, i.e. while instances take long
             # enough for anyone to see it; a batch of hundreds of tiny instances is
             # recorded once, as it finishes (an interrupted one reruns either way).
@@ -308,7 +323,7 @@ def _drive_inline(engine: Engine) -> None:
                         finally:
                             capture.keep(w)
                         finished.append(o)
-                        if not o.ok and stop_on_error:
+                        if not o.ok and stop_on_error and not engine.retrying(o):
                             break
                 finally:
                     capture.stop()
@@ -448,7 +463,11 @@ def _drive_pool(engine: Engine, max_workers: int) -> None:
                 inline.clear()
             busy = [s for s in slots if s.works]
             if not queue_ and not inline and not busy:
-                break
+                if engine.next_due is None:
+                    break
+                store.release()  # nothing to run until a retry is due
+                _wait_for_retry(engine, watch)
+                continue
             # an idle worker may have died (e.g. the kernel's OOM killer): replace it
             for dead in [s for s in slots if not s.works and not s.proc.is_alive()]:
                 dead.stop()
@@ -550,7 +569,7 @@ def _collect(engine: Engine, slots: list[_Slot], timeout: float) -> list[Outcome
             if s.works and (eof or (s.proc.sentinel in ready and not _readable(s.conn))):
                 s.proc.join()
                 w = s.works.popleft()
-                done.append(failure(w, _death_reason(s.proc)))
+                done.append(failure(w, _death_reason(s.proc), kind="ERROR"))
                 # the rest of its batch never started: run it on a new worker
                 rest = list(s.works)
                 s.works.clear()

@@ -24,8 +24,9 @@ import os
 from typing import NamedTuple
 
 __all__ = [
-    "MEM_EXPECTED", "PACK_EXPECTED", "TIME_EXPECTED", "UNITS", "Memory", "ResourceError",
-    "normal_mem", "normal_pack", "normal_time", "parse_mem", "time_seconds", "time_text",
+    "DELAY_EXPECTED", "MEM_EXPECTED", "PACK_EXPECTED", "TIME_EXPECTED", "UNITS", "Memory",
+    "ResourceError", "delay_seconds", "normal_mem", "normal_pack", "normal_time", "parse_mem",
+    "time_seconds", "time_text",
 ]  # fmt: skip
 
 TIME_EXPECTED = (
@@ -35,6 +36,10 @@ TIME_EXPECTED = (
 MEM_EXPECTED = (
     "a memory size above zero such as 500M, 4G or 1T (K, M, G or T, with or without B, "
     "in any case; a plain number means MB)"
+)
+DELAY_EXPECTED = (
+    "a delay of zero or more seconds: a number of seconds, or a number with the unit s, m "
+    "or h, such as 30s, 2m or 1.5h"
 )
 PACK_EXPECTED = (
     "'auto' (the default), 1 (one instance per array element) or a whole number of "
@@ -165,6 +170,29 @@ def parse_mem(value: object) -> Memory:
 def normal_mem(value: object) -> str:
     """`value` as a memory size with its unit ('500M', '4G'; a whole number means MB)."""
     return str(parse_mem(value))
+
+
+_DELAY_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def delay_seconds(value: object) -> float:
+    """A delay (`retry_delay`): seconds, or '30s', '2m', '1.5h'; ResourceError if not."""
+    number: object = value
+    scale = 1
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text[-1:] in _DELAY_UNITS:
+            scale, text = _DELAY_UNITS[text[-1]], text[:-1].strip()
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise ResourceError(DELAY_EXPECTED, f"retry_delay={value!r} is not {DELAY_EXPECTED}")
+    seconds = float(number) * scale
+    if not 0 <= seconds < float("inf"):  # also refuses NaN
+        raise ResourceError(DELAY_EXPECTED, f"retry_delay={value!r} is not {DELAY_EXPECTED}")
+    return seconds
 
 
 def normal_pack(value: object) -> int | str:

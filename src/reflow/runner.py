@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .engine import Engine
     from .executors.base import Executor
+    from .retrying import Limits
     from .stores import Store
 
 __all__ = [
@@ -85,12 +86,21 @@ def start_local(
     engine = Engine(
         graph, st, run_id, params=values, run_dir=directory, force=force,
         force_tasks=forced, verify=verify, on_error=on_error, write_once=True,
+        limits=_limits(config),
     )  # fmt: skip
     engine.on_progress = progress
     if on_start is not None:
         on_start(run_id)
     drive(engine, max_workers)
     return run_id, st
+
+
+def _limits(config: Config | None) -> Callable[[str], Limits]:
+    """The caps of a local run's automatic retries: the config's, the same for every task."""
+    from .retrying import config_limits
+
+    limits = config_limits(config)
+    return lambda task: limits
 
 
 def _check_local(max_workers: int, on_error: str) -> None:
@@ -468,6 +478,12 @@ def task_rows(graph: Graph) -> list[tuple[str, int, bool, str]]:
         }
         if spec.backend is not None:  # reflow-hpc's hint: recorded, otherwise unused
             doc["backend"] = spec.backend
+        if spec.retries:  # automatic retries (retrying.py), for what `status` says of them
+            doc["retry"] = {
+                "retries": spec.retries, "retry_on": list(spec.retry_on),
+                "retry_delay": spec.retry_delay, "backoff": spec.backoff,
+                "escalate": spec.escalate, "max_mem": spec.max_mem, "max_time": spec.max_time,
+            }  # fmt: skip
         rows.append((name, pos, spec.array, json.dumps(doc, sort_keys=True)))
     return rows
 

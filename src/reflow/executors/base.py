@@ -86,6 +86,8 @@ class Capacity:
     slots: int | None = None
     #: the longest time limit a job may have there, in seconds (None: no limit, or unknown)
     max_seconds: int | None = None
+    #: the most memory a job may ask for there (its largest node's), in bytes (None: unknown)
+    max_mem: int | None = None
 
 
 def merge_options(

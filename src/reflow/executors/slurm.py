@@ -360,10 +360,13 @@ def _parse_sinfo(text: str, cpus: int, mem_mb: int) -> Capacity:
     """`sinfo -o %D|%c|%m|%l` lines -> how many jobs of `cpus` and `mem_mb` fit at once."""
     slots = 0
     longest: int | None = 0
+    biggest = 0  # MB of the largest node
     for line in text.splitlines():
         parts = [p.strip().rstrip("+") for p in line.split("|")]
         if len(parts) < 4 or not parts[0].isdigit() or not parts[1].isdigit():
             continue
+        if parts[2].isdigit():
+            biggest = max(biggest, int(parts[2]))
         per_node = int(parts[1]) // cpus
         if mem_mb and parts[2].isdigit():
             per_node = min(per_node, int(parts[2]) // mem_mb)
@@ -371,8 +374,8 @@ def _parse_sinfo(text: str, cpus: int, mem_mb: int) -> Capacity:
         limit = _limit_seconds(parts[3])
         longest = None if limit is None or longest is None else max(longest, limit)
     if not slots:
-        return Capacity()
-    return Capacity(slots=slots, max_seconds=longest or None)
+        return Capacity(max_mem=(biggest << 20) or None)
+    return Capacity(slots=slots, max_seconds=longest or None, max_mem=(biggest << 20) or None)
 
 
 def _limit_seconds(text: str) -> int | None:

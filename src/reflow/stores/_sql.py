@@ -18,13 +18,14 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .. import codec
 from ..errors import RunNotFoundError, StoreError
 from .base import (
     AttemptRow,
+    Finished,
     Health,
     HistoryRow,
     InstanceRow,
@@ -35,7 +36,7 @@ from .base import (
     SourceKey,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _S = TypeVar("_S", bound="SqlStore")
 
@@ -57,6 +58,15 @@ CREATE TABLE reasons (
     reason      TEXT NOT NULL,
     PRIMARY KEY (run_id, task_name, array_index, attempt)
 ) WITHOUT ROWID;
+"""
+
+# what failed and what it asked for, per attempt (schema 5): the failure kind of a
+# FAILED attempt (one of states.FAILURE_KINDS; NULL: not known, read as ERROR) and
+# the resources that attempt asked for (JSON: keys among "mem", "time", "cpus"; NULL:
+# not known, or the task asked for none)
+_ATTEMPT_FACTS = """
+ALTER TABLE instances ADD COLUMN failure_kind TEXT;
+ALTER TABLE instances ADD COLUMN resources TEXT;
 """
 
 _SCHEMA = (
@@ -112,6 +122,8 @@ CREATE TABLE instances (
     submitted_at REAL,
     started_at   REAL,
     finished_at  REAL,
+    failure_kind TEXT,
+    resources    TEXT,
     UNIQUE (run_id, task_name, array_index, attempt),
     CHECK (state <> 'SUCCESS' OR
            (output_hash IS NOT NULL AND (output IS NOT NULL OR cached_from IS NOT NULL)))
@@ -150,7 +162,7 @@ _INSTANCE_COLUMNS = (
     "task_name, array_index, attempt, state, job_id, cached_from IS NOT NULL, error_text, "
     "identity, output_hash, started_at, finished_at, "
     "COALESCE(output, (SELECT s.output FROM instances AS s WHERE s.id = instances.cached_from)), "
-    "COALESCE(finished_at, started_at, submitted_at)"
+    "COALESCE(finished_at, started_at, submitted_at), failure_kind, resources"
 )
 
 #: an instance dict carries its decoded `output` up to this many characters of stored
@@ -180,6 +192,7 @@ CREATE INDEX instances_cache ON instances (substr(identity, 1, 16)) WHERE cached
 ALTER TABLE tasks ADD COLUMN expected INTEGER;
 """,
     4: _REASONS,
+    5: _ATTEMPT_FACTS,
 }
 
 
@@ -582,7 +595,8 @@ class SqlStore:
     def current_rows(self, run_id: str, task: str) -> list[InstanceRow]:
         """The current attempt of every instance of `task`, by array index."""
         rows = self._read(
-            "SELECT array_index, attempt, state, identity, output_hash, cached_from "
+            "SELECT array_index, attempt, state, identity, output_hash, cached_from, "
+            "failure_kind, resources, finished_at "
             "FROM instances WHERE run_id = ? AND task_name = ? AND current = 1 "
             "ORDER BY array_index",
             (run_id, task),
@@ -638,6 +652,8 @@ class SqlStore:
         expected: int | None = None,
         interrupted: str = "interrupted before it finished; rerun by a later attempt",
         reasons: Sequence[tuple[int, int, str]] = (),
+        resources: Mapping[int, str | None] | None = None,
+        default_resources: str | None = None,
     ) -> list[int]:
         """Write one task's new instances in one transaction.
 
@@ -648,10 +664,14 @@ class SqlStore:
         the number of instances the task now has, written or not (instances
         the caller writes later, with `insert_instances`, count as PENDING until
         then); `reasons`: (index, attempt, why) of instances that run although
-        an output was cached (it failed its check), kept for `why`.  A hit whose
-        source vanished meanwhile is written as PENDING instead; the indices of
-        such hits are returned.
+        an output was cached (it failed its check), kept for `why`;
+        `resources`: index -> what a pending row asks for (JSON), written with
+        it; `default_resources` for the pending rows it does not name.  A hit
+        whose source vanished meanwhile is written as PENDING instead; the
+        indices of such hits are returned.
         """
+        asks = resources or {}
+        asks_default = default_resources
         now = _now()
         with self._write() as conn:
             self._lock_run(conn, run_id)
@@ -680,8 +700,11 @@ class SqlStore:
             if pending:
                 conn.executemany(
                     "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
-                    "identity, parts) VALUES (?,?,?,?,'PENDING',?,?)",
-                    [(run_id, task, i, a, ident, parts) for i, a, ident, parts in pending],
+                    "identity, parts, resources) VALUES (?,?,?,?,'PENDING',?,?,?)",
+                    [
+                        (run_id, task, i, a, ident, parts, asks.get(i, asks_default))
+                        for i, a, ident, parts in pending
+                    ],
                 )
             lost: list[int] = []
             if hits:
@@ -714,8 +737,8 @@ class SqlStore:
                     missing = [(i, a, d, p) for i, a, d, src, _, p in hits if src not in alive]
                     conn.executemany(
                         "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
-                        "identity, parts) VALUES (?,?,?,?,'PENDING',?,?)",
-                        [(run_id, task, *m) for m in missing],
+                        "identity, parts, resources) VALUES (?,?,?,?,'PENDING',?,?,?)",
+                        [(run_id, task, *m, asks.get(m[0], asks_default)) for m in missing],
                     )
                     lost = [m[0] for m in missing]
             for state, rows in (("SKIPPED", skipped), ("FAILED", failed)):
@@ -732,7 +755,8 @@ class SqlStore:
         """Write instances counted by `write_expansion(expected=...)` but not written then.
 
         Each row: (run id, task, index, attempt, state, identity, ingredients,
-        output, output hash, error text, started, finished), all of one run (the
+        output, output hash, error text, started, finished, failure kind,
+        resources JSON), all of one run (the
         id is in each row so that the rows are bound as they are); the state is
         PENDING, RUNNING, SUCCESS or FAILED.  One statement for all of them: an
         instance that runs here is written once, with its outcome.
@@ -744,8 +768,8 @@ class SqlStore:
             self._lock_run(conn, rows[0][0])
             conn.executemany(
                 "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
-                "identity, parts, output, output_hash, error_text, started_at, finished_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "identity, parts, output, output_hash, error_text, started_at, finished_at, "
+                "failure_kind, resources) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
             self._touch(conn, rows[0][0], now)
@@ -834,19 +858,12 @@ class SqlStore:
                 [(run_id, t, i, a) for t, i, a in items],
             )
 
-    def record_outcomes(
-        self,
-        run_id: str,
-        outcomes: Sequence[
-            tuple[
-                str, int, int, str, str | None, str | None, str | None, float | None, float | None
-            ]
-        ],
-    ) -> None:
+    def record_outcomes(self, run_id: str, outcomes: Sequence[Finished]) -> None:
         """Record finished instances in one transaction.
 
         Each outcome: (task, index, attempt, state, output, output hash, error
-        text, started, finished).  An instance already CANCELLED stays so.
+        text, started, finished, failure kind).  An instance already CANCELLED
+        stays so.
         """
         if not outcomes:
             return
@@ -855,15 +872,58 @@ class SqlStore:
             self._lock_run(conn, run_id)
             conn.executemany(
                 "UPDATE instances SET state = ?, output = ?, output_hash = ?, error_text = ?, "
-                "started_at = COALESCE(?, started_at), finished_at = ? "
+                "started_at = COALESCE(?, started_at), finished_at = ?, failure_kind = ? "
                 "WHERE run_id = ? AND task_name = ? AND array_index = ? AND attempt = ? "
                 "AND state NOT IN ('CANCELLED', 'SUCCESS')",
                 [
-                    (st, out, oh, err, t0, t1 or now, run_id, task, i, a)
-                    for task, i, a, st, out, oh, err, t0, t1 in outcomes
+                    (st, out, oh, err, t0, t1 or now, kind, run_id, task, i, a)
+                    for task, i, a, st, out, oh, err, t0, t1, kind in outcomes
                 ],
             )
             self._touch(conn, run_id, now)
+
+    def retry_instances(
+        self, run_id: str, rows: Sequence[tuple[str, int, int, str | None, str]]
+    ) -> int:
+        """Give FAILED instances their next attempt, in one transaction; return how many.
+
+        Each row: (task, index, the new attempt's number, its resources JSON,
+        why it is tried again).  The failed attempt stays as it was (its state,
+        error, kind, resources and times), no longer current; the new attempt
+        is current and PENDING, with the failed one's identity and ingredients,
+        and the reason is kept for `reasons()`.  An instance whose current
+        attempt is not FAILED, or not the one before the new number, is left alone.
+        """
+        if not rows:
+            return 0
+        now = _now()
+        done = 0
+        with self._write() as conn:
+            self._lock_run(conn, run_id)
+            for task, index, attempt, asks, why in rows:
+                cur = conn.execute(
+                    "UPDATE instances SET current = 0 WHERE run_id = ? AND task_name = ? "
+                    "AND array_index = ? AND attempt = ? AND current = 1 AND state = 'FAILED'",
+                    (run_id, task, index, attempt - 1),
+                )
+                if cur.rowcount != 1:
+                    continue
+                conn.execute(
+                    "INSERT INTO instances (run_id, task_name, array_index, attempt, state, "
+                    "identity, parts, resources) SELECT run_id, task_name, array_index, ?, "
+                    "'PENDING', identity, parts, ? FROM instances WHERE run_id = ? "
+                    "AND task_name = ? AND array_index = ? AND attempt = ?",
+                    (attempt, asks, run_id, task, index, attempt - 1),
+                )
+                conn.execute(
+                    "INSERT INTO reasons (run_id, task_name, array_index, attempt, reason) "
+                    "VALUES (?,?,?,?,?) ON CONFLICT (run_id, task_name, array_index, attempt) "
+                    "DO UPDATE SET reason = excluded.reason",
+                    (run_id, task, index, attempt, why),
+                )
+                done += 1
+            self._touch(conn, run_id, now)
+        return done
 
     def record_resolved(
         self,
@@ -1193,6 +1253,8 @@ class SqlStore:
                 "started_at": _iso(r[9]),
                 "finished_at": _iso(r[10]),
                 "updated_at": _iso(r[12]),
+                "failure_kind": r[13],
+                "resources": _asked(r[14]),
                 **_shown_output(r[11]),
             }
             for r in self._read(sql, args)
@@ -1449,7 +1511,8 @@ class SqlStore:
             rows = conn.execute(
                 "SELECT i.task_name, i.array_index, i.attempt, i.current, i.state, i.identity, "
                 "i.parts, i.output, i.output_hash, i.error_text, i.job_id, i.submitted_at, "
-                "i.started_at, i.finished_at, s.run_id, s.task_name, s.array_index, s.attempt, "
+                "i.started_at, i.finished_at, i.failure_kind, i.resources, "
+                "s.run_id, s.task_name, s.array_index, s.attempt, "
                 "CASE WHEN s.run_id <> i.run_id THEN s.output END "
                 "FROM instances i LEFT JOIN instances s ON s.id = i.cached_from "
                 "WHERE i.run_id = ? ORDER BY i.id",
@@ -1466,14 +1529,14 @@ class SqlStore:
         sources: list[SourceKey | None] = []
         source_outputs: dict[SourceKey, str] = {}
         for r in rows:
-            key = None if r[14] is None else (r[14], r[15], r[16], r[17])
+            key = None if r[16] is None else (r[16], r[17], r[18], r[19])
             sources.append(key)
-            if key is not None and r[18] is not None:
-                source_outputs[key] = r[18]
+            if key is not None and r[20] is not None:
+                source_outputs[key] = r[20]
         return RunExport(
             dict(zip(_RUN_COLUMNS, row, strict=True)),
             tasks,
-            [tuple(r[:14]) for r in rows],
+            [tuple(r[:16]) for r in rows],
             sources,
             source_outputs,
             reasons,
@@ -1504,7 +1567,8 @@ class SqlStore:
             insert = (
                 "INSERT INTO instances (run_id, task_name, array_index, attempt, current, state, "
                 "identity, parts, output, output_hash, error_text, job_id, submitted_at, "
-                "started_at, finished_at, cached_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                "started_at, finished_at, failure_kind, resources, cached_from) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
                 "COALESCE(?, (SELECT COALESCE(s.cached_from, s.id) FROM instances s "
                 "WHERE s.run_id = ? AND s.task_name = ? AND s.array_index = ? AND s.attempt = ?)))"
             )
@@ -1678,13 +1742,13 @@ class SqlStore:
 #: the columns of an AttemptRow, in its order
 _ATTEMPT_ROW = (
     "task_name, array_index, attempt, current, state, cached_from IS NOT NULL, "
-    "submitted_at, started_at, finished_at, error_text"
+    "submitted_at, started_at, finished_at, error_text, failure_kind, resources"
 )
 
 
 def _attempt_row(r: Sequence[Any]) -> AttemptRow:
-    t, i, a, cur, st, hit, sub, t0, t1, err = r
-    return AttemptRow(t, i, a, bool(cur), st, bool(hit), sub, t0, t1, err)
+    t, i, a, cur, st, hit, sub, t0, t1, err, kind, asks = r
+    return AttemptRow(t, i, a, bool(cur), st, bool(hit), sub, t0, t1, err, kind, _asked(asks))
 
 
 def _ranges(items: Sequence[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
@@ -1709,6 +1773,7 @@ _LISTED_RUN_COLUMNS = (
 )  # fmt: skip
 _ATTEMPT_COLUMNS = (
     "array_index", "attempt", "state", "error_text", "job_id", "started_at", "finished_at",
+    "failure_kind", "resources",
 )  # fmt: skip
 _TIMES = frozenset({"created_at", "updated_at", "finished_at", "started_at"})
 
@@ -1723,9 +1788,24 @@ def _as_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     doc = dict(zip(columns, row, strict=True))
     for key in _TIMES.intersection(doc):
         doc[key] = _iso(doc[key])
+    if "resources" in doc:
+        doc["resources"] = _asked(doc["resources"])
     if doc.get("array_index", 0) is not None and doc.get("array_index", 0) < 0:
         doc["array_index"] = None
     return doc
+
+
+def _asked(text: str | None) -> dict[str, Any] | None:
+    """An attempt's stored resources (JSON) as a dict; None when not known."""
+    if text is None:
+        return None
+    import json
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _shown_output(text: str | None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
 
@@ -35,10 +35,11 @@ __all__ = [
 
 
 #: an instance written after its task expanded: (run id, task, index, attempt, state,
-#: identity, ingredients, output, output hash, error text, started, finished)
+#: identity, ingredients, output, output hash, error text, started, finished, failure
+#: kind, resources JSON)
 NewInstance = tuple[
     str, str, int, int, str, "str | None", "str | None", "str | None", "str | None",
-    "str | None", "float | None", "float | None",
+    "str | None", "float | None", "float | None", "str | None", "str | None",
 ]  # fmt: skip
 
 
@@ -57,6 +58,9 @@ class InstanceRow(NamedTuple):
     identity: str | None
     output_hash: str | None
     cached_from: int | None
+    failure_kind: str | None = None
+    resources: str | None = None  # JSON, as stored
+    finished: float | None = None
 
 
 class AttemptRow(NamedTuple):
@@ -78,6 +82,8 @@ class AttemptRow(NamedTuple):
     started: float | None
     finished: float | None
     error_text: str | None
+    failure_kind: str | None = None
+    resources: dict[str, Any] | None = None
 
 
 class HistoryRow(NamedTuple):
@@ -102,10 +108,11 @@ class HistoryRow(NamedTuple):
 
 
 #: a finished instance: (task, index, attempt, state, output, output hash, error text,
-#: started, finished)
+#: started, finished, failure kind: one of states.FAILURE_KINDS for a FAILED one, else None)
 Finished = tuple[
-    str, int, int, str, "str | None", "str | None", "str | None", "float | None", "float | None"
-]
+    str, int, int, str, "str | None", "str | None", "str | None", "float | None",
+    "float | None", "str | None",
+]  # fmt: skip
 
 
 class Health(Record):
@@ -142,6 +149,7 @@ class Health(Record):
 EXPORT_COLUMNS = (
     "task_name", "array_index", "attempt", "current", "state", "identity", "parts", "output",
     "output_hash", "error_text", "job_id", "submitted_at", "started_at", "finished_at",
+    "failure_kind", "resources",
 )  # fmt: skip
 
 #: where a cache hit's output lives: (run id, task, array index, attempt) of its source row
@@ -331,6 +339,8 @@ class Store(Protocol):
         expected: int | None = None,
         interrupted: str = "interrupted before it finished; rerun by a later attempt",
         reasons: Sequence[tuple[int, int, str]] = (),
+        resources: Mapping[int, str | None] | None = None,
+        default_resources: str | None = None,
     ) -> list[int]:
         """Write one task's new instances in one transaction; return the indices of lost hits.
 
@@ -338,6 +348,8 @@ class Store(Protocol):
         instead (its index is returned), never SUCCESS without an output.
         `reasons` (index, attempt, why) are kept, in the same transaction, for
         `reasons()`: why an instance runs although an output was cached.
+        `resources`: index -> the JSON of what a PENDING row asks for, written
+        in its row; `default_resources` for the PENDING rows it does not name.
         """
         ...
 
@@ -355,19 +367,27 @@ class Store(Protocol):
         """Put RUNNING instances that never started back to PENDING."""
         ...
 
-    def record_outcomes(
-        self,
-        run_id: str,
-        outcomes: Sequence[
-            tuple[
-                str, int, int, str, str | None, str | None, str | None, float | None, float | None
-            ]
-        ],
-    ) -> None:
+    def record_outcomes(self, run_id: str, outcomes: Sequence[Finished]) -> None:
         """Record finished instances in one transaction; an instance already CANCELLED stays so.
 
         Each outcome: (task, index, attempt, state, output, output hash, error
-        text, started, finished).
+        text, started, finished, failure kind); a FAILED one's kind is written
+        by the same statement as its state, so no reader sees one without the other.
+        """
+        ...
+
+    def retry_instances(
+        self, run_id: str, rows: Sequence[tuple[str, int, int, str | None, str]]
+    ) -> int:
+        """Give FAILED instances their next attempt, in one transaction; return how many.
+
+        Each row: (task, index, the new attempt's number, its resources JSON,
+        why it is tried again).  The failed attempt's row stays as it was (its
+        state, error, failure kind, resources and times) but is no longer
+        current; the new attempt's row is current and PENDING, with the failed
+        one's identity and ingredients, and `reasons()` gives it `why`.  An
+        instance whose current attempt is not FAILED or not numbered one below
+        the new attempt is left alone (another writer got there first).
         """
         ...
 
@@ -457,8 +477,11 @@ class Store(Protocol):
 
         Each with task_name, array_index (None for a singleton), attempt, state,
         job_id, cached, error_text, identity, output_hash, started_at,
-        finished_at, updated_at (its last change) and output (decoded; None
-        without one, or with `output_omitted` True above `OUTPUT_SHOWN_MAX`).
+        finished_at, updated_at (its last change), failure_kind (of a failed
+        attempt; None when unknown), resources (what the attempt asked for: a
+        dict with keys among mem, time, cpus; None when unknown) and output
+        (decoded; None without one, or with `output_omitted` True above
+        `OUTPUT_SHOWN_MAX`).
         """
         ...
 
