@@ -8,8 +8,7 @@ answers, and its execd kills a job whose processes together exceed h_vmem only n
 then: the recorded qacct outputs of tests/test_sge_executor.py cover how it is read).
 Workflow level, on both: an instance over its memory fails out of memory; a task over
 its time limit gets TaskInterrupted before the kill and writes its checkpoint, and the
-attempt ends TIMEOUT. On Slurm: an element whose job is requeued (as preemption does)
-runs again as the same attempt.
+attempt ends TIMEOUT (a requeued element: test_retries_on_cluster.py).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 import pl_limits
-from case_helpers import only_failed, requeue_while_running
+from case_helpers import only_failed
 from schedulers import Scheduler, every_scheduler, only
 
 from cluster_support import Cluster, status_text, wait_final
@@ -110,21 +109,3 @@ def test_a_task_over_its_time_limit_is_interrupted_and_checkpoints(
         "the job's time limit was near (the scheduler's warning signal came): "
         "the task was interrupted"
     ), text
-
-
-@only("slurm")
-def test_a_requeued_element_runs_again_as_the_same_attempt(
-    scheduler: Scheduler, cluster: Cluster, tmp_path: Path
-) -> None:
-    # `scontrol requeue` is what preemption with PreemptMode=REQUEUE does to a job: SIGTERM,
-    # then the job is queued again under its id; it must not count as a failed attempt
-    run = cluster.submit(pl_limits.requeue_wf, n=2, folder=str(tmp_path))
-    requeue_while_running(run, "nap", tmp_path)
-    assert wait_final(run, 120) is RunState.SUCCESS, status_text(run)
-    assert run.outputs("nap") == [0, 1]
-    assert (tmp_path / "interrupted.0").read_text() == "SIGTERM"  # it could checkpoint
-    rows = run.store.instances(run.run_id, task="nap")
-    assert sorted((i["array_index"], i["attempt"], i["state"]) for i in rows) == [
-        (0, 1, "SUCCESS"),
-        (1, 1, "SUCCESS"),
-    ]

@@ -67,10 +67,13 @@ def test_a_task_over_its_time_limit_resumes_from_its_checkpoint_with_twice_the_t
 def test_a_requeued_element_does_not_use_a_retry(
     scheduler: Scheduler, cluster: Cluster, tmp_path: Path
 ) -> None:
+    # the task gets TaskInterrupted(SIGTERM), the worker writes no result, sacct says
+    # REQUEUED then PENDING, and the element runs again as the same attempt
     run = cluster.submit(pl_retries.requeue_wf, n=2, folder=str(tmp_path))
     requeue_while_running(run, "nap", tmp_path)
     assert wait_final(run, 120) is RunState.SUCCESS, status_text(run)
     assert run.outputs("nap") == [0, 1]
+    assert (tmp_path / "interrupted.0").read_text() == "SIGTERM"  # it could checkpoint
     # one attempt each: the requeue was neither a failure nor a retry
     assert [(i, n, state) for i, n, state, *_ in _attempts(run, "nap")] == [
         (0, 1, "SUCCESS"),

@@ -5,8 +5,8 @@ one whose job is requeued (preempted) while it runs.
 under SGE's h_vmem (a limit on each process's allocations) the allocation fails and
 the task gets a MemoryError. `patient` runs until the scheduler's warning before its
 1-minute limit interrupts it, writes a checkpoint file, and re-raises; a later attempt
-(with more time) starts from the checkpoint. `nap` element 0 waits to be requeued
-(`started.0.<restarts>` says it runs), then finishes when its job runs again.
+(with more time) starts from the checkpoint. `until_requeued`: element 0 waits to be
+requeued (`started.0.<restarts>` says it runs), then finishes when its job runs again.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated
 
-from reflow import Result, Workflow
+from reflow import Workflow
 from reflow.signals import TaskInterrupted
 
 #: five processes of 70 MB: each under SGE's per-process h_vmem, so the job as a whole
@@ -65,19 +64,6 @@ def until_interrupted(folder: str) -> int:
     except TaskInterrupted as exc:
         checkpoint.write_text(f"{steps} {exc.signal_name}")
         raise
-
-
-requeue_wf = Workflow("rt-requeue")
-
-
-@requeue_wf.job(time="00:05:00", mem="100M")
-def items(n: int) -> list[int]:
-    return list(range(n))
-
-
-@requeue_wf.job(array=True, time="00:05:00", mem="100M")
-def nap(x: Annotated[int, Result(step="items")], folder: str) -> int:
-    return until_requeued(x, folder)
 
 
 def until_requeued(x: int, folder: str) -> int:
