@@ -237,6 +237,7 @@ ENV_VALUES = {
     "executor.mode": ("LSF", "bsub"),
     "executor.python": ("/env/python", "/env/python"),
     "executor.pack": ("8", 8),
+    "executor.grace": ("90", 90),
     "executor.max_mem": ("64g", "64G"),
     "executor.max_time": ("2-00:00:00", "2-00:00:00"),
     "executor.max_requeues": ("0", 0),

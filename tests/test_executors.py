@@ -17,7 +17,7 @@ from reflow import Run, RunState
 from reflow.errors import ValidationError
 from reflow.executors import JobResources, JobState, LocalExecutor, SlurmExecutor
 from reflow.executors import slurm as slurm_module
-from reflow.executors.base import merge_options
+from reflow.executors.base import JobStatus, merge_options
 from reflow.results import log_paths
 from reflow.worker import INDEX_VARIABLES, array_element
 
@@ -34,6 +34,7 @@ def test_render_singleton() -> None:
         name="etl.extract",
         cpus=2,
         time="00:10:00",
+        grace=60,
         mem="4G",
         stdout="/scratch/runs/r1/logs/extract/scheduler/%j.log",
         stderr="/scratch/runs/r1/logs/extract/scheduler/%j.log",
@@ -52,6 +53,7 @@ def test_render_array_with_parallelism_partition_account_and_extra_options() -> 
         name="etl.transform",
         cpus=4,
         time="1-02:00:00",
+        grace=60,  # the warning before the time limit
         mem="500M",
         partition=partition,
         account=account,
@@ -177,9 +179,10 @@ def test_sacct_states_of_running_and_pending_jobs(monkeypatch: pytest.MonkeyPatc
 
     assert len(seen) == 1 and ex.calls["sacct"] == 1  # one call for every job of the run
     argv = seen[0]
-    assert argv[0] == "sacct" and {"-n", "-P", "-X"} <= set(argv)
+    # without -X: the job's steps are read too (see the sacct_steps_* tests)
+    assert argv[0] == "sacct" and {"-n", "-P"} <= set(argv) and "-X" not in argv
     assert argv[argv.index("-j") + 1] == ",".join(RUNNING_IDS)
-    assert "--format=JobID,State,ExitCode,Reason" in argv
+    assert "--format=JobID,State,ExitCode,Reason,MaxRSS,ReqMem,AllocCPUS,End" in argv
 
     assert states["271"].state is JobState.RUNNING and not states["271"].state.final
     assert states["272"].state is JobState.COMPLETED
@@ -252,6 +255,87 @@ def test_sacct_states_scheduler_words_map_to_reflow_states(
     }
     assert not JobState.UNKNOWN.final  # an unknown answer is asked again later
     assert states["9010"].reason == "PENDING (DependencyNeverSatisfied)"
+
+
+def _sacct_states(text: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, JobStatus]:
+    monkeypatch.setattr(slurm_module, "run_command", _fake_run_command(text, []))
+    return SlurmExecutor().states(["20", "21"])
+
+
+def test_sacct_an_oom_killed_element_reads_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    # recorded: 20 = four elements of 350 MB under --mem=120M, 21 = two of `exit 0`, `exit 3`
+    states = _sacct_states((GOLDEN / "sacct_steps_settled.txt").read_text(), monkeypatch)
+    for k in range(4):
+        oom = states[f"20_{k}"]
+        assert oom.state is JobState.OUT_OF_MEMORY and oom.exit_code == "0:9"
+        assert oom.reason.startswith("FAILED, peak memory ") and oom.reason.endswith(" of 120M")
+    assert states["20_0"].reason == "FAILED, peak memory 238M of 120M"
+    assert states["21_0"].state is JobState.COMPLETED
+    assert states["21_1"].state is JobState.FAILED and states["21_1"].exit_code == "3:0"
+
+
+def test_sacct_an_answer_not_settled_yet_is_not_final(monkeypatch: pytest.MonkeyPatch) -> None:
+    # recorded a moment earlier: each array's line is its *last* element's record, under
+    # the array's id, with the request not filled in yet (ReqMem `16?`): element 21_0,
+    # which completed, would read FAILED 3:0 (and an element killed for memory before a
+    # last one that completed would read COMPLETED 0:0)
+    text = (GOLDEN / "sacct_steps_unsettled.txt").read_text()
+    ended = time.mktime(time.strptime("2026-12-07T00:50:07", "%Y-%m-%dT%H:%M:%S"))
+    states = slurm_module.parse_sacct(text, ended + 1)
+    assert {k: v.state for k, v in states.items()} == {
+        "20": JobState.RUNNING,
+        "21": JobState.RUNNING,
+    }
+    assert states["21"].reason == "FAILED, accounting not settled yet"
+    assert not any(v.state.final for v in states.values())  # asked again
+
+
+def test_sacct_a_job_line_ended_before_its_batch_step_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # seen on the test cluster: `5_1|FAILED|0:0` while `5_1.batch` was still RUNNING,
+    # `FAILED 0:9` with a MaxRSS over the request half a second later
+    end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 5))
+    lines = [f"5_1|FAILED|0:0|None||120M|1|{end}", "5_1.batch|RUNNING|0:0||||1|Unknown"]
+    status = SlurmExecutor()
+    monkeypatch.setattr(slurm_module, "run_command", _fake_run_command("\n".join(lines), []))
+    assert status.states(["5"])["5_1"].state is JobState.RUNNING
+    # an answer that never settles is taken as it stands a minute after the job's end
+    long_ago = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 120))
+    lines[0] = lines[0].replace(end, long_ago)
+    monkeypatch.setattr(slurm_module, "run_command", _fake_run_command("\n".join(lines), []))
+    assert status.states(["5"])["5_1"].state is JobState.FAILED
+
+
+def test_sacct_steps_tell_how_a_job_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    # not recorded (the test cluster has no cgroups): how sacct says these
+    end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 5))
+    text = "\n".join(
+        [
+            f"31|FAILED|0:9|None||2Gc|2|{end}",  # --mem-per-cpu=2G on 2 CPUs: 4G in all
+            f"31.batch|CANCELLED by 0|0:9||4100000K||2|{end}",
+            f"32|COMPLETED|0:0|None||1G|1|{end}",  # a step the kernel killed for memory
+            f"32.batch|OUT_OF_MEMORY|0:125||500M||1|{end}",
+            f"33|COMPLETED|0:0|None||1G|1|{end}",  # the job line COMPLETED, its step not
+            f"33.batch|FAILED|2:0||10M||1|{end}",
+            f"34|CANCELLED by 0|0:9|None||1G|1|{end}",  # killed, far below its memory: not OOM
+            f"34.batch|CANCELLED by 0|0:9||20M||1|{end}",
+            f"35|TIMEOUT|0:0|None||1G|1|{end}",
+            f"35.batch|CANCELLED|0:15||900M||1|{end}",
+            f"35.extern|COMPLETED|0:0||1M||1|{end}",
+        ]
+    )
+    monkeypatch.setattr(slurm_module, "run_command", _fake_run_command(text, []))
+    states = SlurmExecutor().states(["31", "32", "33", "34", "35"])
+    assert {k: v.state for k, v in states.items()} == {
+        "31": JobState.OUT_OF_MEMORY,
+        "32": JobState.OUT_OF_MEMORY,
+        "33": JobState.FAILED,
+        "34": JobState.CANCELLED,
+        "35": JobState.TIMEOUT,
+    }
+    assert states["33"].exit_code == "2:0"
+    assert states["33"].reason == "COMPLETED, batch step FAILED"
 
 
 def _script(path: Path, body: str) -> str:

@@ -73,6 +73,7 @@ def test_render_singleton(which: str) -> None:
         name="etl.extract",
         cpus=2,
         time="00:10:00",
+        grace=60,
         mem="4G",
         stdout=log,
         stderr=log,
@@ -100,6 +101,7 @@ def test_render_array_with_parallelism_partition_account_and_extra_options(which
         name="etl.transform",
         cpus=4,
         time="1-02:00:00",
+        grace=60,  # the warning before the time limit
         mem="500M",
         partition=partition,
         account=account,
@@ -383,6 +385,14 @@ def test_flux_states_from_flux_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert states[ids[6]].exit_code == ""  # cancelled before it ran
     assert "resource allocation expired" in states[ids[7]].reason
     assert "start failed" in states[ids[9]].reason
+
+
+def test_flux_a_job_on_a_lost_node_reads_node_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    # flux-core's job-exec raises a `node-failure` exception for a node lost under a job
+    line = "1873984000000|INACTIVE|FAILED|143|36608|node-failure|lost contact with job shell"
+    monkeypatch.setattr(flux_module, "run_scheduler", _fake(line, []))
+    status = FluxExecutor().states(["1873984000000"])["1873984000000"]
+    assert status.state is JobState.NODE_FAIL and "lost contact" in status.reason
 
 
 def test_flux_ids_from_f58() -> None:
@@ -704,6 +714,31 @@ def test_time_limit_ends_as_timeout(sims: dict[str, Scheduler], tmp_path: Path) 
             assert "job.exception type=timeout" in said, said
         else:  # the server's own message, in PBS's file beside reflow's log
             assert "=>> PBS: job killed: walltime" in said, said
+
+
+def test_the_warning_before_the_time_limit_reaches_the_job(
+    sims: dict[str, Scheduler], tmp_path: Path
+) -> None:
+    # Flux's --signal=SIGUSR1@3s (the grace, at most half the limit); LSF's -wa/-wt are
+    # whole minutes (the golden scripts show them); PBS has no such warning
+    ex = sims["flux"].executor()
+    marker = tmp_path / "warned"
+    handler = (
+        "import signal, sys, time\n"
+        "def warned(signum, frame):\n"
+        f"    open({str(marker)!r}, 'w').write(signal.Signals(signum).name)\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGUSR1, warned)\n"
+        "time.sleep(30)\n"
+    )
+    res = JobResources(name="t.warned", time="00:00:06", grace=60, workdir=str(tmp_path))
+    job = ex.submit([sys.executable, "-c", handler], res)
+    deadline = time.monotonic() + 30
+    while not (status := ex.states([job])[job]).state.final:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert marker.read_text() == "SIGUSR1"
+    assert status.state is JobState.COMPLETED  # it ended itself, before the limit
 
 
 def test_a_dependency_on_a_forgotten_job_is_dropped(sims: dict[str, Scheduler]) -> None:

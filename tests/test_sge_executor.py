@@ -45,6 +45,7 @@ def test_render_singleton() -> None:
         name="etl.extract",
         cpus=2,
         time="00:10:00",
+        grace=60,
         mem="4G",
         stdout=ex.log_pattern("/scratch/runs/r1/logs/extract/scheduler", False),
         stderr=ex.log_pattern("/scratch/runs/r1/logs/extract/scheduler", False),
@@ -66,6 +67,7 @@ def test_render_array_with_parallelism_queue_account_and_extra_options() -> None
         name="etl.transform",
         cpus=4,
         time="1-02:00:00",
+        grace=60,  # the warning before the time limit
         mem="500M",
         partition=partition,
         account=account,
@@ -407,6 +409,11 @@ def test_qacct_of_limits_tells_time_from_memory() -> None:
     )
     cpu = {**base, "category": "-l h_cpu=10", "cpu": "10.020s"}
     assert qacct_status(cpu).state is JobState.TIMEOUT
+    # killed by the execd's own h_rt check (failed 100), not by qdel: its run time says so
+    late = {"failed": "100 : assumedly after job", "exit_status": "137"}
+    timed = {**late, "category": "-l h_rt=40,s_rt=20", "ru_wallclock": "112s"}
+    assert qacct_status(timed).state is JobState.TIMEOUT
+    assert qacct_status({**timed, "ru_wallclock": "12s"}).state is JobState.CANCELLED
     other = qacct_status({"failed": "26  : opening input/output file", "exit_status": "0"})
     assert other.state is JobState.FAILED
     assert other.reason == "FAILED (failed 26: opening input/output file)"
@@ -457,3 +464,34 @@ def test_cancel_ignores_jobs_that_ended(tmp_path: Path) -> None:
     refused = _script(tmp_path / "qdel2", "echo 'ana - you are not owner of job 7'\nexit 1\n")
     with pytest.raises(SchedulerError, match="not owner"):
         SGEExecutor(qdel=refused).cancel(["7"])
+
+
+def test_qacct_of_a_job_that_failed_at_its_memory_limit_reads_out_of_memory() -> None:
+    from reflow.executors.sge import qacct_status
+
+    # a program that aborts when an allocation fails under h_vmem: failed 0, exit 134
+    aborted = {"failed": "0", "exit_status": "134", "category": "-l h_vmem=150M",
+               "maxvmem": "149.500MB", "slots": "1"}  # fmt: skip
+    status = qacct_status(aborted)
+    assert status.state is JobState.OUT_OF_MEMORY
+    assert status.reason == "FAILED (maxvmem 149.500MB of h_vmem=150M)"
+    # h_vmem is per slot: 2 slots of 150M may use 300M
+    assert qacct_status({**aborted, "slots": "2"}).state is JobState.FAILED
+    assert qacct_status({**aborted, "maxvmem": "20.000MB"}).state is JobState.FAILED
+    assert qacct_status({**aborted, "exit_status": "0"}).state is JobState.COMPLETED
+    # recorded: two processes of 100 MB under h_vmem=150M (job 38), killed by qmaster
+    record = next(r for r in parse_qacct((GOLDEN / "sge_qacct.txt").read_text())
+                  if r["jobnumber"] == "38")  # fmt: skip
+    killed = qacct_status(record)
+    assert killed.state is JobState.OUT_OF_MEMORY
+    assert "maxvmem 217.684MB of h_vmem=150M" in killed.reason
+
+
+def test_render_asks_for_the_warning_at_s_rt_when_a_grace_is_given() -> None:
+    ex = SGEExecutor()
+    script = ex.render(["w"], JobResources(name="w.t", time="0:02:00", grace=300))
+    assert "#$ -l s_rt=0:01:00" in script  # at most half the limit
+    assert script.index("trap '' USR1") < script.index("\nw\n")
+    plain = ex.render(["w"], JobResources(name="w.t", time="0:02:00"))
+    assert "s_rt" not in plain and "trap" not in plain
+    assert "s_rt" not in ex.render(["w"], JobResources(name="w.t", grace=60))

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .flow import Flow, TaskSpec
     from .params import Param, Result, RunDir
     from .run import Run
+    from .signals import TaskInterrupted
     from .states import RunState, TaskState
     from .workflow import Workflow
 
@@ -56,6 +57,7 @@ __all__ = [
     "SGEExecutor",
     "SlurmExecutor",
     "TaskFailedError",
+    "TaskInterrupted",
     "TaskSpec",
     "TaskState",
     "Workflow",
@@ -86,6 +88,7 @@ _LAZY = {
     "SGEExecutor": "executors.sge",
     "SlurmExecutor": "executors.slurm",
     "TaskFailedError": "errors",
+    "TaskInterrupted": "signals",
     "TaskSpec": "flow",
     "TaskState": "states",
     "Workflow": "workflow",

@@ -88,8 +88,9 @@ class _Key:
     section: str
     name: str
     env: str
-    kind: str  # how values are checked: store, path, command, program, mode, cpus, count,
-    # time, mem, pack
+    #: how values are checked: store, path, command, program, mode, cpus, count, grace,
+    #: time, mem, pack
+    kind: str
     example: str | int  # shown in the example file and in error messages
     default: str  # as documented in the example file
     help: str
@@ -184,6 +185,18 @@ _KEY_LIST: tuple[_Key, ...] = (
         default="0 (no limit)",
         help="At most this many jobs submitted a minute by one dispatcher pass; a\n"
         "pass with more waits between them. 0: no limit.",
+    ),
+    _Key(
+        "executor",
+        "grace",
+        env="REFLOW_GRACE",
+        kind="grace",
+        example=120,
+        default="60",
+        help="Seconds before a job's time limit at which the scheduler warns the job\n"
+        "(SIGUSR1): the running task gets reflow.signals.TaskInterrupted and can\n"
+        "write a checkpoint; the attempt is recorded as a TIMEOUT.  At most half\n"
+        "the job's time limit is used; 0 asks for no warning.",
     ),
     *(
         _Key(
@@ -336,6 +349,7 @@ _EXPECTED = {
     "mode": "one of " + ", ".join(MODES) + " (or slurm, pbs, lsf, sge)",
     "cpus": "a whole number of CPUs, 1 or more",
     "count": "a whole number, 0 or more",
+    "grace": "a whole number of seconds, 0 or more",
     "time": TIME_EXPECTED,
     "mem": MEM_EXPECTED,
     "pack": PACK_EXPECTED,
@@ -344,7 +358,7 @@ _EXPECTED = {
 
 def _check(kind: str, value: object, *, from_text: bool = False) -> Any:
     """`value` normalised for a key of `kind`; `from_text` values are strings to parse."""
-    if kind in ("cpus", "count"):
+    if kind in ("cpus", "count", "grace"):
         if from_text and isinstance(value, str):
             try:
                 value = int(value.strip())
@@ -422,6 +436,7 @@ class Config:
     mode: str = "local"
     python: str = field(default_factory=lambda: sys.executable)
     pack: int | str = "auto"
+    grace: int = 60
     max_mem: str | None = None
     max_time: str | None = None
     max_requeues: int = 3

@@ -855,6 +855,7 @@ class _Submitter:
                 base,
                 array_size=-(-len(chunk) // per) if spec.array else None,
                 time=_times(base.time, per) if not followers else _sum_times(times),
+                grace=self.config.grace,
             )
             with journal.writing(
                 self.run_dir, self.run_id, "wave", res.name, task=task,

@@ -146,8 +146,10 @@ def execute(func: Callable[..., Any], work: Work) -> Outcome:
     try:
         value = func(**work.kwargs)
     except (Exception, SystemExit) as exc:
-        # drop this frame: the user's traceback starts in their own function
-        return failure(work, traceback_text(exc, skip_frames=1), started)
+        # drop this frame: the user's traceback starts in their own function; a
+        # MemoryError is how a memory limit on allocations (SGE's h_vmem) shows
+        kind = "OOM" if isinstance(exc, MemoryError) else None
+        return failure(work, traceback_text(exc, skip_frames=1), started, kind=kind)
     try:
         text, ohash = codec.dumps_hashed(value)
     except EncodeError as exc:

@@ -9,14 +9,17 @@ result file per instance.  It never touches the store.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .instances import execute, failure, traceback_text
+from .signals import WARNING_SIGNAL, graceful_shutdown
 
 if TYPE_CHECKING:
+    from .instances import Outcome
     from .results import WaveElement
     from .wiring import Pipeline
 
@@ -88,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     element = ns.offset + array_element()
     job_id = _job_id(os.environ)
     runner = _Runner(ns.run_dir, json.loads(ns.origin), ns.workflow, job_id)
+    # the scheduler's warning before the time limit; its default action would end the job
+    signal.signal(WARNING_SIGNAL, runner.warn)
     for path in ns.wave:
         wave = Wave(path)
         for position in wave.positions(element):
@@ -141,6 +146,11 @@ class _Runner:
         self.run_dir, self.origin, self.name, self.job_id = run_dir, origin, name, job_id
         self.wf: Pipeline | None = None
         self.load_error: str | None = None
+        self.warned = False  # the scheduler said the job's time limit is near
+
+    def warn(self, signum: int, frame: object) -> None:
+        """The time-limit warning arrived outside a task: start no more instances."""
+        self.warned = True
 
     def _workflow(self) -> Pipeline | None:
         if self.wf is None and self.load_error is None:
@@ -152,7 +162,28 @@ class _Runner:
                 self.load_error = "cannot load the workflow in the job:\n" + traceback_text(exc)
         return self.wf
 
+    def _execute(self, item: WaveElement, started: float) -> Outcome:
+        """Run one instance (resolving its inputs first when it was submitted ahead)."""
+        work = item.work
+        wf = self._workflow()
+        if wf is None:
+            return failure(work, self.load_error or "cannot load the workflow", started)
+        if item.deferred is not None:
+            from pathlib import Path
+
+            from .resolve import run_deferred
+
+            try:
+                return run_deferred(wf, work, item.deferred, Path(self.run_dir), item.run_id)
+            except Exception as exc:  # e.g. the store cannot be read from this node
+                return failure(
+                    work, "cannot resolve the inputs in the job:\n" + traceback_text(exc), started
+                )
+        return execute(wf.tasks[work.task].func, work)
+
     def run(self, item: WaveElement) -> None:
+        if self.warned and item.deferred is not None:
+            return  # fused behind the one the warning stopped: the dispatcher skips it
         from .results import log_files, write_result_file
 
         work, run_dir = item.work, self.run_dir
@@ -162,22 +193,23 @@ class _Runner:
         header = f"== {stamp} {where} attempt {work.attempt} job {self.job_id}\n"
         _redirect(out, err, header)
         started = time.time()
-        wf = self._workflow()
-        if wf is None:
-            outcome = failure(work, self.load_error or "cannot load the workflow", started)
-        elif item.deferred is not None:
-            from pathlib import Path
-
-            from .resolve import run_deferred
-
-            try:
-                outcome = run_deferred(wf, work, item.deferred, Path(run_dir), item.run_id)
-            except Exception as exc:  # e.g. the store cannot be read from this node
-                outcome = failure(
-                    work, "cannot resolve the inputs in the job:\n" + traceback_text(exc), started
-                )
+        if self.warned:
+            outcome = failure(
+                work, f"{_NEAR} before this instance started", started, kind="TIMEOUT"
+            )
         else:
-            outcome = execute(wf.tasks[work.task].func, work)
+            self._workflow()  # loaded outside: a signal while it loads is no task's
+            with graceful_shutdown() as guard:
+                outcome = self._execute(item, started)
+            stop = guard.interrupted
+            self.warned = self.warned or bool(stop and stop.time_limit)
+            if stop is not None and not outcome.ok:
+                if not self.warned:
+                    _die(stop.signal_number)  # a kill on its way: the scheduler says why
+                outcome = failure(
+                    work, f"{outcome.error}{_NEAR}: the task was interrupted", started,
+                    kind="TIMEOUT",
+                )  # fmt: skip
         if not outcome.ok:
             sys.stderr.write(outcome.error or "")
         sys.stdout.flush()
@@ -191,6 +223,23 @@ class _Runner:
             )
             sys.stderr.write(why + "\n")
             write_result_file(run_dir, item.run_id, failure(work, why, started), self.job_id)
+
+
+_NEAR = "the job's time limit was near (the scheduler's warning signal came)"
+
+
+def _die(signum: int) -> None:
+    """End this process by `signum`, as if it had not been caught, writing no result.
+
+    A job stopped without warning is being cancelled, preempted or requeued:
+    the scheduler's accounting says which, and a requeued job runs again.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    time.sleep(5)  # the signal ends the process before this
+    os._exit(128 + signum)
 
 
 if __name__ == "__main__":

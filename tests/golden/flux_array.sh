@@ -8,6 +8,7 @@ flux submit \
     '--job-name=etl.transform.{cc}' \
     --cores-per-task=4 \
     --time-limit=93600s \
+    --signal=SIGUSR1@60s \
     --queue=gpu \
     --setattr=system.bank=proj_42 \
     --cc=0-9 \

@@ -4,6 +4,8 @@
 #BSUB -R "span[hosts=1] rusage[mem=500MB]"
 #BSUB -M 500MB
 #BSUB -W 26:00
+#BSUB -wa USR1
+#BSUB -wt 1
 #BSUB -q gpu
 #BSUB -P proj_42
 #BSUB -o /scratch/runs/r1/logs/transform/scheduler/%J[%I].log

@@ -4,6 +4,8 @@
 #BSUB -R "span[hosts=1] rusage[mem=4GB]"
 #BSUB -M 4GB
 #BSUB -W 10
+#BSUB -wa USR1
+#BSUB -wt 1
 #BSUB -o /scratch/runs/r1/logs/extract/scheduler/%J.log
 #BSUB -cwd /home/ana/project
 

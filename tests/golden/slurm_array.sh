@@ -2,6 +2,7 @@
 #SBATCH --job-name=etl.transform
 #SBATCH --cpus-per-task=4
 #SBATCH --time=1-02:00:00
+#SBATCH --signal=B:USR1@60
 #SBATCH --mem=500M
 #SBATCH --partition=gpu
 #SBATCH --account=proj_42

@@ -2,6 +2,7 @@
 #SBATCH --job-name=etl.extract
 #SBATCH --cpus-per-task=2
 #SBATCH --time=00:10:00
+#SBATCH --signal=B:USR1@60
 #SBATCH --mem=4G
 #SBATCH --output=/scratch/runs/r1/logs/extract/scheduler/%j.log
 #SBATCH --error=/scratch/runs/r1/logs/extract/scheduler/%j.log

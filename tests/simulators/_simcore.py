@@ -104,6 +104,7 @@ class Record:
     dependencies: list[str] = field(default_factory=list)  # keys of jobs to wait for
     walltime: float | None = None
     submitted: float = field(default_factory=time.time)
+    warning: float | None = None  # SIGUSR1 this many seconds before the walltime (LSF -wt)
 
     def save(self, directory: Path) -> None:
         doc = {
@@ -114,6 +115,7 @@ class Record:
             "dependencies": self.dependencies,
             "walltime": self.walltime,
             "submitted": self.submitted,
+            "warning": self.warning,
         }
         write_json(directory / f"{self.key}.job", doc)
         write_json(directory / f"{self.key}.state", {"elements": {}, "count": len(self.elements)})
@@ -131,6 +133,7 @@ class Record:
             dependencies=[str(d) for d in doc["dependencies"]],
             walltime=doc.get("walltime"),
             submitted=float(doc["submitted"]),
+            warning=doc.get("warning"),
         )
 
 
@@ -184,6 +187,7 @@ class _Running:
     proc: subprocess.Popen[bytes]
     started: float
     killing: float | None = None  # when SIGTERM was sent
+    warned: bool = False  # the warning signal before the walltime was sent
     why: str = ""  # "timeout" or "cancel"
 
 
@@ -279,7 +283,11 @@ def run_batch(directory: Path, batch: str, epilogue: Epilogue | None = None) -> 
         for (key, index), run in list(running.items()):
             code = run.proc.poll()
             if code is None:
-                walltime = records[key].walltime
+                walltime, warning = records[key].walltime, records[key].warning
+                warn_at = walltime - warning if walltime and warning else None
+                if warn_at is not None and not run.warned and now - run.started > warn_at:
+                    run.warned = True
+                    _kill(run.proc, signal.SIGUSR1)
                 if run.killing is None:
                     if _cancel_asked(directory, key, index):
                         run.why, run.killing = "cancel", now

@@ -56,6 +56,7 @@ __all__ = [
     "seconds",
     "signal_name",
     "time_text",
+    "warning_seconds",
     "without_gone",
 ]
 
@@ -73,6 +74,17 @@ def seconds(time: str) -> int:
         return time_seconds(time)
     except ResourceError as exc:
         raise ValidationError(str(exc)) from None
+
+
+def warning_seconds(resources: JobResources) -> int:
+    """Seconds before the time limit a job asks to be warned (SIGUSR1); 0: no warning.
+
+    The `grace` asked for, but at most half the time limit: a warning at the start
+    of a job would stop every task before it began.  No limit, no warning.
+    """
+    if not resources.time or not resources.grace:
+        return 0
+    return min(int(resources.grace), seconds(resources.time) // 2)
 
 
 def memory(mem: str) -> Memory:

@@ -47,6 +47,9 @@ class JobResources:
     #: the submission journal's token for this job (see reflow.journal): the job's name
     #: carries it, so that `Executor.find_submitted` finds the job again
     token: str | None = None
+    #: seconds before the time limit at which the job asks for a warning signal (SIGUSR1);
+    #: None or 0: none (see `warning_seconds`)
+    grace: int | None = None
 
 
 class JobState(str, enum.Enum):

@@ -39,7 +39,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ValidationError
-from ._common import SchedulerExecutor, aggregate, flags, memory, option_key, run_scheduler, seconds
+from ._common import (
+    SchedulerExecutor,
+    aggregate,
+    flags,
+    memory,
+    option_key,
+    run_scheduler,
+    seconds,
+    warning_seconds,
+)
 from .base import JobResources, JobState, JobStatus, SchedulerError
 
 __all__ = ["FluxExecutor", "decode_id", "parse_flux_jobs"]
@@ -130,6 +139,8 @@ def _status(state: str, result: str, code: str, wait: str, kind: str, note: str)
         return JobStatus(JobState.CANCELLED, said, exit_code)
     if result == "TIMEOUT" or kind == "timeout":
         return JobStatus(JobState.TIMEOUT, said, exit_code)
+    if kind == "node-failure":  # job-exec lost a node the job ran on
+        return JobStatus(JobState.NODE_FAIL, said, exit_code)
     return JobStatus(JobState.FAILED, said, exit_code)
 
 
@@ -186,6 +197,8 @@ class FluxExecutor(SchedulerExecutor):
             argv.append(f"--cores-per-task={int(r.cpus)}")
         if r.time:
             argv.append(f"--time-limit={seconds(r.time)}s")  # Flux's FSD: seconds
+            if warning_seconds(r):
+                argv.append(f"--signal=SIGUSR1@{warning_seconds(r)}s")
         if r.mem:
             memory(r.mem)  # checked like everywhere, but not passed (see the module docstring)
         if r.partition:

@@ -40,6 +40,7 @@ from ._common import (
     option_key,
     run_scheduler,
     seconds,
+    warning_seconds,
 )
 from ._common import directive_value as _value
 from .base import JobResources, JobState, JobStatus
@@ -195,6 +196,8 @@ class LSFExecutor(BatchExecutor):
             name += f"[1-{r.array_size}]"
             if r.array_parallelism:
                 name += f"%{int(r.array_parallelism)}"
+        # LSF's warning time is in whole minutes
+        warn = warning_seconds(r) // 60
         requirement = []
         if r.cpus and int(r.cpus) > 1:
             requirement.append("span[hosts=1]")  # the CPUs of one task, on one host
@@ -210,6 +213,8 @@ class LSFExecutor(BatchExecutor):
                     requirement and f'-R "{" ".join(requirement)}"',
                     r.mem and f"-M {_mem(r.mem)}",
                     r.time and f"-W {_run_limit(r.time)}",
+                    warn and "-wa USR1",
+                    warn and f"-wt {warn}",
                     r.partition and f"-q {_value('queue', r.partition)}",
                     r.account and f"-P {_value('account', r.account)}",
                     r.stdout and f"-o {_value('output', r.stdout)}",

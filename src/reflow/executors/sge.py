@@ -37,6 +37,7 @@ from ._common import (
     run_command,
     run_scheduler,
     seconds,
+    warning_seconds,
 )
 from .base import Capacity, JobResources, JobState, JobStatus, SchedulerError
 
@@ -63,6 +64,8 @@ _BARE = frozenset({"-notify"})  # flags without a value
 _LIMIT_FAILURES = frozenset({37, 40, 44})
 _KILLED_AFTER_START = 100  # "assumedly after job": the job's shell was killed (qdel: SIGKILL)
 _MEMORY_LIMITS = ("h_vmem", "h_rss", "h_data", "s_vmem", "s_rss", "mem_free")
+#: a job that failed with its peak memory this close to its limit ran out of memory
+_NEAR_LIMIT = 0.9
 
 
 def _value(key: str, value: Any) -> str:
@@ -112,7 +115,10 @@ def _options(extra: Mapping[str, Any]) -> list[str]:
 
 def h_rt(text: str) -> str:
     """A time limit (the one grammar) as SGE's h_rt, `H:MM:SS`."""
-    total = seconds(text)
+    return _clock(seconds(text))
+
+
+def _clock(total: int) -> str:
     return f"{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}"
 
 
@@ -270,24 +276,72 @@ def qacct_status(record: Mapping[str, str]) -> JobStatus:
     code = f"0:{status - 128}" if 128 < status < 128 + 65 else f"{status}:0"
     if failed == 0:
         state = JobState.COMPLETED if status == 0 else JobState.FAILED
+        if state is JobState.FAILED and _near_memory_limit(record):
+            # e.g. a program that aborts when an allocation fails under h_vmem
+            return JobStatus(JobState.OUT_OF_MEMORY, f"FAILED ({_memory_said(record)})", code)
         return JobStatus(state, state.value, code)
     if failed in _LIMIT_FAILURES or "limit" in said:
         state = _limit_state(record)
     elif failed == _KILLED_AFTER_START and status == 137:
-        state = JobState.CANCELLED  # qdel (SIGKILL to the job's shell)
+        # SIGKILL to the job's shell: at its run time limit (the execd's own check), else qdel
+        state = JobState.TIMEOUT if _over_time(record) else JobState.CANCELLED
     else:
         state = JobState.FAILED
+    if state is JobState.OUT_OF_MEMORY and _near_memory_limit(record):
+        said += f"; {_memory_said(record)}"
     return JobStatus(state, f"{state.value} (failed {failed}: {said})", code)
 
 
-def _limit_state(record: Mapping[str, str]) -> JobState:
-    """Which limit killed the job: its run time, its cpu time, or else its memory."""
+def _over_time(record: Mapping[str, str]) -> bool:
+    """Whether the job ran for its whole h_rt (or h_cpu)."""
     limits = _limits(record.get("category", ""))
     for limit, used in (("h_rt", "ru_wallclock"), ("h_cpu", "cpu")):
         allowed = _seconds(limits.get(limit, ""))
         spent = _seconds(record.get(used, ""))
         if allowed is not None and spent is not None and spent >= allowed - 1:
-            return JobState.TIMEOUT
+            return True
+    return False
+
+
+def _memory_limit(record: Mapping[str, str]) -> int | None:
+    """The job's memory limit in bytes (h_vmem or the like, per slot times slots)."""
+    limits = _limits(record.get("category", ""))
+    slots = record.get("slots", "1").strip()
+    for key in _MEMORY_LIMITS:
+        size = _bytes(limits.get(key, ""))
+        if size:
+            return size * (int(slots) if slots.isdigit() else 1)
+    return None
+
+
+def _near_memory_limit(record: Mapping[str, str]) -> bool:
+    """Whether the job's peak memory (maxvmem) came within `_NEAR_LIMIT` of its limit."""
+    limit, peak = _memory_limit(record), _bytes(record.get("maxvmem", ""))
+    return bool(limit and peak and peak >= _NEAR_LIMIT * limit)
+
+
+def _memory_said(record: Mapping[str, str]) -> str:
+    limits = _limits(record.get("category", ""))
+    key = next((k for k in _MEMORY_LIMITS if k in limits), "memory limit")
+    return f"maxvmem {record.get('maxvmem', '?')} of {key}={limits.get(key, '?')}"
+
+
+def _bytes(text: str) -> int | None:
+    """SGE's sizes (`217.684MB`, `150M`, `1G`, `0.000B`, `512k`) in bytes; None if not one."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)B?", text.strip())
+    if not m:
+        return None
+    unit = m.group(2)
+    # SGE: upper case units count in 1024s, lower case in 1000s
+    scale = UNITS.get(unit, 1) if unit.isupper() or not unit else 1000 ** ("kmgt".index(unit) + 1)
+    return int(float(m.group(1)) * scale)
+
+
+def _limit_state(record: Mapping[str, str]) -> JobState:
+    """Which limit killed the job: its run time, its cpu time, or else its memory."""
+    limits = _limits(record.get("category", ""))
+    if _over_time(record):
+        return JobState.TIMEOUT
     if any(k in limits for k in _MEMORY_LIMITS):
         return JobState.OUT_OF_MEMORY
     return JobState.TIMEOUT
@@ -366,6 +420,10 @@ class SGEExecutor(BatchExecutor):
             raise ValidationError(f"scheduler option pe={pe!r} is not a parallel environment name")
         slots = int(r.cpus or 1)
         joined = bool(r.stdout) and r.stdout == r.stderr
+        # the soft limit s_rt makes SGE send SIGUSR1 to the job's processes, `warn` seconds
+        # before h_rt; SGE kills the job at s_rt + the queue's `notify` time (60 s by
+        # default) if h_rt has not come first
+        warn = warning_seconds(r)
         lines = [
             "#!/bin/bash",
             *directives(
@@ -385,6 +443,7 @@ class SGEExecutor(BatchExecutor):
                     r.dependencies and "-hold_jid " + ",".join(self._hold_ids(r.dependencies)),
                     slots > 1 and f"-pe {pe} {slots}",
                     r.time and f"-l h_rt={h_rt(r.time)}",
+                    warn and r.time and f"-l s_rt={_clock(seconds(r.time) - warn)}",
                     r.mem and f"-l {self.mem_resource}={per_slot_memory(r.mem, slots)}",
                     r.partition and f"-q {_value('queue', r.partition)}",
                     r.account and f"-A {_value('account', r.account)}",
@@ -395,6 +454,8 @@ class SGEExecutor(BatchExecutor):
         lines += [
             "",
             *exports(r.env),
+            # the warning is the worker's: this shell lives on to pass on its exit status
+            *(["trap '' USR1"] if warn else []),
             shlex.join(command),
             "status=$?",
             "# SGE requeues a job that exits with 99 and holds one that exits with 100 in",

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..resources import ResourceError, time_seconds
+from ..resources import UNITS, ResourceError, time_seconds
 from ._common import (
     BatchExecutor,
     array_range,
@@ -21,11 +21,12 @@ from ._common import (
     run_command,
     run_scheduler,
     seconds,
+    warning_seconds,
 )
 from ._common import directive_value as _value
 from .base import Capacity, JobResources, JobState, JobStatus, SchedulerError
 
-__all__ = ["SlurmExecutor"]
+__all__ = ["SACCT_FORMAT", "SlurmExecutor", "parse_sacct"]
 
 _STATE_MAP = {
     "PENDING": JobState.PENDING,
@@ -96,6 +97,120 @@ def _expand_pending(job_field: str) -> list[str]:
     return out
 
 
+#: sacct's columns: the first four are a job's answer, the rest say how it ended
+SACCT_FORMAT = "JobID,State,ExitCode,Reason,MaxRSS,ReqMem,AllocCPUS,End"
+#: how long after a job's end a step still reading live is taken as "not settled yet"
+_SETTLE_SECONDS = 60.0
+#: a job killed with a step's peak memory this close to its request ran out of memory
+#: (without cgroups Slurm samples memory once a second and kills the step with SIGKILL)
+_NEAR_LIMIT = 0.95
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)[nc?]?$")
+#: the end states a job's steps may correct (killed for memory, a step that failed)
+_CORRECTABLE = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+def parse_sacct(text: str, now: float) -> dict[str, JobStatus]:
+    """`sacct -P --format=SACCT_FORMAT` lines -> each job's (or element's) settled state.
+
+    Without `-X` sacct lists each job's steps (`<id>.batch`, `<id>.extern`,
+    `<id>.0`) after it, and the steps tell what the job line alone does not:
+
+    - Slurm writes a killed job's own line before its batch step has ended: an
+      element killed for memory can read `COMPLETED 0:0` or `FAILED 0:0` while
+      its `.batch` step still reads RUNNING, and `FAILED 0:9` a moment later.
+      Such an answer is not final: it is given as RUNNING (asked again) until
+      the steps have ended, or `_SETTLE_SECONDS` after the job's end.
+    - a job killed (signal 9) whose step's MaxRSS reached its ReqMem ran out
+      of memory, whatever the job line says (Slurm's memory sampler kills
+      with SIGKILL and records FAILED); a step read OUT_OF_MEMORY says so too.
+    - a job line COMPLETED over a batch step that did not complete is FAILED.
+
+    A job line with an incomplete record (ReqMem `16?`) is not final either.
+    """
+    jobs: dict[str, list[str]] = {}
+    steps: dict[str, list[list[str]]] = {}
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) < 3:
+            continue
+        job, dot, _ = parts[0].partition(".")
+        if dot:
+            steps.setdefault(job, []).append(parts)
+        else:
+            jobs[job] = parts
+    found: dict[str, JobStatus] = {}
+    for job, parts in jobs.items():
+        status = _job_status(parts, steps.get(job, []), now)
+        for jid in _expand_pending(job):
+            found[jid] = status
+    return found
+
+
+def _field(parts: Sequence[str], k: int) -> str:
+    return parts[k].strip() if len(parts) > k else ""
+
+
+def _job_status(parts: Sequence[str], steps: Sequence[Sequence[str]], now: float) -> JobStatus:
+    """One job's status from its own line and its steps' lines."""
+    state_text, exit_code, reason = parts[1].strip(), parts[2].strip(), _field(parts, 3)
+    state = _parse_state(state_text)
+    said = state_text
+    # sacct keeps a job's last pending reason after it ran ("COMPLETED|...|Dependency"):
+    # shown for a finished job, such a reason would read as the cause of its end
+    if reason not in ("None", "") and not (state.final and reason in _WAIT_REASONS):
+        said = f"{state_text} ({reason})"
+    if state not in _CORRECTABLE:
+        return JobStatus(state, said, exit_code)
+    batch = next((s for s in steps if s[0].endswith(".batch")), None)
+    # a ReqMem of `16?`: the record is not complete yet (seen while an array's elements
+    # were not yet split out, its last element then answering for the whole array)
+    unsettled = _field(parts, 5).endswith("?") or any(not _parse_state(s[1]).final for s in steps)
+    if unsettled and not _settled(parts, now):
+        return JobStatus(JobState.RUNNING, f"{state_text}, accounting not settled yet", exit_code)
+    used, asked = _peak_memory(steps), _size(_field(parts, 5), "M")
+    cpus = _field(parts, 6)
+    if asked is not None and _field(parts, 5).endswith("c") and cpus.isdigit():
+        asked *= int(cpus)  # --mem-per-cpu
+    killed = any(code.endswith(":9") for code in [exit_code, *(s[2] for s in steps)])
+    if any(_parse_state(s[1]) is JobState.OUT_OF_MEMORY for s in steps) or (
+        killed and used is not None and asked and used >= _NEAR_LIMIT * asked
+    ):
+        peak = "" if used is None else f", peak memory {used >> 20}M"
+        limit = f" of {_field(parts, 5)}" if asked else ""
+        return JobStatus(JobState.OUT_OF_MEMORY, f"{state_text}{peak}{limit}", exit_code)
+    if state is JobState.COMPLETED and batch is not None:
+        step_state = _parse_state(batch[1])
+        if step_state is not JobState.COMPLETED:
+            code = batch[2].strip() or exit_code
+            return JobStatus(JobState.FAILED, f"{state_text}, batch step {batch[1].strip()}", code)
+    return JobStatus(state, said, exit_code)
+
+
+def _settled(parts: Sequence[str], now: float) -> bool:
+    """Whether the job ended long enough ago that its steps' answers are what they will be."""
+    end = _field(parts, 7)
+    try:
+        ended = time.mktime(time.strptime(end, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return False  # "Unknown": not ended as far as accounting knows
+    return now - ended > _SETTLE_SECONDS
+
+
+def _size(text: str, unit: str) -> int | None:
+    """sacct's `371872K`, `120M`, `4Gn`, `2Gc` in bytes (`unit` when it has none)."""
+    m = _SIZE.match(text)
+    if not m:
+        return None
+    return int(float(m.group(1)) * UNITS.get(m.group(2) or unit, 1))
+
+
+def _peak_memory(steps: Sequence[Sequence[str]]) -> int | None:
+    """The highest MaxRSS of a job's steps, in bytes (None: none recorded)."""
+    sizes = [_size(_field(s, 4), "K") for s in steps]
+    known = [n for n in sizes if n]
+    return max(known) if known else None
+
+
 class SlurmExecutor(BatchExecutor):
     """Submits to Slurm with sbatch; arrays `--array=0-N%P`; states from one sacct call."""
 
@@ -146,6 +261,7 @@ class SlurmExecutor(BatchExecutor):
     def render(self, command: Sequence[str], resources: JobResources) -> str:
         """The sbatch script: #SBATCH directives, then the command, every word quoted."""
         r = resources
+        warn = warning_seconds(r)
         lines = [
             "#!/bin/bash",
             *directives(
@@ -154,6 +270,8 @@ class SlurmExecutor(BatchExecutor):
                     f"--job-name={self.job_name(r.name, r.token)}",
                     r.cpus and f"--cpus-per-task={int(r.cpus)}",
                     r.time and f"--time={_time(r.time)}",
+                    # to the batch shell, which `exec` below makes the worker itself
+                    warn and f"--signal=B:USR1@{warn}",
                     r.mem and f"--mem={memory(r.mem)}",  # K, M, G or T, as --mem takes them
                     r.partition and f"--partition={_value('partition', r.partition)}",
                     r.account and f"--account={_value('account', r.account)}",
@@ -205,33 +323,10 @@ class SlurmExecutor(BatchExecutor):
 
     def _sacct(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         self.calls["sacct"] += 1
-        argv = [
-            self.sacct,
-            "-n",
-            "-P",
-            "-X",
-            "-j",
-            ",".join(job_ids),
-            "--format=JobID,State,ExitCode,Reason",
-        ]
+        argv = [self.sacct, "-n", "-P", "-j", ",".join(job_ids), f"--format={SACCT_FORMAT}"]
         out = self.ask(lambda: run_command(argv, what="ask Slurm for job states"))
         self._accounting = True
-        found: dict[str, JobStatus] = {}
-        for line in out.splitlines():
-            parts = line.split("|")
-            if len(parts) < 3:
-                continue
-            job, state_text, exit_code = parts[0], parts[1], parts[2]
-            reason = parts[3] if len(parts) > 3 else ""
-            status = JobStatus(_parse_state(state_text), state_text.strip(), exit_code)
-            # sacct keeps a job's last pending reason after it ran ("COMPLETED|...|Dependency"):
-            # shown for a finished job, such a reason would read as the cause of its end
-            waited = status.state.final and reason in _WAIT_REASONS
-            if reason and reason not in ("None", "") and not waited:
-                status = JobStatus(status.state, f"{state_text.strip()} ({reason})", exit_code)
-            for jid in _expand_pending(job):
-                found[jid] = status
-        return found
+        return parse_sacct(out, time.time())
 
     def _live_only(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """While the accounting is down: squeue's live jobs; the others UNKNOWN, not ended.

@@ -95,6 +95,7 @@ def _submit_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", type=int)
     p.add_argument("--exclusive", action="store_true")
     p.add_argument("-t", "--time-limit")
+    p.add_argument("--signal")  # SIG@TIME: SIG sent TIME before the time limit
     p.add_argument("-q", "--queue")
     p.add_argument("-B", "--bank")
     p.add_argument("--urgency", default="16")
@@ -202,6 +203,12 @@ def submit(argv: list[str]) -> int:
                 core.fail("flux-submit", f"flux-submit: ERROR: {dep}: job {target} not found", 1)
             dependencies.append(str(job))
         walltime = _seconds(values["time_limit"]) if values["time_limit"] else None
+        warning = None
+        if args.signal:
+            sig, _, before = args.signal.partition("@")
+            if sig not in ("SIGUSR1", "USR1", "10"):
+                core.fail("flux-submit", f"flux-submit: ERROR: signal {sig} is not simulated", 1)
+            warning = _seconds(before or "60s")
         env = dict(os.environ)
         for rule in values["env"] or []:
             if rule.startswith("-"):
@@ -241,7 +248,9 @@ def submit(argv: list[str]) -> int:
             "cc": cc,
         }
         records.append(
-            core.Record(str(job), "flux", fields, {"0": element}, dependencies, walltime)
+            core.Record(
+                str(job), "flux", fields, {"0": element}, dependencies, walltime, warning=warning
+            )
         )
     for record in records:
         record.save(store)

@@ -34,6 +34,7 @@ CLUSTER = "sim"
 _VALUED = {
     "-J", "-n", "-R", "-M", "-W", "-q", "-P", "-o", "-oo", "-e", "-eo", "-cwd", "-w",
     "-G", "-app", "-m", "-gpu", "-sla", "-U", "-u", "-g", "-Jd", "-E", "-Ep", "-L",
+    "-wa", "-wt",
 }  # fmt: skip
 _FLAGS = {"-x", "-N", "-B", "-r", "-rn"}
 _NOT_SIMULATED = {"-I", "-Ip", "-Is", "-K", "-XF", "-i", "-is", "-f"}
@@ -239,7 +240,14 @@ def bsub(argv: list[str]) -> int:
         "project": options.get("-P", "default"),
         "cwd": cwd,
     }
-    record = core.Record(seq, "lsf", fields, elements, dependencies, walltime)
+    warning = None
+    if "-wt" in options or "-wa" in options:
+        # the job action warning: signal -wa (only USR1 is simulated) -wt before the limit
+        if options.get("-wa") not in ("USR1", "SIGUSR1") or "-wt" not in options:
+            why = "-wa/-wt: only '-wa USR1' with -wt is simulated. Job not submitted."
+            core.fail("bsub", why, 255)
+        warning = _minutes(options["-wt"])
+    record = core.Record(seq, "lsf", fields, elements, dependencies, walltime, warning=warning)
     record.save(store)
     core.start_runner(Path(__file__), store, [seq], limit)
     where = f"queue <{queue}>" if "-q" in options else f"default queue <{queue}>"
