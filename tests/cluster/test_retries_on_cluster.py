@@ -13,6 +13,9 @@ out is escalated.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,21 @@ def test_an_oom_element_is_retried_with_twice_the_memory_until_it_fits(
         (2, "FAILED", "OOM", "240M"),
         (3, "SUCCESS", None, "480M"),
     ], status_text(run)
+    # what a user reads: `status --json` gives the attempts with their memory and kind
+    shown = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "reflow", "status", run.run_id, "--json",
+             "--store-path", str(cluster.store_path)],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    (element,) = [i for i in shown["instances"] if i["task_name"] == "grow"]
+    assert (element["attempt"], element["resources"]["mem"]) == (3, "480M"), element
+    assert [
+        (a["attempt"], a["state"], a["failure_kind"], a["resources"]["mem"])
+        for a in shown["attempts"]
+        if a["task_name"] == "grow"
+    ] == attempts
     text = _attempts(run, "grow")[0][-1] or ""
     if scheduler.name == "slurm":  # killed by Slurm, read from sacct
         last = text.splitlines()[-1]
