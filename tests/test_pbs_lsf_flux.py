@@ -861,3 +861,61 @@ def test_a_cluster_run_on_a_postgresql_store(
     for path in run_dir.rglob("*"):  # job scripts, wave files, logs: no password anywhere
         if path.is_file():
             assert f":{password[1]}@" not in path.read_text(errors="replace"), path
+
+
+_KILLER = """\
+import os, signal, subprocess, sys
+here, real = {here!r}, {real!r}
+if {tool!r} == "flux" and sys.argv[1:2] != ["submit"]:
+    os.execv(real, [real, *sys.argv[1:]])
+script = sys.stdin.read() if {tool!r} == "bsub" else None
+count = os.path.join(here, "submits")
+n = len(open(count).read().split()) + 1 if os.path.exists(count) else 1
+with open(count, "a") as fh:
+    fh.write(f"{{n}} ")
+proc = subprocess.run([real, *sys.argv[1:]], input=script, capture_output=True, text=True)
+if n == 1:  # the scheduler has the job; its submitter dies before it hears the answer
+    os.kill(os.getppid(), signal.SIGKILL)
+sys.stdout.write(proc.stdout)
+sys.stderr.write(proc.stderr)
+sys.exit(proc.returncode)
+"""
+
+
+@pytest.mark.parametrize("which", ["lsf", "flux"])
+def test_a_job_whose_submitter_was_killed_is_adopted_not_submitted_again(
+    sims: dict[str, Scheduler], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    """`submit` killed right after bsub / flux submit: `retry` finds the job by its name."""
+    sched = sims[which]
+    tool = "bsub" if which == "lsf" else "flux"
+    wrapper = tmp_path / f"killing-{tool}"
+    real = str(sched.programs[tool])
+    wrapper.write_text(
+        f"#!{sys.executable}\n" + _KILLER.format(here=str(tmp_path), real=real, tool=tool)
+    )
+    wrapper.chmod(0o755)
+    sched = Scheduler(sched.name, sched.mode, {**sched.programs, tool: wrapper}, sched.state)
+    store_path = tmp_path / f"{which}.db"
+    env = dict(os.environ, **sched.env(), RFTEST_CALLS=str(sched.calls))
+    proc = subprocess.run(
+        [sys.executable, str(PIPELINES / "pl_fanout.py"), "submit", "--n", "3", "--run-dir",
+         str(tmp_path / "run"), "--store-path", str(store_path)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == -9, proc.stderr  # killed after its first (make's) submission
+    store = SqliteStore(store_path)
+    run = Run(store.list_runs()[0]["run_id"], store)
+    retried = subprocess.run(
+        [sys.executable, str(PIPELINES / "pl_fanout.py"), "retry", run.run_id, "--store-path",
+         str(store_path)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert retried.returncode == 0, retried.stderr
+    sched.use(monkeypatch)
+    assert _wait_all({which: run}) == {which: RunState.SUCCESS}, _status(run)
+    assert run.output("total") == 8
+    # every instance ran once: make's job was adopted, not submitted a second time
+    assert sched.taken() == {"make": 1, "square": 3, "plus": 3, "total": 1}
+    (make,) = [r for r in store.instances(run.run_id) if r["task_name"] == "make"]
+    assert _NATIVE[which].match(make["job_id"] or ""), make
