@@ -364,6 +364,9 @@ class FluxExecutor(SchedulerExecutor):
         `inactive-num-limit`, or `flux job purge`, does): so a name not
         listed was never submitted.  A failing query, or a listing cut short
         at NAMES_COUNT jobs, leaves the names not on it out (cannot tell now).
+        Not covered: an array submitted in several `--cc` ranges
+        (`array_parallelism`) whose pass was killed between two of them is
+        found with the ranges submitted so far only.
         """
         ago = max(0, int(time.time() - since)) + CLOCK_SKEW
         self.calls["jobs"] += 1
