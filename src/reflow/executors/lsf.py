@@ -56,6 +56,8 @@ NAMES_FORMAT = "jobid job_name delimiter='|'"
 
 _ID = re.compile(r"^(?P<job>\d+)(?:\[(?P<index>\d+)\])?$")
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted")
+# bjobs -J NAME of no job: "Job <NAME> is not found" (some versions: "No job found")
+_NONE_FOUND = ("is not found", "no job found")
 
 _LIVE: Mapping[str, tuple[JobState, str]] = {
     "PEND": (JobState.PENDING, "pending"),
@@ -319,7 +321,9 @@ class LSFExecutor(BatchExecutor):
             jobs = parse_named(proc.stdout, name)
             if jobs:
                 found[name] = max(jobs, key=int)  # the latest, if a name was ever used twice
-            elif proc.returncode == 0 or "not found" in (proc.stderr + proc.stdout).lower():
+            elif proc.returncode == 0 or any(
+                w in (proc.stderr + proc.stdout).lower() for w in _NONE_FOUND
+            ):
                 found[name] = None
         return found
 
