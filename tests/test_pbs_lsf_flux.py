@@ -861,3 +861,66 @@ def test_a_cluster_run_on_a_postgresql_store(
     for path in run_dir.rglob("*"):  # job scripts, wave files, logs: no password anywhere
         if path.is_file():
             assert f":{password[1]}@" not in path.read_text(errors="replace"), path
+
+
+_KILLER = """\
+import os, signal, subprocess, sys
+here, real, tool = {here!r}, {real!r}, {tool!r}
+if tool == "flux" and sys.argv[1:2] != ["submit"]:
+    os.execv(real, [real, *sys.argv[1:]])
+script = sys.stdin.read() if tool == "bsub" else None
+with open(os.path.join(here, "submitted"), "a") as fh:  # one line a submission: its job name
+    fh.write(" ".join(w for w in [*sys.argv, *(script or "").split()] if ".rf" in w) + "\\n")
+proc = subprocess.run([real, *sys.argv[1:]], input=script, capture_output=True, text=True)
+first = not os.path.exists(os.path.join(here, "killed"))
+if first:  # the scheduler has the job; its submitter dies before it hears the answer
+    open(os.path.join(here, "killed"), "w").write(proc.stdout)
+    os.kill(os.getppid(), signal.SIGKILL)
+sys.stdout.write(proc.stdout)
+sys.stderr.write(proc.stderr)
+sys.exit(proc.returncode)
+"""
+
+
+@pytest.mark.parametrize("which", ["lsf", "flux"])
+def test_a_job_whose_submitter_was_killed_is_adopted_not_submitted_again(
+    sims: dict[str, Scheduler], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    """`submit` killed right after bsub / flux submit, its job still running: `retry`
+    finds the job by its name and adopts it (tests/cluster/test_cluster_reattach.py
+    kills at many more points on the real Slurm)."""
+    sched = sims[which]
+    tool = "bsub" if which == "lsf" else "flux"
+    wrapper = tmp_path / f"killing-{tool}"
+    real = str(sched.programs[tool])
+    wrapper.write_text(
+        f"#!{sys.executable}\n" + _KILLER.format(here=str(tmp_path), real=real, tool=tool)
+    )
+    wrapper.chmod(0o755)
+    sched = Scheduler(sched.name, sched.mode, {**sched.programs, tool: wrapper}, sched.state)
+    store_path, gate = tmp_path / f"{which}.db", tmp_path / "gate"
+    env = dict(os.environ, **sched.env())
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(PIPELINES / "pl_hold.py"), *args, "--store-path", str(store_path)],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    submitted = cli("submit", "--gate", str(gate), "--run-dir", str(tmp_path / "run"))
+    assert submitted.returncode == -9, submitted.stderr  # killed after submitting `hold`
+    store = SqliteStore(store_path)
+    run = Run(store.list_runs()[0]["run_id"], store)
+    retried = cli("retry", run.run_id)  # `hold` is still running, waiting for its gate
+    assert retried.returncode == 0, retried.stderr
+    gate.touch()
+    sched.use(monkeypatch)
+    assert _wait_all({which: run}) == {which: RunState.SUCCESS}, _status(run)
+    assert run.output("after_hold") == "OPENED"
+    names = (tmp_path / "submitted").read_text().split()
+    # `hold` was submitted once: the job the killed `submit` left was adopted
+    assert len([n for n in names if ".hold." in n]) == 1, names
+    (hold,) = [r for r in store.instances(run.run_id) if r["task_name"] == "hold"]
+    said = (tmp_path / "killed").read_text()  # what the killed submit never heard
+    first = decode_id(said) if which == "flux" else re.findall(r"Job <(\d+)>", said)[0]
+    assert hold["job_id"] == first, (hold, said)

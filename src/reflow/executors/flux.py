@@ -26,6 +26,9 @@
   cores, not memory) and is not passed.  Other options are `--key=value`.
 - States: one `flux jobs -n -o "{id.dec}|{state}|{result}|{returncode}|
   {waitstatus}|{exception.type}|{exception.note}" ID ...` per pass.
+- Jobs by name (re-attach): one `flux jobs -A --since=-<N>s -n -o
+  "{id.dec}|{name}"` of the jobs active since the pass wrote its journal
+  entry; an array is its elements `NAME.<cc>` in order.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +60,11 @@ __all__ = ["FluxExecutor", "decode_id", "parse_flux_jobs"]
 JOBS_FORMAT = (
     "{id.dec}|{state}|{result}|{returncode}|{waitstatus}|{exception.type}|{exception.note}"
 )
+NAMES_FORMAT = "{id.dec}|{name}"
+#: at most this many jobs listed by one `flux jobs` (its default is 1000); a full page may
+#: leave some out, so what is not on it cannot be told
+NAMES_COUNT = 100000
+CLOCK_SKEW = 600  # the clocks of the hosts may differ a little
 _F58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _PENDING = frozenset({"NEW", "DEPEND", "PRIORITY", "SCHED"})
 _RUNNING = frozenset({"RUN", "CLEANUP"})
@@ -101,6 +110,26 @@ def parse_flux_jobs(text: str) -> dict[str, JobStatus]:
         job, state, result, code, wait, kind, note = (p.strip() for p in parts)
         found[job] = _status(state, result, code, wait, kind, note)
     return found
+
+
+def parse_named(text: str, names: Sequence[str]) -> dict[str, str]:
+    """`flux jobs -n -o "<NAMES_FORMAT>"` lines: {name: its job's id}, the ids of an
+    array's elements `NAME.<cc>` joined in element order (as `submit` returns them)."""
+    wanted = set(names)
+    single: dict[str, str] = {}
+    elements: dict[str, dict[int, str]] = {}
+    for line in text.splitlines():
+        job, _, name = (p.strip() for p in line.partition("|"))
+        if not job.isdigit():
+            continue
+        if name in wanted:
+            single[name] = job
+            continue
+        base, _, cc = name.rpartition(".")
+        if base in wanted and cc.isdigit():
+            elements.setdefault(base, {})[int(cc)] = job
+    found = {n: ",".join(ids[k] for k in sorted(ids)) for n, ids in elements.items()}
+    return {**found, **single}
 
 
 def _exit_code(code: str, wait: str) -> str:
@@ -326,6 +355,30 @@ class FluxExecutor(SchedulerExecutor):
                 if parts:
                     states[job] = aggregate(parts)
         return states
+
+    def find_named(self, names: Sequence[str], since: float) -> dict[str, str | None] | None:
+        """One `flux jobs -A --since` of the jobs active since `since`, looked through by name.
+
+        Flux lists a job until it is purged, and by default never purges an
+        inactive one (only a site's `job-manager.inactive-age-limit` or
+        `inactive-num-limit`, or `flux job purge`, does): so a name not
+        listed was never submitted.  A failing query, or a listing cut short
+        at NAMES_COUNT jobs, leaves the names not on it out (cannot tell now).
+        Not covered: an array submitted in several `--cc` ranges
+        (`array_parallelism`) whose pass was killed between two of them is
+        found with the ranges submitted so far only.
+        """
+        ago = max(0, int(time.time() - since)) + CLOCK_SKEW
+        self.calls["jobs"] += 1
+        argv = [
+            self.flux, "jobs", "-A", f"--since=-{ago}s", f"--count={NAMES_COUNT}", "-n",
+            "-o", NAMES_FORMAT,
+        ]  # fmt: skip
+        proc = self.patiently(lambda: run_scheduler(argv, what="ask Flux for jobs by name"))
+        found: dict[str, str | None] = dict(parse_named(proc.stdout, names))
+        if proc.returncode != 0 or len(proc.stdout.splitlines()) >= NAMES_COUNT:
+            return found
+        return {**dict.fromkeys(names), **found}
 
     def settings(self) -> dict[str, Any]:
         return {}

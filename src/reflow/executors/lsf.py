@@ -19,6 +19,8 @@
   TERM_OWNER, ...) names why LSF ended a job.
 - Arrays are capped at LSF's default MAX_JOB_ARRAY_SIZE (1000) unless
   `max_array_size=` says otherwise; larger waves become several arrays.
+- Jobs by name (re-attach): `bjobs -a -u all -J NAME -noheader -o "jobid
+  job_name delimiter='|'"`, one per name (`-J` takes one).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import re
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from ..errors import ValidationError
@@ -49,9 +52,12 @@ __all__ = ["LSFExecutor"]
 
 DEFAULT_MAX_ARRAY = 1000  # lsb.params MAX_JOB_ARRAY_SIZE, unless the site changed it
 BJOBS_FORMAT = "jobid jobindex stat exit_code exit_reason delimiter='|'"
+NAMES_FORMAT = "jobid job_name delimiter='|'"
 
 _ID = re.compile(r"^(?P<job>\d+)(?:\[(?P<index>\d+)\])?$")
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted")
+# bjobs -J NAME of no job: "Job <NAME> is not found" (some versions: "No job found")
+_NONE_FOUND = ("is not found", "no job found")
 
 _LIVE: Mapping[str, tuple[JobState, str]] = {
     "PEND": (JobState.PENDING, "pending"),
@@ -122,6 +128,20 @@ def parse_bjobs(text: str) -> list[tuple[str, JobStatus]]:
         key = f"{job}[{index}]" if index else job
         found.append((key, _status(stat, code, reason)))
     return found
+
+
+def parse_named(text: str, name: str) -> list[str]:
+    """`bjobs -o "<NAMES_FORMAT>" -noheader` lines: the ids of the jobs named `name`, in order.
+
+    An array's elements are listed as `name[3]`, each with the array's id.
+    """
+    found: list[str] = []
+    for line in text.splitlines():
+        job, _, shown = (p.strip() for p in line.partition("|"))
+        shown_id = _ID.match(job)
+        if shown_id and re.sub(r"\[[\d,:%-]*\]$", "", shown) == name:
+            found.append(shown_id["job"])
+    return list(dict.fromkeys(found))
 
 
 def _status(stat: str, code: str, reason: str) -> JobStatus:
@@ -281,3 +301,33 @@ class LSFExecutor(BatchExecutor):
             if base not in found:  # bjobs lists an array's elements, not the array
                 found[base] = aggregate(statuses)
         return found
+
+    def find_named(self, names: Sequence[str], since: float) -> dict[str, str | None] | None:
+        """`bjobs -a -u all -J NAME` for each name: the job's id (an array's own).
+
+        LSF lists a queued or running job always, a finished one for
+        CLEAN_PERIOD (lsb.params, an hour by default) after it ended, so a
+        name it does not list was never submitted, or ended longer ago than
+        that.  The second no later pass could tell either (LSF has forgotten
+        the job for good), and holding the run for ever would be worse than
+        running those elements again: such a name counts as never submitted,
+        as where the scheduler cannot be asked.  A failing bjobs leaves the
+        name out (cannot tell now).
+        """
+        found: dict[str, str | None] = {}
+        for name in names:
+            self.calls["bjobs"] += 1
+            proc = self.patiently(partial(self._named, name))
+            jobs = parse_named(proc.stdout, name)
+            if jobs:
+                found[name] = max(jobs, key=int)  # the latest, if a name was ever used twice
+            elif proc.returncode == 0 or any(
+                w in (proc.stderr + proc.stdout).lower() for w in _NONE_FOUND
+            ):
+                found[name] = None
+        return found
+
+    def _named(self, name: str) -> subprocess.CompletedProcess[str]:
+        # -u all: a colleague's pass may have submitted it; -J NAME matches an array too
+        argv = [self.bjobs, "-a", "-u", "all", "-J", name, "-noheader", "-o", NAMES_FORMAT]
+        return run_scheduler(argv, what="ask LSF for jobs by name")

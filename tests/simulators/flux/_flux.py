@@ -12,7 +12,8 @@ with the submitter's environment, FLUX_JOB_ID, FLUX_JOB_CC, output where
 time limit enforced (result TIMEOUT), and `--dependency=afterany:ID`
 honoured (an unknown id is refused).  `flux jobs -o FORMAT` formats fields
 with Python's format syntax like the real command: `{id.dec}`, `{state}`,
-`{result}`, `{returncode}`, `{waitstatus}`, `{exception.type}`, ...
+`{result}`, `{returncode}`, `{waitstatus}`, `{exception.type}`, ...; it
+filters by `--name`, `--since=-<duration>` and `--count`.
 """
 
 from __future__ import annotations
@@ -357,8 +358,15 @@ def jobs(argv: list[str]) -> int:
     p.add_argument("-A", action="store_true")
     p.add_argument("-n", "--no-header", action="store_true")
     p.add_argument("-o", "--format", default=_DEFAULT)
+    p.add_argument("--name")
+    p.add_argument("--since")
+    p.add_argument("-c", "--count", type=int, default=1000)
     p.add_argument("jobids", nargs="*")
     args = p.parse_args(argv)
+    # --since=-<FSD>: the jobs active since then (implies -a); only offsets are simulated
+    since = time.time() - _seconds(args.since[1:]) if args.since else None
+    if args.since and not args.since.startswith("-"):
+        core.fail("flux-jobs", "flux-jobs: ERROR: only --since=-<duration> is simulated", 1)
     store = directory()
     rc = 0
     rows: list[dict[str, Any]] = []
@@ -374,8 +382,15 @@ def jobs(argv: list[str]) -> int:
     else:
         for record in core.all_records(store):
             state = core.element_states(store, record)["0"]
-            if args.a or args.A or state["state"] not in core.FINAL:
-                rows.append(_fields(record, state))
+            if args.name is not None and record.fields["name"] != args.name:
+                continue
+            if since is not None:
+                if state["state"] in core.FINAL and state.get("end", time.time()) < since:
+                    continue
+            elif not (args.a or args.A) and state["state"] in core.FINAL:
+                continue
+            rows.append(_fields(record, state))
+        rows = rows[-args.count :] if args.count else rows  # the newest
     if not args.no_header and args.format == _DEFAULT:
         print("       JOBID USER     NAME       ST NTASKS NNODES  RUNTIME")
     for row in rows:

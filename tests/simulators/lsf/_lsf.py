@@ -8,7 +8,8 @@ run detached (tests/simulators/_simcore.py) in the submission directory (or
 `-cwd`) with the submitter's environment, LSB_JOBID, LSB_JOBINDEX (1-based;
 0 outside an array) and LSB_JOBNAME; output is appended to `-o` (`%J`, `%I`
 replaced; stderr joins it unless `-e`), followed by LSF's job report; `-W`
-is enforced (TERM_RUNLIMIT).  bjobs answers in the default table or in the
+is enforced (TERM_RUNLIMIT).  bjobs lists jobs by id, or all (`-a`: finished
+ones too; `-J NAME`: of that name, an array by its name), and answers in the default table or in the
 `-o "field ... delimiter='|'"` custom format.
 """
 
@@ -306,6 +307,7 @@ def _format(text: str) -> tuple[list[str], str | None]:
 
 def bjobs(argv: list[str]) -> int:
     show_all, header, fmt, ids = False, True, None, []
+    named: str | None = None  # -J: the jobs (and arrays) of that name
     i = 0
     while i < len(argv):
         word = argv[i]
@@ -315,11 +317,13 @@ def bjobs(argv: list[str]) -> int:
             header = False
         elif word == "-w":
             pass
-        elif word in ("-o", "-u"):
+        elif word in ("-o", "-u", "-J"):
             if i + 1 >= len(argv):
                 core.fail("bjobs", f"bjobs: option requires an argument -- {word[1:]}", 255)
             if word == "-o":
                 fmt = argv[i + 1]
+            if word == "-J":
+                named = argv[i + 1]
             i += 1
         elif word.startswith("-"):
             core.fail("bjobs", f"bjobs: illegal option -- {word[1:]}", 255)
@@ -355,10 +359,15 @@ def bjobs(argv: list[str]) -> int:
                     rows.append(_row(record, index, states[index]))
     else:
         for record in core.all_records(store):
+            if named is not None and record.fields["name"] != named:
+                continue
             for index, state in sorted(core.element_states(store, record).items()):
                 if show_all or state["state"] not in core.FINAL:
                     rows.append(_row(record, index, state))
-        if not rows:
+        if not rows and named is not None:
+            print(f"Job <{named}> is not found", file=sys.stderr)
+            rc = 255
+        elif not rows:
             print("No unfinished job found", file=sys.stderr)
     if delimiter is not None:
         if header and rows:
