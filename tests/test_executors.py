@@ -307,6 +307,27 @@ def test_sacct_a_job_line_ended_before_its_batch_step_is_asked_again(
     assert status.states(["5"])["5_1"].state is JobState.FAILED
 
 
+def test_sacct_a_killed_job_whose_peak_memory_is_not_in_yet_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # seen in CI: an element the memory sampler killed read `FAILED 0:9` with no batch
+    # step (or no MaxRSS) recorded yet; read then, it would have been a plain FAILED
+    end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 5))
+    job = f"6_0|FAILED|0:9|None||120M|1|{end}"
+    for lines in ([job], [job, f"6_0.batch|CANCELLED by 0|0:9||||1|{end}"]):
+        monkeypatch.setattr(slurm_module, "run_command", _fake_run_command("\n".join(lines), []))
+        assert SlurmExecutor().states(["6"])["6_0"].state is JobState.RUNNING, lines
+    lines = [job, f"6_0.batch|CANCELLED by 0|0:9||428736K||1|{end}"]
+    monkeypatch.setattr(slurm_module, "run_command", _fake_run_command("\n".join(lines), []))
+    assert SlurmExecutor().states(["6"])["6_0"].state is JobState.OUT_OF_MEMORY
+    # never recorded: taken as it stands a minute after the job's end
+    long_ago = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 120))
+    monkeypatch.setattr(
+        slurm_module, "run_command", _fake_run_command(job.replace(end, long_ago), [])
+    )
+    assert SlurmExecutor().states(["6"])["6_0"].state is JobState.FAILED
+
+
 def test_sacct_steps_tell_how_a_job_ended(monkeypatch: pytest.MonkeyPatch) -> None:
     # not recorded (the test cluster has no cgroups): how sacct says these
     end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 5))

@@ -135,11 +135,13 @@ def test_an_older_version_is_upgraded_in_place_keeping_its_runs(
     run = _wf().run_local(tmp_path / "r", store=postgres_url, n=2)
     execute(postgres_url, "ALTER TABLE instances DROP COLUMN failure_kind")
     execute(postgres_url, "ALTER TABLE instances DROP COLUMN resources")
+    execute(postgres_url, "ALTER TABLE runs DROP COLUMN dispatch_error")
     execute(postgres_url, "UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     store = open_store(postgres_url)
     assert store.get_run(run.run_id)["status"] == "SUCCESS"
     assert execute(postgres_url, "SELECT value FROM meta") == [(str(SCHEMA_VERSION),)]
     assert {i["failure_kind"] for i in store.instances(run.run_id)} == {None}
+    assert store.get_run(run.run_id)["dispatch_error"] is None
     assert ("failure_kind",) in execute(
         postgres_url,
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'instances'",
