@@ -311,15 +311,18 @@ def test_sacct_a_killed_job_whose_peak_memory_is_not_in_yet_is_asked_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # seen in CI: an element the memory sampler killed read `FAILED 0:9` with no batch
-    # step (or no MaxRSS) recorded yet; read then, it would have been a plain FAILED
+    # step recorded yet; read then, it would have been a plain FAILED
     end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 5))
     job = f"6_0|FAILED|0:9|None||120M|1|{end}"
-    for lines in ([job], [job, f"6_0.batch|CANCELLED by 0|0:9||||1|{end}"]):
-        monkeypatch.setattr(slurm_module, "run_command", _fake_run_command("\n".join(lines), []))
-        assert SlurmExecutor().states(["6"])["6_0"].state is JobState.RUNNING, lines
+    monkeypatch.setattr(slurm_module, "run_command", _fake_run_command(job, []))
+    assert SlurmExecutor().states(["6"])["6_0"].state is JobState.RUNNING
     lines = [job, f"6_0.batch|CANCELLED by 0|0:9||428736K||1|{end}"]
     monkeypatch.setattr(slurm_module, "run_command", _fake_run_command("\n".join(lines), []))
     assert SlurmExecutor().states(["6"])["6_0"].state is JobState.OUT_OF_MEMORY
+    # a step recorded without a peak (killed before its first sample) is final at once
+    lines = [job, f"6_0.batch|CANCELLED by 0|0:9||||1|{end}"]
+    monkeypatch.setattr(slurm_module, "run_command", _fake_run_command("\n".join(lines), []))
+    assert SlurmExecutor().states(["6"])["6_0"].state is JobState.FAILED
     # never recorded: taken as it stands a minute after the job's end
     long_ago = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 120))
     monkeypatch.setattr(

@@ -165,12 +165,12 @@ def _job_status(parts: Sequence[str], steps: Sequence[Sequence[str]], now: float
     # a ReqMem of `16?`: the record is not complete yet (seen while an array's elements
     # were not yet split out, its last element then answering for the whole array)
     unsettled = _field(parts, 5).endswith("?") or any(not _parse_state(s[1]).final for s in steps)
-    # a job with a memory request killed (signal 9) whose batch step, or its peak memory,
-    # is not recorded yet: whether the memory sampler killed it is known only once the
-    # step's MaxRSS is in
+    # a job with a memory request killed (signal 9) whose batch step is not recorded yet:
+    # whether the memory sampler killed it is known only once the step (its MaxRSS) is
+    # in.  A step recorded without a MaxRSS stays as it is: a job killed within its first
+    # second was never sampled, and waiting would not change that
     killed = any(code.endswith(":9") for code in [exit_code, *(s[2] for s in steps)])
-    peak_missing = batch is None or not _field(batch, 4)
-    unsettled = unsettled or (killed and bool(_field(parts, 5)) and peak_missing)
+    unsettled = unsettled or (killed and bool(_field(parts, 5)) and batch is None)
     if unsettled and not _settled(parts, now):
         return JobStatus(JobState.RUNNING, f"{state_text}, accounting not settled yet", exit_code)
     used, asked = _peak_memory(steps), _size(_field(parts, 5), "M")
