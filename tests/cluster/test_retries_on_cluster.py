@@ -80,7 +80,11 @@ def test_a_task_over_its_time_limit_resumes_from_its_checkpoint_with_twice_the_t
     run = cluster.submit(pl_retries.resume_wf, folder=str(tmp_path))
     assert wait_final(run, 300) is RunState.SUCCESS, status_text(run)
     steps, signal_name = (tmp_path / "checkpoint").read_text().split()
-    assert signal_name == "SIGUSR1"
+    # Slurm checks for signals to send about once a minute ("may be sent up to 60 seconds
+    # earlier than specified"), so on this 1-minute limit its warning can also come too
+    # late: the task is then interrupted by the limit's SIGTERM, still before the kill,
+    # and the accounting says TIMEOUT. SGE's s_rt warning is exact.
+    assert signal_name == "SIGUSR1" or (scheduler.name == "slurm" and signal_name == "SIGTERM")
     assert run.output("resumable") == int(steps)  # attempt 2 finished from the checkpoint
     attempts = [
         (n, state, kind, r["time"]) for _, n, state, kind, r, _ in _attempts(run, "resumable")
@@ -90,11 +94,14 @@ def test_a_task_over_its_time_limit_resumes_from_its_checkpoint_with_twice_the_t
         (2, "SUCCESS", None, "00:02:00"),
     ], status_text(run)
     text = _attempts(run, "resumable")[0][-1] or ""
-    assert "TaskInterrupted: Task interrupted by SIGUSR1" in text, text
-    assert text.splitlines()[-1] == (
-        "the job's time limit was near (the scheduler's warning signal came): "
-        "the task was interrupted"
-    ), text
+    if signal_name == "SIGUSR1":
+        assert "TaskInterrupted: Task interrupted by SIGUSR1" in text, text
+        assert text.splitlines()[-1] == (
+            "the job's time limit was near (the scheduler's warning signal came): "
+            "the task was interrupted"
+        ), text
+    else:
+        assert text.splitlines()[-1].startswith("the job hit its time limit"), text
 
 
 @only("slurm")
